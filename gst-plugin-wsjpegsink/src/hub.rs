@@ -1,0 +1,492 @@
+//! The broadcast hub: one slot holding the newest frame, the viewer registry and the counters.
+//!
+//! `publish()` is what the streaming thread calls. It stores the frame in a mailbox and wakes a
+//! single dispatcher task, so its cost does not depend on how many viewers are connected. The
+//! dispatcher moves the frame into a `watch` channel that every viewer task follows; a viewer
+//! that is busy writing simply sees the newest frame when it gets back (latest frame wins).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{CameraState, CameraStatus};
+
+/// One JPEG as it is handed to viewers.
+#[derive(Debug)]
+pub struct Frame {
+    /// Increases by one for every frame published while the server runs.
+    pub sequence: u64,
+    /// Unix epoch µs at which the frame was captured.
+    pub capture_time_us: u64,
+    /// When the sink published it; decides whether a frame is still fresh.
+    pub published: Instant,
+    pub jpeg: Bytes,
+}
+
+/// A frame younger than this is shown to a new viewer or snapshot at once.
+pub const FRESH_FRAME_AGE: Duration = Duration::from_secs(1);
+
+impl Frame {
+    pub fn is_fresh(&self) -> bool {
+        self.published.elapsed() <= FRESH_FRAME_AGE
+    }
+}
+
+pub type FrameSlot = Option<Arc<Frame>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    WebSocket,
+    Mjpeg,
+    /// A snapshot request waiting for a frame: it counts as a viewer so the camera is woken.
+    Snapshot,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::WebSocket => "websocket",
+            ClientKind::Mjpeg => "mjpeg",
+            ClientKind::Snapshot => "snapshot",
+        }
+    }
+}
+
+/// Live figures of one viewer, updated by its own task only.
+#[derive(Debug)]
+pub struct ClientStats {
+    pub id: u64,
+    pub kind: ClientKind,
+    pub address: SocketAddr,
+    pub connected: Instant,
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Frames this viewer never saw because it was still writing an older one.
+    pub frames_skipped: AtomicU64,
+    pub paused: AtomicBool,
+    /// Per-viewer rate cap in frames per second as `f32` bits; 0 means none.
+    pub max_fps_bits: AtomicU32,
+    rate: Mutex<RateWindow>,
+}
+
+impl ClientStats {
+    pub fn record_sent(&self, bytes: usize) {
+        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn max_fps(&self) -> f32 {
+        f32::from_bits(self.max_fps_bits.load(Ordering::Relaxed))
+    }
+
+    pub fn fps(&self) -> f64 {
+        lock(&self.rate).rate(self.frames_sent.load(Ordering::Relaxed))
+    }
+}
+
+/// Frames per second measured between two reads of a counter, at least a second apart.
+#[derive(Debug)]
+struct RateWindow {
+    since: Instant,
+    count_then: u64,
+    last_rate: f64,
+}
+
+impl RateWindow {
+    fn new() -> Self {
+        RateWindow {
+            since: Instant::now(),
+            count_then: 0,
+            last_rate: 0.0,
+        }
+    }
+
+    fn rate(&mut self, count_now: u64) -> f64 {
+        let elapsed = self.since.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            self.last_rate =
+                count_now.saturating_sub(self.count_then) as f64 / elapsed.as_secs_f64();
+            self.since = Instant::now();
+            self.count_then = count_now;
+        } else if self.last_rate == 0.0 && elapsed >= Duration::from_millis(200) {
+            // First read shortly after start: give an estimate rather than 0.
+            return count_now.saturating_sub(self.count_then) as f64 / elapsed.as_secs_f64();
+        }
+        self.last_rate
+    }
+}
+
+/// Counters of the whole server.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames_in: AtomicU64,
+    pub frames_invalid: AtomicU64,
+    pub frames_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub frames_skipped: AtomicU64,
+    pub clients_refused: AtomicU64,
+}
+
+/// A change in the set of viewers, reported to the element outside the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    Connected { address: SocketAddr, n_clients: u32 },
+    Disconnected { address: SocketAddr, n_clients: u32 },
+}
+
+pub type ClientEventSink = Box<dyn Fn(ClientEvent) + Send + Sync>;
+
+/// Width, height and framerate as far as they are known (caps, else the JPEG header).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VideoInfo {
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub framerate: Option<f64>,
+}
+
+enum Mailbox {
+    Empty,
+    Frame(Arc<Frame>),
+    Clear,
+}
+
+pub struct Hub {
+    mailbox: Mutex<Mailbox>,
+    mailbox_ready: Notify,
+    frames: watch::Sender<FrameSlot>,
+    camera: watch::Sender<CameraStatus>,
+    video: Mutex<VideoInfo>,
+    clients: Mutex<BTreeMap<u64, Arc<ClientStats>>>,
+    next_client_id: AtomicU64,
+    next_sequence: AtomicU64,
+    pub counters: Counters,
+    rate_in: Mutex<RateWindow>,
+    events: ClientEventSink,
+    pub started: Instant,
+    /// Fires when the server stops; every viewer task ends with close code 1001.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("n_clients", &self.n_clients())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic elsewhere must not take the stream down with it: the data is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Hub {
+    pub fn new(events: ClientEventSink) -> Arc<Self> {
+        Arc::new(Hub {
+            mailbox: Mutex::new(Mailbox::Empty),
+            mailbox_ready: Notify::new(),
+            frames: watch::Sender::new(None),
+            camera: watch::Sender::new(CameraStatus::default()),
+            video: Mutex::new(VideoInfo::default()),
+            clients: Mutex::new(BTreeMap::new()),
+            next_client_id: AtomicU64::new(1),
+            next_sequence: AtomicU64::new(1),
+            counters: Counters::default(),
+            rate_in: Mutex::new(RateWindow::new()),
+            events,
+            started: Instant::now(),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// Moves published frames to the viewers. Runs on the server's runtime until shutdown.
+    pub async fn dispatch(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                _ = self.mailbox_ready.notified() => {}
+            }
+            let next = std::mem::replace(&mut *lock(&self.mailbox), Mailbox::Empty);
+            match next {
+                Mailbox::Empty => {}
+                Mailbox::Frame(frame) => {
+                    self.frames.send_replace(Some(frame));
+                }
+                Mailbox::Clear => {
+                    self.frames.send_replace(None);
+                }
+            }
+        }
+    }
+
+    /// Hands a frame to all viewers. O(1) in the number of viewers; never blocks on them.
+    pub fn publish(&self, jpeg: Bytes, capture_time_us: u64) -> u64 {
+        let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
+        let frame = Arc::new(Frame {
+            sequence,
+            capture_time_us,
+            published: Instant::now(),
+            jpeg,
+        });
+        self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
+        // The replaced frame, if any, is dropped after the lock is released.
+        let _previous = std::mem::replace(&mut *lock(&self.mailbox), Mailbox::Frame(frame));
+        self.mailbox_ready.notify_one();
+        sequence
+    }
+
+    /// Forgets the last frame so nobody is shown a stale picture as live.
+    pub fn clear_frame(&self) {
+        *lock(&self.mailbox) = Mailbox::Clear;
+        self.mailbox_ready.notify_one();
+    }
+
+    pub fn record_invalid_frame(&self) {
+        self.counters.frames_invalid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn subscribe_frames(&self) -> watch::Receiver<FrameSlot> {
+        self.frames.subscribe()
+    }
+
+    pub fn latest_frame(&self) -> FrameSlot {
+        self.frames.borrow().clone()
+    }
+
+    pub fn subscribe_camera(&self) -> watch::Receiver<CameraStatus> {
+        self.camera.subscribe()
+    }
+
+    pub fn camera_status(&self) -> CameraStatus {
+        self.camera.borrow().clone()
+    }
+
+    /// Updates the camera state; viewers get a `status` message only when it really changed.
+    pub fn set_camera_status(&self, status: CameraStatus) {
+        self.camera.send_if_modified(|current| {
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+    }
+
+    /// Moves to `state` unless the camera is in error: an error is cleared only by a frame or
+    /// by the application.
+    pub fn advance_camera_state(&self, state: CameraState) {
+        self.camera.send_if_modified(|current| {
+            if current.state == state || current.state == CameraState::Error {
+                false
+            } else {
+                *current = CameraStatus {
+                    state,
+                    message: None,
+                };
+                true
+            }
+        });
+    }
+
+    /// Sets `state` (clearing any error) unless it is already the current one. Cheap when
+    /// nothing changes, which is the case for every frame but the first.
+    pub fn set_camera_status_if(&self, state: CameraState) {
+        if self.camera.borrow().state != state {
+            self.set_camera_status(CameraStatus {
+                state,
+                message: None,
+            });
+        }
+    }
+
+    pub fn video_info(&self) -> VideoInfo {
+        *lock(&self.video)
+    }
+
+    pub fn set_video_info(&self, info: VideoInfo) {
+        *lock(&self.video) = info;
+    }
+
+    /// Fills in a size read from a JPEG header when the caps did not give one.
+    pub fn learn_dimensions(&self, width: u32, height: u32) {
+        let mut video = lock(&self.video);
+        if video.width.is_none() {
+            video.width = Some(width);
+            video.height = Some(height);
+        }
+    }
+
+    pub fn fps_in(&self) -> f64 {
+        lock(&self.rate_in).rate(self.counters.frames_in.load(Ordering::Relaxed))
+    }
+
+    pub fn n_clients(&self) -> u32 {
+        lock(&self.clients).len() as u32
+    }
+
+    pub fn clients(&self) -> Vec<Arc<ClientStats>> {
+        lock(&self.clients).values().cloned().collect()
+    }
+
+    /// Registers a viewer, unless `max_clients` are already connected. The viewer stays counted
+    /// until the returned guard is dropped.
+    pub fn register(
+        self: &Arc<Self>,
+        kind: ClientKind,
+        address: SocketAddr,
+        max_clients: u32,
+    ) -> Option<ClientGuard> {
+        let stats = {
+            let mut clients = lock(&self.clients);
+            if clients.len() >= max_clients as usize {
+                drop(clients);
+                self.counters
+                    .clients_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+            let stats = Arc::new(ClientStats {
+                id,
+                kind,
+                address,
+                connected: Instant::now(),
+                frames_sent: AtomicU64::new(0),
+                bytes_sent: AtomicU64::new(0),
+                frames_skipped: AtomicU64::new(0),
+                paused: AtomicBool::new(false),
+                max_fps_bits: AtomicU32::new(0),
+                rate: Mutex::new(RateWindow::new()),
+            });
+            clients.insert(id, stats.clone());
+            let n_clients = clients.len() as u32;
+            // Reported under the lock so that observers see counts in order.
+            (self.events)(ClientEvent::Connected { address, n_clients });
+            stats
+        };
+        Some(ClientGuard {
+            hub: self.clone(),
+            stats,
+        })
+    }
+}
+
+/// Keeps a viewer registered; dropping it unregisters the viewer and folds its counters
+/// into the server's totals.
+pub struct ClientGuard {
+    hub: Arc<Hub>,
+    pub stats: Arc<ClientStats>,
+}
+
+impl ClientGuard {
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn record_sent(&self, bytes: usize) {
+        self.stats.record_sent(bytes);
+        let c = &self.hub.counters;
+        c.frames_sent.fetch_add(1, Ordering::Relaxed);
+        c.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_skipped(&self, frames: u64) {
+        if frames > 0 {
+            self.stats
+                .frames_skipped
+                .fetch_add(frames, Ordering::Relaxed);
+            self.hub
+                .counters
+                .frames_skipped
+                .fetch_add(frames, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let mut clients = lock(&self.hub.clients);
+        clients.remove(&self.stats.id);
+        let n_clients = clients.len() as u32;
+        (self.hub.events)(ClientEvent::Disconnected {
+            address: self.stats.address,
+            n_clients,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9))
+    }
+
+    #[test]
+    fn register_respects_max_and_reports_counts() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen2 = seen.clone();
+        let hub = Hub::new(Box::new(move |e| lock(&seen2).push(e)));
+        let a = hub.register(ClientKind::WebSocket, addr(), 2).unwrap();
+        let b = hub.register(ClientKind::Mjpeg, addr(), 2).unwrap();
+        assert!(hub.register(ClientKind::WebSocket, addr(), 2).is_none());
+        assert_eq!(hub.n_clients(), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(hub.n_clients(), 0);
+        let counts: Vec<u32> = lock(&seen)
+            .iter()
+            .map(|e| match e {
+                ClientEvent::Connected { n_clients, .. }
+                | ClientEvent::Disconnected { n_clients, .. } => *n_clients,
+            })
+            .collect();
+        assert_eq!(counts, vec![1, 2, 1, 0]);
+        assert_eq!(hub.counters.clients_refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn error_state_is_sticky_until_set() {
+        let hub = Hub::new(Box::new(|_| {}));
+        hub.advance_camera_state(CameraState::Starting);
+        assert_eq!(hub.camera_status().state, CameraState::Starting);
+        hub.set_camera_status(CameraStatus {
+            state: CameraState::Error,
+            message: Some("unplugged".into()),
+        });
+        hub.advance_camera_state(CameraState::Idle);
+        assert_eq!(hub.camera_status().state, CameraState::Error);
+        hub.set_camera_status(CameraStatus {
+            state: CameraState::Streaming,
+            message: None,
+        });
+        assert_eq!(hub.camera_status().state, CameraState::Streaming);
+    }
+
+    #[tokio::test]
+    async fn dispatcher_delivers_latest_frame() {
+        let hub = Hub::new(Box::new(|_| {}));
+        let mut rx = hub.subscribe_frames();
+        tokio::spawn(hub.clone().dispatch());
+        for _ in 0..5 {
+            hub.publish(Bytes::from_static(b"x"), 0);
+        }
+        rx.changed().await.unwrap();
+        // Give the dispatcher a chance to catch up if it woke between publishes.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let seq = rx.borrow_and_update().as_ref().map(|f| f.sequence);
+        assert_eq!(seq, Some(5));
+        hub.clear_frame();
+        rx.changed().await.unwrap();
+        assert!(rx.borrow().is_none());
+        hub.shutdown.cancel();
+    }
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+#![allow(unused_doc_comments)]
+
+/**
+ * plugin-wsjpeg:
+ *
+ * Serves live JPEG frames to browsers over WebSocket and MJPEG from an embedded HTTP server.
+ *
+ * Since: 0.1
+ */
+use std::sync::LazyLock;
+
+use gst::glib;
+
+pub mod hub;
+pub mod jpeg;
+pub mod protocol;
+pub mod server;
+mod wsjpegsink;
+
+pub use wsjpegsink::WsJpegSink;
+
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "wsjpegsink",
+        gst::DebugColorFlags::empty(),
+        Some("WebSocket JPEG sink"),
+    )
+});
+
+/// One runtime for every wsjpegsink in the process. Two workers: at many viewers the fan-out
+/// needs both cores of a small device.
+pub(crate) static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> =
+    LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("wsjpeg-server")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    wsjpegsink::register(plugin)
+}
+
+gst::plugin_define!(
+    wsjpeg,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MIT/X11",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

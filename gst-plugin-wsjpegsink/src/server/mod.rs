@@ -1,0 +1,315 @@
+//! The embedded HTTP + WebSocket server: listener, accept loop and per-connection HTTP.
+//!
+//! Routing is warp's (see `routes`); connections are driven by hyper directly so that the
+//! accept loop, timeouts and the hand-off of upgraded sockets stay under our control.
+
+mod files;
+mod mjpeg;
+mod report;
+mod routes;
+pub mod websocket;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
+
+use crate::CAT;
+use crate::hub::Hub;
+
+/// Time a client gets to send its request headers (slow clients are cut off after it).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request line plus headers larger than this get 431 (hyper's minimum is 8 KiB).
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+/// How long stopping waits for viewers to receive their close frame.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Which pages may open the WebSocket (`allowed-origins`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    /// Only pages served from the same host and port as the request.
+    #[default]
+    SameHost,
+    Any,
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    /// Parses the property's comma list: empty means same host, `*` means any.
+    pub fn parse(value: &str) -> Self {
+        let list: Vec<String> = value
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if list.is_empty() {
+            AllowedOrigins::SameHost
+        } else if list.iter().any(|s| s == "*") {
+            AllowedOrigins::Any
+        } else {
+            AllowedOrigins::List(list)
+        }
+    }
+}
+
+/// Settings the server reads per request; the element may change them while it runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_clients: u32,
+    pub keepalive: Duration,
+    pub allowed_origins: AllowedOrigins,
+    pub auth_token: Option<String>,
+    pub document_root: Option<PathBuf>,
+    pub snapshot_timeout: Duration,
+    /// Extra fields for `/status` (encoder, quality, device), set by the application.
+    pub source_info: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_clients: 64,
+            keepalive: Duration::from_secs(30),
+            allowed_origins: AllowedOrigins::SameHost,
+            auth_token: None,
+            document_root: None,
+            snapshot_timeout: Duration::from_secs(5),
+            source_info: serde_json::Map::new(),
+        }
+    }
+}
+
+/// Everything a request handler needs.
+pub struct ServerContext {
+    pub hub: Arc<Hub>,
+    config: RwLock<ServerConfig>,
+    /// Connections (HTTP or upgraded) still being served; waited for on stop.
+    tracker: TaskTracker,
+}
+
+impl ServerContext {
+    pub fn new(hub: Arc<Hub>, config: ServerConfig) -> Arc<Self> {
+        Arc::new(ServerContext {
+            hub,
+            config: RwLock::new(config),
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    pub fn config(&self) -> ServerConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn update_config(&self, f: impl FnOnce(&mut ServerConfig)) {
+        let mut config = self
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut config);
+    }
+
+    /// Spawns a task that `stop()` waits for.
+    pub fn spawn<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tracker.spawn(fut);
+    }
+}
+
+/// The peer address, put into each request's extensions for the handlers.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+#[derive(Debug)]
+pub enum StartError {
+    /// The address/port pair does not resolve to a socket address.
+    BadAddress(String),
+    Bind(SocketAddr, std::io::Error),
+    Runtime(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::BadAddress(a) => write!(f, "Invalid listen address '{a}'"),
+            StartError::Bind(addr, e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                write!(
+                    f,
+                    "Cannot listen on {addr}: port {} is already in use",
+                    addr.port()
+                )
+            }
+            StartError::Bind(addr, e) => write!(f, "Cannot listen on {addr}: {e}"),
+            StartError::Runtime(e) => write!(f, "Cannot start the server runtime: {e}"),
+        }
+    }
+}
+
+/// Resolves `address` (an IP literal or a host name) with `port`.
+pub fn resolve(address: &str, port: u16) -> Result<SocketAddr, StartError> {
+    let host = address.trim().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(StartError::BadAddress(address.to_string()));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| StartError::BadAddress(address.to_string()))
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Lets a restarted server take its port back while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // `::` serves IPv4 clients too, whatever the system default.
+        let _ = socket.set_only_v6(false);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// A server accepting connections on the runtime.
+pub struct RunningServer {
+    pub local_addr: SocketAddr,
+    ctx: Arc<ServerContext>,
+    finished: std::sync::mpsc::Receiver<()>,
+}
+
+impl RunningServer {
+    /// Binds `addr` and starts serving. Binding happens here, synchronously, so that a taken
+    /// port is reported to the caller; nothing here blocks on the runtime, which keeps it safe
+    /// to call from inside another tokio runtime.
+    pub fn start(
+        runtime: &tokio::runtime::Handle,
+        addr: SocketAddr,
+        ctx: Arc<ServerContext>,
+    ) -> Result<Self, StartError> {
+        let std_listener = bind(addr).map_err(|e| StartError::Bind(addr, e))?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(addr, e))?;
+        let listener = {
+            let _enter = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener)
+                .map_err(|e| StartError::Bind(addr, e))?
+        };
+        let (finished_tx, finished) = std::sync::mpsc::channel();
+        runtime.spawn(ctx.hub.clone().dispatch());
+        runtime.spawn(accept_loop(listener, ctx.clone(), finished_tx));
+        gst::info!(CAT, "Listening on {}", local_addr);
+        Ok(RunningServer {
+            local_addr,
+            ctx,
+            finished,
+        })
+    }
+
+    pub fn context(&self) -> &Arc<ServerContext> {
+        &self.ctx
+    }
+
+    /// Closes the listener, sends every viewer close code 1001 and waits (bounded) until the
+    /// port is free again.
+    pub fn stop(self) {
+        self.ctx.hub.shutdown.cancel();
+        if self.finished.recv_timeout(SHUTDOWN_GRACE * 2).is_err() {
+            gst::warning!(CAT, "Server did not stop in time");
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<ServerContext>,
+    finished: std::sync::mpsc::Sender<()>,
+) {
+    let routes = routes::routes(ctx.clone());
+    let shutdown = ctx.hub.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let service = warp::service(routes.clone());
+                let shutdown = shutdown.clone();
+                ctx.spawn(serve_connection(stream, peer, service, shutdown));
+            }
+            Err(err) => {
+                // Typically EMFILE: back off instead of spinning, keep serving the others.
+                gst::warning!(CAT, "Accept failed: {}", err);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    drop(listener);
+    ctx.tracker.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, ctx.tracker.wait())
+        .await
+        .is_err()
+    {
+        gst::debug!(CAT, "Some connections were still closing at shutdown");
+    }
+    let _ = finished.send(());
+}
+
+async fn serve_connection<S>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: S,
+    shutdown: tokio_util::sync::CancellationToken,
+) where
+    S: tower_service::Service<
+            http::Request<Incoming>,
+            Response = warp::reply::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let hyper_service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(Peer(peer));
+        let mut service = service.clone();
+        async move { service.call(req).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(true);
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), hyper_service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
+    };
+    if let Err(err) = result {
+        gst::debug!(CAT, "Connection from {} ended: {}", peer, err);
+    }
+}

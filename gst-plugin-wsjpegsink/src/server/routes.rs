@@ -1,0 +1,516 @@
+//! The HTTP endpoints (SPEC §2), as warp filters.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use headers::HeaderMapExt;
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
+use hyper::upgrade::OnUpgrade;
+use warp::filters::BoxedFilter;
+use warp::reply::{Reply, Response};
+use warp::{Filter, Rejection};
+
+use super::websocket::{self, ViewerOptions};
+use super::{AllowedOrigins, Peer, ServerContext, files, mjpeg, report};
+use crate::CAT;
+use crate::hub::{ClientKind, Frame};
+use crate::protocol::CameraState;
+
+const BUILTIN_PAGE: &str = include_str!("../../../web/index.html");
+pub const TOKEN_COOKIE: &str = "wsjpeg_token";
+
+#[derive(Debug)]
+struct Unauthorized;
+impl warp::reject::Reject for Unauthorized {}
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    let mut response = http::Response::new(body.into()).into_response();
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn service_unavailable(body: &'static str) -> Response {
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r
+}
+
+/// Every answer carries these: nothing here may be cached, nothing sniffed.
+fn with_common_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Returns the value of `name` in a URL query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Compares without an early exit, so response time says nothing about the token.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Finds a token in the query (`?token=`), an `Authorization: Bearer` header or the cookie.
+pub fn presented_tokens(query: &str, headers: &HeaderMap) -> Vec<String> {
+    let mut tokens = Vec::new();
+    if let Some(t) = query_param(query, "token") {
+        tokens.push(t);
+    }
+    for value in headers.get_all(header::AUTHORIZATION) {
+        if let Some(t) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+            tokens.push(t.trim().to_string());
+        }
+    }
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(value) = value.to_str() else { continue };
+        for pair in value.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=')
+                && k == TOKEN_COOKIE
+            {
+                tokens.push(v.to_string());
+            }
+        }
+    }
+    tokens
+}
+
+pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) -> bool {
+    let Some(expected) = expected else {
+        return true;
+    };
+    presented_tokens(query, headers)
+        .iter()
+        .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
+}
+
+/// Cross-site WebSocket hijacking guard. Requests without `Origin` (curl, VLC, scripts) pass:
+/// only browsers send it, and they always do.
+pub fn origin_allowed(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    match allowed {
+        AllowedOrigins::Any => true,
+        AllowedOrigins::List(list) => list.contains(&origin),
+        AllowedOrigins::SameHost => {
+            let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+                return false;
+            };
+            let host = host.trim().to_ascii_lowercase();
+            let Some((scheme, authority)) = origin.split_once("://") else {
+                return false;
+            };
+            let default_port = if scheme == "https" { ":443" } else { ":80" };
+            authority == host || format!("{authority}{default_port}") == host
+        }
+    }
+}
+
+fn jpeg_response(frame: &Frame) -> Response {
+    let mut r = respond(StatusCode::OK, "image/jpeg", frame.jpeg.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{}.{:06}",
+        frame.capture_time_us / 1_000_000,
+        frame.capture_time_us % 1_000_000
+    )) {
+        r.headers_mut().insert("x-timestamp", v);
+    }
+    r
+}
+
+pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
+    let with_ctx = warp::any().map(move || ctx.clone());
+    let peer = warp::ext::get::<Peer>();
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let headers = warp::header::headers_cloned();
+    let get = warp::get().or(warp::head()).unify();
+
+    let healthz =
+        warp::path!("healthz")
+            .and(get)
+            .and(with_ctx.clone())
+            .map(|ctx: Arc<ServerContext>| {
+                let camera = ctx.hub.camera_status();
+                if camera.state == CameraState::Error {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "camera error\n")
+                } else {
+                    text(StatusCode::OK, "ok\n")
+                }
+            });
+
+    let authorized = with_ctx
+        .clone()
+        .and(query)
+        .and(headers)
+        .and_then(
+            |ctx: Arc<ServerContext>, query: String, headers: HeaderMap| async move {
+                let config = ctx.config();
+                if token_accepted(config.auth_token.as_deref(), &query, &headers) {
+                    Ok(())
+                } else {
+                    Err(warp::reject::custom(Unauthorized))
+                }
+            },
+        )
+        .untuple_one();
+
+    let index = warp::path::end()
+        .and(get)
+        .and(with_ctx.clone())
+        .and(query)
+        .and(peer)
+        .and_then(
+            |ctx: Arc<ServerContext>, query: String, peer: Peer| async move {
+                Ok::<_, Rejection>(match query_param(&query, "action").as_deref() {
+                    Some("stream") => mjpeg_stream(&ctx, peer),
+                    Some("snapshot") => snapshot(ctx, peer).await,
+                    _ => page(&ctx, "/"),
+                })
+            },
+        );
+
+    let stream = warp::path!("stream")
+        .and(warp::get())
+        .and(with_ctx.clone())
+        .and(query)
+        .and(headers)
+        .and(peer)
+        .and(warp::ext::optional::<OnUpgrade>())
+        .map(ws_or_mjpeg);
+
+    let mjpg = warp::path!("stream.mjpg")
+        .and(get)
+        .and(with_ctx.clone())
+        .and(peer)
+        .map(|ctx: Arc<ServerContext>, peer: Peer| mjpeg_stream(&ctx, peer));
+
+    let snapshot_route = warp::path!("snapshot.jpg")
+        .and(get)
+        .and(with_ctx.clone())
+        .and(peer)
+        .then(snapshot);
+
+    let status =
+        warp::path!("status")
+            .and(get)
+            .and(with_ctx.clone())
+            .map(|ctx: Arc<ServerContext>| {
+                warp::reply::json(&report::status_json(&ctx)).into_response()
+            });
+
+    let metrics =
+        warp::path!("metrics")
+            .and(get)
+            .and(with_ctx.clone())
+            .map(|ctx: Arc<ServerContext>| {
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    report::metrics_text(&ctx),
+                )
+            });
+
+    let static_files = warp::path::full().and(get).and(with_ctx).and_then(
+        |path: warp::path::FullPath, ctx: Arc<ServerContext>| async move {
+            if ctx.config().document_root.is_none() {
+                return Err(warp::reject::not_found());
+            }
+            Ok(page(&ctx, path.as_str()))
+        },
+    );
+
+    let guarded = authorized.and(
+        index
+            .or(stream)
+            .unify()
+            .or(mjpg)
+            .unify()
+            .or(snapshot_route)
+            .unify()
+            .or(status)
+            .unify()
+            .or(metrics)
+            .unify()
+            .or(static_files)
+            .unify(),
+    );
+
+    healthz
+        .or(guarded)
+        .unify()
+        .recover(|rejection: Rejection| async move {
+            Ok::<_, std::convert::Infallible>(rejection_response(rejection))
+        })
+        .unify()
+        .map(with_common_headers)
+        .boxed()
+}
+
+fn rejection_response(rejection: Rejection) -> Response {
+    if rejection.find::<Unauthorized>().is_some() {
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized: a valid token is required\n",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    } else if rejection.is_not_found() {
+        text(StatusCode::NOT_FOUND, "Not found\n")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n")
+    } else {
+        text(StatusCode::BAD_REQUEST, "Bad request\n")
+    }
+}
+
+/// The viewer page: the built-in one, or a file from `document-root`.
+fn page(ctx: &ServerContext, path: &str) -> Response {
+    let config = ctx.config();
+    let Some(root) = config.document_root else {
+        return respond(StatusCode::OK, "text/html; charset=utf-8", BUILTIN_PAGE);
+    };
+    match files::resolve(&root, path) {
+        Some(file) => match std::fs::read(&file) {
+            Ok(body) => respond(StatusCode::OK, files::content_type(&file), body),
+            Err(err) => {
+                gst::warning!(CAT, "Cannot read {}: {}", file.display(), err);
+                text(StatusCode::NOT_FOUND, "Not found\n")
+            }
+        },
+        None => text(StatusCode::NOT_FOUND, "Not found\n"),
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+                .unwrap_or(false)
+        })
+    };
+    has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// `/stream`: a WebSocket for browsers; a plain GET gets the MJPEG stream, as µStreamer's does.
+fn ws_or_mjpeg(
+    ctx: Arc<ServerContext>,
+    query: String,
+    headers: HeaderMap,
+    peer: Peer,
+    upgrade: Option<OnUpgrade>,
+) -> Response {
+    if !is_websocket_upgrade(&headers) {
+        return mjpeg_stream(&ctx, peer);
+    }
+    let config = ctx.config();
+    if !origin_allowed(&config.allowed_origins, &headers) {
+        gst::info!(
+            CAT,
+            "Refused WebSocket from {} with a foreign Origin",
+            peer.0
+        );
+        return text(StatusCode::FORBIDDEN, "Origin not allowed\n");
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes() != b"13")
+        .unwrap_or(true)
+    {
+        let mut r = text(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 required\n",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let (Some(key), Some(upgrade)) = (headers.typed_get::<headers::SecWebsocketKey>(), upgrade)
+    else {
+        return text(StatusCode::BAD_REQUEST, "Invalid WebSocket handshake\n");
+    };
+    // Refused viewers still complete the handshake, so that they can be told why (1013).
+    let guard = ctx
+        .hub
+        .register(ClientKind::WebSocket, peer.0, config.max_clients);
+    let options = ViewerOptions {
+        meta: query_param(&query, "meta").is_some_and(|v| v == "1" || v == "true"),
+        keepalive: config.keepalive,
+    };
+    ctx.spawn(websocket::serve_upgraded(
+        upgrade,
+        guard,
+        options,
+        ctx.hub.clone(),
+    ));
+
+    let mut response = http::Response::new(Bytes::new()).into_response();
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.typed_insert(headers::SecWebsocketAccept::from(key));
+    response
+}
+
+fn mjpeg_stream(ctx: &Arc<ServerContext>, peer: Peer) -> Response {
+    let config = ctx.config();
+    let Some(guard) = ctx
+        .hub
+        .register(ClientKind::Mjpeg, peer.0, config.max_clients)
+    else {
+        return service_unavailable("Too many viewers\n");
+    };
+    let body = mjpeg::stream(ctx.hub.clone(), guard, |task| ctx.spawn(task));
+    let mut response = warp::reply::stream(body).into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "multipart/x-mixed-replace;boundary={}",
+        mjpeg::BOUNDARY
+    )) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// The newest frame if it is fresh; otherwise waits for the next one (the application sees a
+/// viewer and may start the camera), up to `snapshot-timeout`.
+async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
+    let hub = &ctx.hub;
+    let mut frames = hub.subscribe_frames();
+    if let Some(frame) = frames.borrow_and_update().clone().filter(|f| f.is_fresh()) {
+        return jpeg_response(&frame);
+    }
+    let config = ctx.config();
+    let Some(_guard) = hub.register(ClientKind::Snapshot, peer.0, config.max_clients) else {
+        return service_unavailable("Too many viewers\n");
+    };
+    let wait = async {
+        loop {
+            frames.changed().await.ok()?;
+            if let Some(frame) = frames.borrow_and_update().clone() {
+                return Some(frame);
+            }
+        }
+    };
+    let frame = tokio::select! {
+        _ = hub.shutdown.cancelled() => None,
+        frame = tokio::time::timeout(config.snapshot_timeout.max(Duration::from_millis(1)), wait) => frame.ok().flatten(),
+    };
+    match frame {
+        Some(frame) => jpeg_response(&frame),
+        None => service_unavailable("No frame available yet, retry shortly\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let same = AllowedOrigins::SameHost;
+        assert!(origin_allowed(&same, &headers(&[("host", "cam:3003")])));
+        assert!(origin_allowed(
+            &same,
+            &headers(&[("host", "cam:3003"), ("origin", "http://cam:3003")])
+        ));
+        assert!(origin_allowed(
+            &same,
+            &headers(&[("host", "cam"), ("origin", "http://CAM")])
+        ));
+        assert!(!origin_allowed(
+            &same,
+            &headers(&[("host", "cam:3003"), ("origin", "http://evil.example")])
+        ));
+        assert!(!origin_allowed(
+            &same,
+            &headers(&[("host", "cam:3003"), ("origin", "null")])
+        ));
+        let list = AllowedOrigins::parse("https://a.example, http://b.example:8080/");
+        assert!(origin_allowed(
+            &list,
+            &headers(&[("origin", "http://b.example:8080")])
+        ));
+        assert!(!origin_allowed(
+            &list,
+            &headers(&[("origin", "http://c.example")])
+        ));
+        assert!(origin_allowed(
+            &AllowedOrigins::parse("*"),
+            &headers(&[("origin", "null")])
+        ));
+        assert_eq!(AllowedOrigins::parse(" , "), AllowedOrigins::SameHost);
+    }
+
+    #[test]
+    fn token_sources() {
+        let none = HeaderMap::new();
+        assert!(token_accepted(None, "", &none));
+        assert!(!token_accepted(Some("s3cret"), "", &none));
+        assert!(token_accepted(Some("s3cret"), "meta=1&token=s3cret", &none));
+        assert!(token_accepted(Some("a b"), "token=a%20b", &none));
+        assert!(token_accepted(
+            Some("s3cret"),
+            "",
+            &headers(&[("authorization", "Bearer s3cret")])
+        ));
+        assert!(token_accepted(
+            Some("s3cret"),
+            "",
+            &headers(&[("cookie", "x=1; wsjpeg_token=s3cret")])
+        ));
+        assert!(!token_accepted(Some("s3cret"), "token=s3cre", &none));
+        assert!(!token_accepted(Some("s3cret"), "token=s3cret2", &none));
+    }
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

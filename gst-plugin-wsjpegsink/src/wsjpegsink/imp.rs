@@ -1,0 +1,635 @@
+// SPDX-License-Identifier: MIT
+/**
+ * SECTION:element-wsjpegsink
+ *
+ * Serves every JPEG it receives to all connected browsers: over a WebSocket at `/stream`
+ * (rendered by the built-in viewer page at `/`), as MJPEG at `/stream.mjpg`, and as single
+ * pictures at `/snapshot.jpg`. Each viewer gets the newest frame when it is ready for one, so a
+ * slow viewer never delays the pipeline or the other viewers.
+ *
+ * The server is up from NULL→READY to READY→NULL: in READY it keeps its viewers connected while
+ * the application stops the camera.
+ *
+ * ## Example pipelines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! wsjpegsink port=3003
+ * gst-launch-1.0 v4l2src ! image/jpeg,width=1280,height=720 ! jpegparse ! wsjpegsink
+ * ]|
+ *
+ * Since: 0.1
+ */
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use super::notifier;
+use crate::hub::{Hub, VideoInfo, lock};
+use crate::protocol::{CameraState, CameraStatus, unix_time_us};
+use crate::server::{self, AllowedOrigins, RunningServer, ServerConfig, ServerContext};
+use crate::{CAT, RUNTIME, jpeg};
+
+const DEFAULT_ADDRESS: &str = "0.0.0.0";
+const DEFAULT_PORT: u32 = 3003;
+const DEFAULT_MAX_CLIENTS: u32 = 64;
+const DEFAULT_KEEPALIVE: u32 = 30;
+const DEFAULT_SNAPSHOT_TIMEOUT: u32 = 5000;
+/// Invalid frames are reported at most this often; the rest of a burst is only counted.
+const INVALID_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+struct Settings {
+    address: String,
+    port: u32,
+    max_clients: u32,
+    document_root: Option<String>,
+    keepalive: u32,
+    allowed_origins: String,
+    auth_token: Option<String>,
+    snapshot_timeout: u32,
+    camera_error: Option<String>,
+    source_info: Option<gst::Structure>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            address: DEFAULT_ADDRESS.to_string(),
+            port: DEFAULT_PORT,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            document_root: None,
+            keepalive: DEFAULT_KEEPALIVE,
+            allowed_origins: String::new(),
+            auth_token: None,
+            snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
+            camera_error: None,
+            source_info: None,
+        }
+    }
+}
+
+impl Settings {
+    fn server_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_clients: self.max_clients,
+            keepalive: Duration::from_secs(self.keepalive as u64),
+            allowed_origins: AllowedOrigins::parse(&self.allowed_origins),
+            auth_token: self.auth_token.clone().filter(|t| !t.is_empty()),
+            document_root: self
+                .document_root
+                .as_ref()
+                .filter(|d| !d.is_empty())
+                .map(Into::into),
+            snapshot_timeout: Duration::from_millis(self.snapshot_timeout as u64),
+            source_info: self
+                .source_info
+                .as_ref()
+                .map(structure_to_json)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    server: Option<RunningServer>,
+    hub: Option<Arc<Hub>>,
+    last_invalid_warning: Option<Instant>,
+    invalid_since_warning: u64,
+}
+
+#[derive(Default)]
+pub struct WsJpegSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for WsJpegSink {
+    const NAME: &'static str = "GstWsJpegSink";
+    type Type = super::WsJpegSink;
+    type ParentType = gst_base::BaseSink;
+}
+
+impl ObjectImpl for WsJpegSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("address")
+                    .nick("Address")
+                    .blurb("Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0, ::, 127.0.0.1). Applies at the next NULL→READY")
+                    .default_value(Some(DEFAULT_ADDRESS))
+                    .build(),
+                glib::ParamSpecUInt::builder("port")
+                    .nick("Port")
+                    .blurb("TCP port to listen on; 0 picks a free one (read it from bound-port). Applies at the next NULL→READY")
+                    .maximum(u16::MAX as u32)
+                    .default_value(DEFAULT_PORT)
+                    .build(),
+                glib::ParamSpecUInt::builder("bound-port")
+                    .nick("Bound port")
+                    .blurb("The port actually listened on, 0 while the server is not running")
+                    .maximum(u16::MAX as u32)
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("n-clients")
+                    .nick("Number of clients")
+                    .blurb("Viewers now connected (WebSocket, MJPEG and snapshot requests waiting for a frame); notifies on change")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-clients")
+                    .nick("Maximum clients")
+                    .blurb("Further viewers are refused: HTTP 503, or WebSocket close code 1013")
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_CLIENTS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("document-root")
+                    .nick("Document root")
+                    .blurb("Serve the viewer page and its files from this folder instead of the built-in page. Applies at the next NULL→READY")
+                    .build(),
+                glib::ParamSpecUInt::builder("keepalive")
+                    .nick("Keepalive")
+                    .blurb("Seconds without traffic after which a viewer is sent a ping; a viewer silent for three times as long is disconnected. 0 disables")
+                    .maximum(24 * 3600)
+                    .default_value(DEFAULT_KEEPALIVE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("allowed-origins")
+                    .nick("Allowed origins")
+                    .blurb("Comma-separated Origins (e.g. https://app.example) whose pages may open the WebSocket; empty = pages from this server only; * = any")
+                    .default_value(Some(""))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("auth-token")
+                    .nick("Auth token")
+                    .blurb("When set, every request except /healthz must present it: ?token=, Authorization: Bearer, or the wsjpeg_token cookie")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("snapshot-timeout")
+                    .nick("Snapshot timeout")
+                    .blurb("Milliseconds /snapshot.jpg waits for a frame when none is fresh, before answering 503")
+                    .maximum(60_000)
+                    .default_value(DEFAULT_SNAPSHOT_TIMEOUT)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("camera-error")
+                    .nick("Camera error")
+                    .blurb("Set by the application when its source fails: viewers get an error status with this text and /healthz answers 503. Cleared by setting it empty or by the next frame")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("source-info")
+                    .nick("Source information")
+                    .blurb("Fields shown under \"source\" in /status (e.g. encoder, jpeg-quality, device), set by the application")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Frames in, invalid, sent and skipped, bytes sent, viewers, and per-viewer figures")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                /**
+                 * GstWsJpegSink::client-connected:
+                 * @address: the viewer's address and port
+                 * @n_clients: viewers connected now
+                 *
+                 * Emitted from a thread of the element when a viewer arrives.
+                 */
+                glib::subclass::Signal::builder("client-connected")
+                    .param_types([String::static_type(), u32::static_type()])
+                    .build(),
+                /**
+                 * GstWsJpegSink::client-disconnected:
+                 * @address: the viewer's address and port
+                 * @n_clients: viewers connected now
+                 *
+                 * Emitted from a thread of the element when a viewer leaves.
+                 */
+                glib::subclass::Signal::builder("client-disconnected")
+                    .param_types([String::static_type(), u32::static_type()])
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        // Frames are copied in render(); holding the last upstream buffer too would pin a
+        // camera or encoder pool buffer for nothing.
+        obj.set_enable_last_sample(false);
+        obj.set_sync(false);
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let settings = {
+            let mut settings = lock(&self.settings);
+            self.apply_property(&mut settings, value, pspec);
+            settings.clone()
+        };
+        let state = lock(&self.state);
+        if let Some(server) = state.server.as_ref() {
+            match pspec.name() {
+                "address" | "port" | "document-root" => {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "'{}' applies when the element next goes from NULL to READY",
+                        pspec.name()
+                    );
+                }
+                "camera-error" => self.apply_camera_error(&server.context().hub, &settings),
+                _ => {
+                    let config = settings.server_config();
+                    server.context().update_config(|c| *c = config);
+                }
+            }
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = lock(&self.settings);
+        match pspec.name() {
+            "address" => settings.address.to_value(),
+            "port" => settings.port.to_value(),
+            "max-clients" => settings.max_clients.to_value(),
+            "document-root" => settings.document_root.to_value(),
+            "keepalive" => settings.keepalive.to_value(),
+            "allowed-origins" => settings.allowed_origins.to_value(),
+            "auth-token" => settings.auth_token.to_value(),
+            "snapshot-timeout" => settings.snapshot_timeout.to_value(),
+            "camera-error" => settings.camera_error.to_value(),
+            "source-info" => settings.source_info.to_value(),
+            "bound-port" => {
+                drop(settings);
+                let state = lock(&self.state);
+                let port = state.server.as_ref().map(|s| s.local_addr.port() as u32);
+                port.unwrap_or(0).to_value()
+            }
+            "n-clients" => {
+                drop(settings);
+                self.hub().map(|h| h.n_clients()).unwrap_or(0).to_value()
+            }
+            "stats" => {
+                drop(settings);
+                self.stats().to_value()
+            }
+            name => unimplemented!("Property '{name}'"),
+        }
+    }
+}
+
+impl WsJpegSink {
+    fn apply_property(
+        &self,
+        settings: &mut Settings,
+        value: &glib::Value,
+        pspec: &glib::ParamSpec,
+    ) {
+        match pspec.name() {
+            "address" => {
+                settings.address = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_else(|| DEFAULT_ADDRESS.to_string());
+            }
+            "port" => settings.port = value.get().expect("type checked upstream"),
+            "max-clients" => settings.max_clients = value.get().expect("type checked upstream"),
+            "document-root" => settings.document_root = value.get().expect("type checked upstream"),
+            "keepalive" => settings.keepalive = value.get().expect("type checked upstream"),
+            "allowed-origins" => {
+                settings.allowed_origins = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .unwrap_or_default();
+            }
+            "auth-token" => settings.auth_token = value.get().expect("type checked upstream"),
+            "snapshot-timeout" => {
+                settings.snapshot_timeout = value.get().expect("type checked upstream")
+            }
+            "camera-error" => {
+                settings.camera_error = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|s| !s.is_empty());
+            }
+            "source-info" => settings.source_info = value.get().expect("type checked upstream"),
+            name => unimplemented!("Property '{name}'"),
+        }
+    }
+}
+
+impl GstObjectImpl for WsJpegSink {}
+
+impl ElementImpl for WsJpegSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static ELEMENT_METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "WebSocket JPEG Sink",
+                "Sink/Network",
+                "Serves live JPEG frames to browsers over WebSocket and MJPEG, newest frame first",
+                "wsjpeg developers",
+            )
+        });
+        Some(&*ELEMENT_METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static PAD_TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("image/jpeg").build();
+            let sink = gst::PadTemplate::new(
+                "sink",
+                gst::PadDirection::Sink,
+                gst::PadPresence::Always,
+                &caps,
+            )
+            .expect("static pad template");
+            vec![sink]
+        });
+        PAD_TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        let result = self.parent_change_state(transition)?;
+        if let Some(hub) = self.hub() {
+            match transition {
+                gst::StateChange::ReadyToPaused => hub.advance_camera_state(CameraState::Starting),
+                gst::StateChange::PausedToReady => {
+                    // Parked: no viewer may be shown the last picture as if it were live.
+                    hub.clear_frame();
+                    hub.advance_camera_state(CameraState::Idle);
+                }
+                _ => {}
+            }
+        }
+        Ok(result)
+    }
+}
+
+impl BaseSinkImpl for WsJpegSink {
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        let port = u16::try_from(settings.port).map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Settings,
+                ["Invalid port {}", settings.port]
+            )
+        })?;
+        let addr = server::resolve(&settings.address, port)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+        let runtime = RUNTIME.as_ref().map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ["Cannot start the server runtime: {}", e]
+            )
+        })?;
+        let events = notifier::spawn(&self.obj()).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::Failed,
+                ["Cannot start the notification thread: {}", e]
+            )
+        })?;
+        let hub = Hub::new(events);
+        self.apply_camera_error(&hub, &settings);
+        let ctx = ServerContext::new(hub.clone(), settings.server_config());
+        let server = RunningServer::start(runtime.handle(), addr, ctx)
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ["{}", e]))?;
+        gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr);
+        {
+            let mut state = lock(&self.state);
+            *state = State {
+                server: Some(server),
+                hub: Some(hub),
+                ..State::default()
+            };
+        }
+        self.obj().notify("bound-port");
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let server = {
+            let mut state = lock(&self.state);
+            state.hub = None;
+            state.server.take()
+        };
+        if let Some(server) = server {
+            // Outside the state lock: viewers leaving emit signals that may read properties.
+            server.stop();
+            gst::info!(CAT, imp = self, "Server stopped");
+        }
+        self.obj().notify("bound-port");
+        Ok(())
+    }
+
+    fn set_caps(&self, caps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        let mut info = VideoInfo::default();
+        if let Some(s) = caps.structure(0) {
+            info.width = s
+                .get::<i32>("width")
+                .ok()
+                .and_then(|w| u32::try_from(w).ok());
+            info.height = s
+                .get::<i32>("height")
+                .ok()
+                .and_then(|h| u32::try_from(h).ok());
+            info.framerate = s
+                .get::<gst::Fraction>("framerate")
+                .ok()
+                .filter(|f| f.numer() > 0 && f.denom() > 0)
+                .map(|f| f.numer() as f64 / f.denom() as f64);
+        }
+        gst::debug!(CAT, imp = self, "Caps {:?}", caps);
+        if let Some(hub) = self.hub() {
+            hub.set_video_info(info);
+        }
+        Ok(())
+    }
+
+    fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(hub) = self.hub() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let map = buffer.map_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::CoreError::Failed, ["Failed to map buffer"]);
+            gst::FlowError::Error
+        })?;
+        let len = match jpeg::validate(&map) {
+            Ok(len) => len,
+            Err(err) => {
+                hub.record_invalid_frame();
+                self.warn_invalid(err);
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        };
+        if hub.video_info().width.is_none()
+            && let Some((w, h)) = jpeg::dimensions(&map)
+        {
+            hub.learn_dimensions(w, h);
+        }
+        let capture_time = self.capture_time_us(buffer);
+        // One copy per frame, shared by every viewer: upstream pool buffers go back at once.
+        hub.publish(Bytes::copy_from_slice(&map[..len]), capture_time);
+        hub.set_camera_status_if(CameraState::Streaming);
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl WsJpegSink {
+    fn hub(&self) -> Option<Arc<Hub>> {
+        lock(&self.state).hub.clone()
+    }
+
+    fn apply_camera_error(&self, hub: &Hub, settings: &Settings) {
+        match &settings.camera_error {
+            Some(message) => hub.set_camera_status(CameraStatus {
+                state: CameraState::Error,
+                message: Some(message.clone()),
+            }),
+            None if hub.camera_status().state == CameraState::Error => {
+                let state = if self.obj().current_state() >= gst::State::Paused {
+                    CameraState::Starting
+                } else {
+                    CameraState::Idle
+                };
+                hub.set_camera_status(CameraStatus {
+                    state,
+                    message: None,
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn warn_invalid(&self, err: jpeg::JpegError) {
+        let mut state = lock(&self.state);
+        state.invalid_since_warning += 1;
+        let due = state
+            .last_invalid_warning
+            .is_none_or(|t| t.elapsed() >= INVALID_WARNING_INTERVAL);
+        if due {
+            let count = std::mem::take(&mut state.invalid_since_warning);
+            state.last_invalid_warning = Some(Instant::now());
+            drop(state);
+            gst::warning!(
+                CAT,
+                imp = self,
+                "Dropped {} invalid frame(s): {}",
+                count,
+                err
+            );
+        } else {
+            gst::debug!(CAT, imp = self, "Dropped invalid frame: {}", err);
+        }
+    }
+
+    /// The buffer's capture time on the wall clock: its running time mapped through the
+    /// pipeline clock, or now when it has no timestamp.
+    fn capture_time_us(&self, buffer: &gst::Buffer) -> u64 {
+        let now = unix_time_us();
+        let obj = self.obj();
+        let (Some(pts), Some(clock), Some(base_time)) =
+            (buffer.pts(), obj.clock(), obj.base_time())
+        else {
+            return now;
+        };
+        let segment = obj.segment();
+        let Some(running_time) = segment
+            .downcast_ref::<gst::ClockTime>()
+            .and_then(|s| s.to_running_time(pts))
+        else {
+            return now;
+        };
+        let clock_now = clock.time();
+        let captured_at = base_time + running_time;
+        match clock_now.checked_sub(captured_at) {
+            // Anything older than this is a timestamping problem upstream, not latency.
+            Some(age) if age < gst::ClockTime::from_seconds(10) => {
+                now.saturating_sub(age.useconds())
+            }
+            _ => now,
+        }
+    }
+
+    fn stats(&self) -> gst::Structure {
+        let Some(hub) = self.hub() else {
+            return gst::Structure::builder("wsjpegsink-stats")
+                .field("n-clients", 0u32)
+                .build();
+        };
+        let c = &hub.counters;
+        let clients = gst::Array::new(hub.clients().iter().map(|client| {
+            gst::Structure::builder("client")
+                .field("id", client.id)
+                .field("kind", client.kind.as_str())
+                .field("address", client.address.to_string())
+                .field("frames-sent", client.frames_sent.load(Ordering::Relaxed))
+                .field("bytes-sent", client.bytes_sent.load(Ordering::Relaxed))
+                .field("drops", client.frames_skipped.load(Ordering::Relaxed))
+                .field("fps", client.fps())
+                .field("paused", client.paused.load(Ordering::Relaxed))
+                .field("max-fps", client.max_fps() as f64)
+                .build()
+                .to_send_value()
+        }));
+        gst::Structure::builder("wsjpegsink-stats")
+            .field("frames-in", c.frames_in.load(Ordering::Relaxed))
+            .field("frames-invalid", c.frames_invalid.load(Ordering::Relaxed))
+            .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
+            .field("frames-skipped", c.frames_skipped.load(Ordering::Relaxed))
+            .field(
+                "drops",
+                c.frames_invalid.load(Ordering::Relaxed) + c.frames_skipped.load(Ordering::Relaxed),
+            )
+            .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
+            .field("clients-refused", c.clients_refused.load(Ordering::Relaxed))
+            .field("n-clients", hub.n_clients())
+            .field("fps-in", hub.fps_in())
+            .field("clients", clients)
+            .build()
+    }
+}
+
+fn structure_to_json(s: &gst::Structure) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    s.iter()
+        .map(|(name, value)| {
+            let json = if let Ok(v) = value.get::<String>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<i32>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<u32>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<i64>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<u64>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<f64>() {
+                Value::from(v)
+            } else if let Ok(v) = value.get::<bool>() {
+                Value::from(v)
+            } else {
+                Value::from(value.serialize().map(|s| s.to_string()).unwrap_or_default())
+            };
+            (name.to_string(), json)
+        })
+        .collect()
+}

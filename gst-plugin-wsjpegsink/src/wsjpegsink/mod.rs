@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: MIT
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+mod notifier;
+
+glib::wrapper! {
+    pub struct WsJpegSink(ObjectSubclass<imp::WsJpegSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(
+        Some(plugin),
+        "wsjpegsink",
+        gst::Rank::NONE,
+        WsJpegSink::static_type(),
+    )
+}
