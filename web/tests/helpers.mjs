@@ -1,0 +1,204 @@
+// Test plumbing: free ports, wsjpegsink pipelines under gst-launch, a plain JPEG-only
+// WebSocket server, and small polling helpers. Everything started here is stopped by stopAll().
+
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+
+export const TESTS_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const WEB_DIR = path.resolve(TESTS_DIR, '..');
+export const REPO_ROOT = path.resolve(WEB_DIR, '..');
+export const PLUGIN_DIR = process.env.WSJPEG_PLUGIN_DIR || path.join(REPO_ROOT, 'target', 'debug');
+export const ARTIFACTS_DIR = process.env.WSJPEG_ARTIFACTS_DIR || path.join(REPO_ROOT, 'artifacts');
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `fn` until it returns a truthy value; throws with `what` after `timeout` ms. */
+export async function waitFor(what, fn, { timeout = 10000, interval = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${describe(last)})`);
+    }
+    await sleep(interval);
+  }
+}
+
+function describe(value) {
+  if (value instanceof Error) return value.message;
+  try { return JSON.stringify(value); } catch { return String(value); }
+}
+
+/** A TCP port nobody listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const running = new Set();
+
+/**
+ * Starts `videotestsrc ! jpegenc ! wsjpegsink` on `port` and waits until it serves.
+ * `sinkProps` are extra `name=value` properties for wsjpegsink.
+ */
+export async function startSink({ port, sinkProps = [], width = 640, height = 480, fps = 30 }) {
+  const args = [
+    '-q',
+    'videotestsrc', 'is-live=true', 'pattern=smpte', 'horizontal-speed=4',
+    '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
+    '!', 'jpegenc', 'quality=80',
+    '!', 'wsjpegsink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
+  ];
+  const proc = spawn('gst-launch-1.0', args, {
+    env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_DIR },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk) => { output = (output + chunk).slice(-4000); };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const sink = {
+    port,
+    proc,
+    exited,
+    output: () => output,
+    async stop() {
+      running.delete(sink);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  running.add(sink);
+  const token = sinkProps.find((p) => p.startsWith('auth-token='));
+  const query = token ? `?token=${encodeURIComponent(token.slice('auth-token='.length))}` : '';
+  try {
+    await waitFor(`wsjpegsink on port ${port} to stream`, async () => {
+      if (proc.exitCode !== null) throw new Error(`gst-launch exited with ${proc.exitCode}: ${output}`);
+      const status = await fetchJson(`http://127.0.0.1:${port}/status${query}`);
+      return status.frames && status.frames.in > 0;
+    }, { timeout: 15000, interval: 150 });
+  } catch (err) {
+    await sink.stop();
+    throw err;
+  }
+  return sink;
+}
+
+export async function fetchJson(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.json();
+}
+
+export async function fetchBytes(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/**
+ * A server that knows nothing of the wsjpeg extensions: `/` is the viewer page, `/stream` a
+ * WebSocket that sends bare JPEGs (cycling through `frames`) and ignores whatever it is told.
+ */
+export async function startPlainServer({ port, frames, fps = 30 }) {
+  const page = readFileSync(path.join(WEB_DIR, 'index.html'));
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : page);
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    }
+  });
+  const wss = new WebSocketServer({ server, path: '/stream' });
+  const textReceived = [];
+  wss.on('connection', (socket) => {
+    let i = 0;
+    const timer = setInterval(() => {
+      if (socket.readyState !== socket.OPEN || socket.bufferedAmount > 1 << 20) return;
+      socket.send(frames[i++ % frames.length], { binary: true });
+    }, 1000 / fps);
+    socket.on('message', (data, isBinary) => {
+      if (!isBinary && textReceived.length < 100) textReceived.push(data.toString());
+    });
+    socket.on('close', () => clearInterval(timer));
+    socket.on('error', () => clearInterval(timer));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const plain = {
+    port,
+    textReceived,
+    async stop() {
+      running.delete(plain);
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  running.add(plain);
+  return plain;
+}
+
+export async function stopAll() {
+  await Promise.allSettled([...running].map((s) => s.stop()));
+}
+
+// Last resort if the test process is torn down abruptly: no gst-launch outlives us.
+process.on('exit', () => {
+  for (const s of running) {
+    if (s.proc && s.proc.exitCode === null) {
+      try { s.proc.kill('SIGKILL'); } catch { /* gone */ }
+    }
+  }
+});
+
+/** Installed in every page before its scripts run: counts bitmaps and object URLs. */
+export function leakTracker() {
+  const counts = { bitmaps: 0, closed: 0, urls: 0, revoked: 0 };
+  Object.defineProperty(window, '__leaks', { value: counts });
+  const create = window.createImageBitmap;
+  window.createImageBitmap = function (...args) {
+    return create.apply(this, args).then((bitmap) => { counts.bitmaps++; return bitmap; });
+  };
+  const close = ImageBitmap.prototype.close;
+  ImageBitmap.prototype.close = function () { counts.closed++; return close.call(this); };
+  const createUrl = URL.createObjectURL;
+  const revokeUrl = URL.revokeObjectURL;
+  URL.createObjectURL = function (obj) { counts.urls++; return createUrl.call(URL, obj); };
+  URL.revokeObjectURL = function (url) { counts.revoked++; return revokeUrl.call(URL, url); };
+}
+
+/** Makes every decode take `delayMs` longer, as on a slow phone. */
+export function slowDecoder(delayMs) {
+  const create = window.createImageBitmap;
+  window.createImageBitmap = function (...args) {
+    return new Promise((resolve) => setTimeout(resolve, delayMs)).then(() => create.apply(this, args));
+  };
+}

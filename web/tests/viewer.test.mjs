@@ -1,0 +1,430 @@
+// Browser tests for web/index.html, in headless Chromium against real wsjpegsink pipelines.
+// Run through ./run.sh (it builds the plugin and installs what is missing).
+
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chromium } from 'playwright-core';
+
+import {
+  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
+  slowDecoder, startPlainServer, startSink, stopAll, waitFor,
+} from './helpers.mjs';
+
+const DESKTOP = { width: 1280, height: 800 };
+const RED = 'rgb(255, 92, 82)';
+const GREEN = 'rgb(47, 208, 122)';
+
+let browser;
+let sink;          // the main pipeline: 640x480 @ 30 fps
+let jpegs = [];    // a few real frames for the plain server
+const requests = []; // every request any page made: { url, home } (home = host it was served from)
+
+before(async () => {
+  mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  sink = await startSink({ port: await freePort() });
+  for (let i = 0; i < 6; i++) {
+    jpegs.push(await fetchBytes(`http://127.0.0.1:${sink.port}/snapshot.jpg`));
+    await sleep(120);
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+}, { timeout: 60000 });
+
+after(async () => {
+  if (browser) await browser.close().catch(() => {});
+  await stopAll();
+});
+
+// ---- Page helpers -------------------------------------------------------------------------------
+
+async function openViewer(url, { context: contextOptions = {}, initScripts = [] } = {}) {
+  const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
+  await context.addInitScript(leakTracker);
+  for (const script of initScripts) {
+    if (Array.isArray(script)) await context.addInitScript(script[0], script[1]);
+    else await context.addInitScript(script);
+  }
+  const page = await context.newPage();
+  const home = new URL(url).host;
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(String(err)));
+  page.on('request', (req) => requests.push({ url: req.url(), home }));
+  page.on('websocket', (ws) => requests.push({ url: ws.url(), home }));
+  const response = await page.goto(url, { waitUntil: 'load' });
+  return { context, page, response, errors };
+}
+
+const stats = (page) => page.evaluate(() => window.wsjpegViewer.stats());
+const text = (page, selector) => page.locator(selector).textContent();
+const dotColor = (page) =>
+  page.evaluate(() => getComputedStyle(document.querySelector('#status .dot')).backgroundColor);
+
+async function waitForPictures(page, count = 10, timeout = 10000) {
+  await waitFor(`${count} pictures drawn`, async () => (await stats(page)).drawn >= count, { timeout });
+}
+
+/** Summary of the canvas content: how much of it is not black, and a checksum. */
+function canvasSummary(page) {
+  return page.evaluate(() => {
+    const canvas = document.getElementById('view');
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let lit = 0;
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      const v = data[i] + data[i + 1] + data[i + 2];
+      if (v > 60) lit++;
+      sum = (sum * 31 + v) % 1000000007;
+    }
+    return { width: canvas.width, height: canvas.height, lit: lit / (data.length / 4), sum };
+  });
+}
+
+async function setHidden(page, hidden) {
+  await page.evaluate((hide) => {
+    if (hide) {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      Object.defineProperty(document, 'hidden', { configurable: true, get: () => true });
+    } else {
+      delete document.visibilityState;
+      delete document.hidden;
+    }
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+async function viewerClient(port, query = '') {
+  const status = await fetchJson(`http://127.0.0.1:${port}/status${query}`);
+  const clients = status.clients.filter((c) => c.kind === 'websocket');
+  assert.equal(clients.length, 1, `expected one WebSocket viewer, /status says ${JSON.stringify(status.clients)}`);
+  return clients[0];
+}
+
+function latencyMs(textContent) {
+  const m = /^([\d.]+)\s*ms$/.exec(textContent.trim());
+  return m ? Number(m[1]) : NaN;
+}
+
+function assertNoLeaks(counts, label) {
+  assert.ok(counts.bitmaps > 0, `${label}: no bitmaps were decoded`);
+  assert.ok(counts.bitmaps - counts.closed <= 1,
+    `${label}: ${counts.bitmaps} bitmaps created but only ${counts.closed} closed`);
+  assert.ok(counts.urls - counts.revoked <= 1,
+    `${label}: ${counts.urls} object URLs created, ${counts.revoked} revoked`);
+}
+
+// ---- The main pipeline --------------------------------------------------------------------------
+
+describe('viewer on a live wsjpegsink pipeline', () => {
+  let view;
+
+  before(async () => {
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`);
+  });
+  after(async () => {
+    if (view) await view.context.close();
+  });
+
+  it('shows the test pattern, moving, with the spinner gone', { timeout: 20000 }, async () => {
+    const { page } = view;
+    await waitForPictures(page, 5);
+    await waitFor('overlay hidden', () => page.locator('#overlay').isHidden());
+    const first = await canvasSummary(page);
+    assert.equal(first.width, 640);
+    assert.equal(first.height, 480);
+    assert.ok(first.lit > 0.3, `canvas looks blank (${(first.lit * 100).toFixed(1)}% lit)`);
+    await sleep(400);
+    const second = await canvasSummary(page);
+    assert.notEqual(first.sum, second.sum, 'canvas did not change over 400 ms');
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'connected');
+    assert.equal(await dotColor(page), GREEN);
+    assert.equal(await text(page, '#status-text'), 'Connected');
+    assert.match(await text(page, '#camera'), /Camera live/);
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('reports FPS above 20, the caps resolution and a plausible latency', { timeout: 20000 }, async () => {
+    const { page } = view;
+    const fps = await waitFor('FPS > 20', async () => {
+      const value = Number(await text(page, '#fps'));
+      return value > 20 ? value : 0;
+    }, { timeout: 8000 });
+    assert.ok(fps < 40, `FPS ${fps} is more than the source gives`);
+    assert.equal((await text(page, '#resolution')).replace(/\s/g, ''), '640×480');
+    const latency = await waitFor('a latency figure', async () => {
+      const ms = latencyMs(await text(page, '#latency'));
+      return Number.isFinite(ms) ? ms : null;
+    }, { timeout: 5000 });
+    assert.ok(latency > 0 && latency < 1000, `latency ${latency} ms is implausible`);
+    const s = await stats(page);
+    assert.equal(s.meta, true);
+    assert.ok(s.clockSamples >= 3, 'clock offset was not measured');
+    assert.ok(Math.abs(s.clockOffsetUs) < 50000, `clock offset ${s.clockOffsetUs} µs on one machine`);
+    assert.match(await text(page, '#dropped'), /^\d+$/);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer.png') });
+  });
+
+  it('is usable with the keyboard and labelled for screen readers', { timeout: 20000 }, async () => {
+    const { page } = view;
+    for (const name of ['Pause', 'Save a snapshot', 'Fullscreen']) {
+      assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, `button "${name}"`);
+    }
+    assert.equal(await page.getByRole('status').first().getAttribute('aria-live'), 'polite');
+    assert.equal(await page.getByRole('img', { name: 'Live camera picture' }).count(), 1);
+
+    // Tab reaches every control, in order.
+    await page.locator('body').focus();
+    const focused = [];
+    for (let i = 0; i < 3; i++) {
+      await page.keyboard.press('Tab');
+      focused.push(await page.evaluate(() => document.activeElement && document.activeElement.id));
+    }
+    assert.deepEqual(focused, ['pause', 'snapshot', 'fullscreen']);
+
+    // P pauses (the server is told), P again resumes.
+    await page.keyboard.press('p');
+    assert.equal(await page.getAttribute('#pause', 'aria-pressed'), 'true');
+    await waitFor('server sees the viewer paused', async () => (await viewerClient(sink.port)).paused === true);
+    await page.keyboard.press('p');
+    assert.equal(await page.getAttribute('#pause', 'aria-pressed'), 'false');
+    await waitFor('server sees the viewer resumed', async () => (await viewerClient(sink.port)).paused === false);
+
+    // F enters fullscreen, F leaves it.
+    await page.keyboard.press('f');
+    await waitFor('fullscreen on', async () => (await page.getAttribute('#fullscreen', 'aria-pressed')) === 'true');
+    await page.keyboard.press('f');
+    await waitFor('fullscreen off', async () => (await page.getAttribute('#fullscreen', 'aria-pressed')) === 'false');
+    await waitFor('still streaming', async () => Number(await text(page, '#fps')) > 20, { timeout: 5000 });
+  });
+
+  it('pauses while the tab is hidden and resumes when visible', { timeout: 20000 }, async () => {
+    const { page } = view;
+    await setHidden(page, true);
+    await waitFor('server sees the viewer paused', async () => (await viewerClient(sink.port)).paused === true);
+    await sleep(300); // frames already in flight
+    const sentBefore = (await viewerClient(sink.port)).frames_sent;
+    const drawnBefore = (await stats(page)).drawn;
+    await sleep(1000);
+    assert.equal((await viewerClient(sink.port)).frames_sent, sentBefore, 'server kept sending while paused');
+    assert.equal((await stats(page)).drawn, drawnBefore, 'page kept drawing while hidden');
+
+    await setHidden(page, false);
+    await waitFor('server sees the viewer resumed', async () => (await viewerClient(sink.port)).paused === false);
+    await waitFor('pictures again', async () => (await stats(page)).drawn > drawnBefore + 10);
+    const client = await viewerClient(sink.port);
+    assert.ok(client.frames_sent > sentBefore);
+  });
+
+  it('turns red when the server stops and recovers without reload when it is back', { timeout: 45000 }, async () => {
+    const { page } = view;
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await sink.stop();
+    await waitFor('status disconnected', async () =>
+      (await page.getAttribute('#status', 'data-state')) === 'disconnected', { timeout: 5000 });
+    assert.equal(await dotColor(page), RED);
+    assert.equal(await text(page, '#status-text'), 'Disconnected');
+    await waitFor('overlay says it will reconnect', async () =>
+      /reconnect/i.test(await text(page, '#overlay-text')) && page.locator('#overlay').isVisible(), { timeout: 3000 });
+    await sleep(2500); // let at least one reconnect attempt fail
+
+    const drawnBefore = (await stats(page)).drawn;
+    sink = await startSink({ port: sink.port });
+    await waitFor('status connected again', async () =>
+      (await page.getAttribute('#status', 'data-state')) === 'connected', { timeout: 20000 });
+    await waitFor('pictures again', async () => (await stats(page)).drawn > drawnBefore + 10, { timeout: 10000 });
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'page was reloaded');
+    assert.equal(await dotColor(page), GREEN);
+    await waitFor('overlay gone', () => page.locator('#overlay').isHidden(), { timeout: 3000 });
+  });
+
+  it('closes every bitmap it decodes', async () => {
+    const counts = await view.page.evaluate(() => ({ ...window.__leaks }));
+    assertNoLeaks(counts, 'main page');
+    assert.deepEqual(view.errors, []);
+  });
+});
+
+// ---- Other ways of serving the page --------------------------------------------------------------
+
+describe('viewer served from document-root', () => {
+  let dir;
+  let docSink;
+  let view;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'wsjpeg-docroot-'));
+    copyFileSync(path.join(WEB_DIR, 'index.html'), path.join(dir, 'index.html'));
+    docSink = await startSink({ port: await freePort(), sinkProps: [`document-root=${dir}`] });
+  });
+  after(async () => {
+    if (view) await view.context.close();
+    if (docSink) await docSink.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('works the same from the folder', { timeout: 20000 }, async () => {
+    // Mark the copy so the test proves the file on disk was served, not the built-in page.
+    const copy = path.join(dir, 'index.html');
+    const html = await readFile(copy, 'utf8');
+    writeFileSync(copy, html.replace('<body>', '<body data-from-document-root="yes">'));
+    view = await openViewer(`http://127.0.0.1:${docSink.port}/`);
+    assert.equal(await view.page.getAttribute('body', 'data-from-document-root'), 'yes');
+    await waitForPictures(view.page, 10);
+    await waitFor('latency figure', async () => Number.isFinite(latencyMs(await text(view.page, '#latency'))));
+    assert.equal((await text(view.page, '#resolution')).replace(/\s/g, ''), '640×480');
+    assert.deepEqual(view.errors, []);
+  });
+});
+
+describe('viewer against a plain server (bare JPEGs, no metadata)', () => {
+  let plain;
+  let view;
+
+  before(async () => {
+    plain = await startPlainServer({ port: await freePort(), frames: jpegs });
+  });
+  after(async () => {
+    if (view) await view.context.close();
+    if (plain) await plain.stop();
+  });
+
+  it('shows pictures and FPS, and latency as "—"', { timeout: 20000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${plain.port}/`);
+    const { page } = view;
+    await waitForPictures(page, 20);
+    await waitFor('FPS > 20', async () => Number(await text(page, '#fps')) > 20, { timeout: 6000 });
+    await sleep(1000);
+    assert.equal((await text(page, '#latency')).trim(), '—');
+    assert.equal((await text(page, '#resolution')).replace(/\s/g, ''), '640×480');
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'connected');
+    const s = await stats(page);
+    assert.equal(s.meta, false);
+    assert.equal(s.decodeErrors, 0);
+    assert.equal(s.badMessages, 0);
+    const summary = await canvasSummary(page);
+    assert.ok(summary.lit > 0.3, 'canvas looks blank');
+    assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'plain server page');
+    assert.deepEqual(view.errors, []);
+  });
+});
+
+describe('viewer with an auth token', () => {
+  let secured;
+  let view;
+
+  before(async () => {
+    secured = await startSink({ port: await freePort(), sinkProps: ['auth-token=secret'] });
+  });
+  after(async () => {
+    if (view) await view.context.close();
+    if (secured) await secured.stop();
+  });
+
+  it('is refused without the token', async () => {
+    const res = await fetch(`http://127.0.0.1:${secured.port}/`);
+    assert.equal(res.status, 401);
+  });
+
+  it('connects with ?token= and downloads a snapshot with it', { timeout: 25000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${secured.port}/?token=secret`);
+    const { page } = view;
+    await waitForPictures(page, 10);
+    const client = await viewerClient(secured.port, '?token=secret');
+    assert.equal(client.paused, false);
+    const wsUrls = requests.filter((r) => r.url.startsWith('ws:') && r.home === `127.0.0.1:${secured.port}`);
+    assert.ok(wsUrls.length > 0 && wsUrls.every((r) => new URL(r.url).searchParams.get('token') === 'secret'));
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download', { timeout: 10000 }),
+      page.getByRole('button', { name: 'Save a snapshot' }).click(),
+    ]);
+    assert.match(download.suggestedFilename(), /^wsjpeg-.*\.jpg$/);
+    const file = await readFile(await download.path());
+    assert.ok(file.length > 1000, 'snapshot is too small');
+    assert.equal(file[0], 0xff);
+    assert.equal(file[1], 0xd8);
+    await waitFor('toast says saved', async () => /saved/i.test(await text(page, '#toast')), { timeout: 3000 });
+    assert.deepEqual(view.errors, []);
+  });
+});
+
+describe('viewer on a slow machine', () => {
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+  });
+
+  it('skips frames instead of falling behind', { timeout: 25000 }, async () => {
+    // Every decode takes 150 ms: at most ~6 pictures a second can be shown from a 30 fps stream.
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`, { initScripts: [[slowDecoder, 150]] });
+    const { page } = view;
+    await waitForPictures(page, 5);
+    const readings = [];
+    for (let i = 0; i < 4; i++) {
+      await sleep(1000);
+      readings.push(latencyMs(await text(page, '#latency')));
+    }
+    const s = await stats(page);
+    assert.ok(s.skippedLocally > 20, `only ${s.skippedLocally} frames skipped locally`);
+    assert.ok(s.fps > 2 && s.fps < 10, `fps ${s.fps}`);
+    for (const ms of readings) {
+      assert.ok(ms > 100 && ms < 600, `latency readings ${readings.join(', ')} ms: a backlog is building`);
+    }
+    assert.ok(readings[3] < readings[0] + 150, `latency grows: ${readings.join(', ')} ms`);
+    assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'slow page');
+  });
+});
+
+describe('viewer on a phone', () => {
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+  });
+
+  it('fits a narrow portrait screen', { timeout: 20000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`, {
+      context: { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+    });
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await waitFor('FPS figure', async () => Number(await text(page, '#fps')) > 0);
+    const layout = await page.evaluate(() => {
+      const box = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+      return {
+        scrollWidth: document.documentElement.scrollWidth,
+        scrollHeight: document.documentElement.scrollHeight,
+        innerWidth, innerHeight,
+        canvas: box('view'),
+        buttons: ['pause', 'snapshot', 'fullscreen'].map(box),
+      };
+    });
+    assert.ok(layout.scrollWidth <= layout.innerWidth, `page scrolls sideways: ${layout.scrollWidth}px`);
+    assert.ok(layout.scrollHeight <= layout.innerHeight, `page scrolls down: ${layout.scrollHeight}px`);
+    assert.ok(layout.canvas.height > 250, `picture area only ${layout.canvas.height}px tall`);
+    for (const b of layout.buttons) {
+      assert.ok(b.right <= layout.innerWidth && b.bottom <= layout.innerHeight, 'a button is off screen');
+      assert.ok(b.height >= 40, 'touch target too small');
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-phone.png') });
+  });
+});
+
+// ---- Offline-friendly: the page never reaches beyond its own server ------------------------------
+
+describe('network use', () => {
+  it('made no request to any host but the one serving the page', () => {
+    assert.ok(requests.length > 10, 'requests were not recorded');
+    const foreign = requests.filter(({ url, home }) => {
+      const u = new URL(url);
+      if (u.protocol === 'data:') return false;
+      if (u.protocol === 'blob:') return new URL(u.pathname).host !== home;
+      return !['http:', 'ws:'].includes(u.protocol) || u.host !== home;
+    });
+    assert.deepEqual(foreign, []);
+  });
+});
