@@ -37,6 +37,10 @@ pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 const VIEWER_SEND_BUFFER: usize = 256 * 1024;
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
+/// After refusing a client's message, how long its remaining bytes are read and discarded.
+/// Closing a socket with unread data sends a TCP reset, which can destroy our close frame
+/// before the client reads it.
+const DISCARD_AFTER_VIOLATION: Duration = Duration::from_secs(2);
 
 /// Encodes the header of an unmasked server frame with FIN set.
 pub fn frame_header(opcode: u8, payload_len: usize) -> ([u8; 10], usize) {
@@ -233,6 +237,7 @@ async fn read_client<R: AsyncRead + Unpin>(
                 ParsedFrame::Incomplete => break,
                 ParsedFrame::Violation(code, reason) => {
                     let _ = inputs.send(ClientInput::Violation(code, reason)).await;
+                    discard_input(&mut reader, buf).await;
                     return;
                 }
                 ParsedFrame::Frame(frame, consumed) => {
@@ -253,6 +258,20 @@ async fn read_client<R: AsyncRead + Unpin>(
             Ok(_) => {}
         }
     }
+}
+
+async fn discard_input<R: AsyncRead + Unpin>(reader: &mut R, mut buf: BytesMut) {
+    let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, async {
+        loop {
+            buf.clear();
+            buf.reserve(16 * 1024);
+            match reader.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
 }
 
 /// The sending half of a viewer connection.
@@ -361,7 +380,7 @@ async fn run_viewer<R, W>(
         return;
     };
     let (input_tx, mut inputs) = mpsc::channel(8);
-    let reader_task = tokio::spawn(read_client(reader, read_buf, input_tx));
+    let mut reader_task = tokio::spawn(read_client(reader, read_buf, input_tx));
     let mut viewer = Viewer::new(guard, options);
     let code = match viewer.run(&mut writer, &mut inputs).await {
         Ok(code) => code,
@@ -377,6 +396,10 @@ async fn run_viewer<R, W>(
     };
     if let Some((code, reason)) = code {
         writer.send_close(code, reason).await;
+        if code != CLOSE_GOING_AWAY {
+            // The reader is discarding what the client still sends; let it see the EOF.
+            let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, &mut reader_task).await;
+        }
     }
     reader_task.abort();
     drop(hub);

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: MIT
+//! The element as GStreamer sees it: states, properties, signals, bus messages, errors.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn harness_delivers_pushed_buffers_to_a_viewer() {
+    init();
+    let mut harness = gst_check::Harness::new("wsjpegsink");
+    let sink = harness.element().expect("the sink");
+    sink.set_property("port", 0u32);
+    sink.set_property("address", "127.0.0.1");
+    harness.set_src_caps_str("image/jpeg,width=320,height=240,framerate=30/1");
+    harness.play();
+    let port = sink.property::<u32>("bound-port") as u16;
+    assert_ne!(port, 0);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut ws = runtime.block_on(connect(port, "/stream"));
+    let jpeg = encode_jpeg(320, 240, "smpte", 80);
+    for _ in 0..3 {
+        assert_eq!(
+            harness.push(gst::Buffer::from_slice(jpeg.clone())),
+            Ok(gst::FlowSuccess::Ok)
+        );
+    }
+    let frame = runtime
+        .block_on(next_frame(&mut ws, 5 * SECOND))
+        .expect("a frame");
+    assert_eq!(frame, jpeg, "the viewer gets the bytes that were pushed");
+    let stats = sink.property::<gst::Structure>("stats");
+    assert_eq!(stats.get::<u64>("frames-in").unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_jpeg_is_dropped_counted_and_streaming_goes_on() {
+    let server = Server::fed("");
+    let good = encode_jpeg(320, 240, "smpte", 80);
+    let mut ws = connect(server.port, "/stream").await;
+    server.push(&good);
+    assert_eq!(next_frame(&mut ws, 5 * SECOND).await.unwrap(), good);
+    server.push(&good[..good.len() / 2]);
+    server.push(&[0u8; 10]);
+    let other = encode_jpeg(320, 240, "snow", 80);
+    server.push(&other);
+    assert_eq!(
+        next_frame(&mut ws, 5 * SECOND).await.unwrap(),
+        other,
+        "the broken frames were skipped and the next good one delivered"
+    );
+    let stats = server.stats();
+    assert_eq!(stats.get::<u64>("frames-invalid").unwrap(), 2);
+    assert_eq!(stats.get::<u64>("frames-in").unwrap(), 2);
+    let metrics = http_get(server.port, "/metrics", &[], usize::MAX)
+        .await
+        .text();
+    assert!(
+        metrics.contains("wsjpeg_frames_invalid_total 2"),
+        "metrics count the invalid frames:\n{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_are_announced_by_property_signals_and_bus() {
+    // READY: the server is up but no frame flows, like a parked camera.
+    let server = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    let events = Arc::new(Mutex::new(Vec::<(String, u32)>::new()));
+    for signal in ["client-connected", "client-disconnected"] {
+        let events = events.clone();
+        server.sink.connect(signal, false, move |args| {
+            let address = args[1].get::<String>().unwrap();
+            let n = args[2].get::<u32>().unwrap();
+            assert!(address.starts_with("127.0.0.1:"));
+            events.lock().unwrap().push((signal.to_string(), n));
+            None
+        });
+    }
+    let notified = Arc::new(Mutex::new(Vec::<u32>::new()));
+    {
+        let notified = notified.clone();
+        server
+            .sink
+            .connect_notify(Some("n-clients"), move |sink, _| {
+                notified
+                    .lock()
+                    .unwrap()
+                    .push(sink.property::<u32>("n-clients"));
+            });
+    }
+
+    let mut first = connect(server.port, "/stream").await;
+    let second = connect(server.port, "/stream").await;
+    assert!(eventually(5 * SECOND, || server.n_clients() == 2).await);
+    first.close(None).await.unwrap();
+    assert!(eventually(5 * SECOND, || server.n_clients() == 1).await);
+    // A closed tab: the TCP connection goes away without a close frame.
+    drop(second);
+    assert!(eventually(5 * SECOND, || server.n_clients() == 0).await);
+    assert!(eventually(5 * SECOND, || events.lock().unwrap().len() == 4).await);
+
+    let events = events.lock().unwrap().clone();
+    assert_eq!(
+        events,
+        vec![
+            ("client-connected".to_string(), 1),
+            ("client-connected".to_string(), 2),
+            ("client-disconnected".to_string(), 1),
+            ("client-disconnected".to_string(), 0),
+        ]
+    );
+    assert_eq!(*notified.lock().unwrap(), vec![1, 2, 1, 0]);
+
+    let bus = server.pipeline.bus().unwrap();
+    let mut seen = Vec::new();
+    while let Some(message) = bus.pop_filtered(&[gst::MessageType::Element]) {
+        if let Some(s) = message.structure()
+            && s.name() == "wsjpegsink-clients"
+        {
+            seen.push(s.get::<u32>("n-clients").unwrap());
+        }
+    }
+    assert_eq!(seen, vec![1, 2, 1, 0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_keeps_viewers_and_null_closes_them_with_1001() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut ws = connect(server.port, "/stream").await;
+    next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
+
+    server.pipeline.set_state(gst::State::Ready).unwrap();
+    assert!(
+        wait_camera_state(&mut ws, "idle", 5 * SECOND)
+            .await
+            .is_some(),
+        "viewers learn the camera went idle"
+    );
+    // Still served in READY: a new viewer can connect, the old one answers time requests.
+    let mut late = connect(server.port, "/stream").await;
+    send_json(&mut ws, serde_json::json!({"type": "time", "client": 1})).await;
+    assert!(
+        next_text_of_type(&mut ws, "time", 5 * SECOND)
+            .await
+            .is_some()
+    );
+    assert_eq!(server.n_clients(), 2);
+
+    server.pipeline.set_state(gst::State::Playing).unwrap();
+    assert!(
+        next_frame(&mut ws, 5 * SECOND).await.is_some(),
+        "frames resume"
+    );
+    assert!(next_frame(&mut late, 5 * SECOND).await.is_some());
+
+    let port = server.port;
+    server.pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
+    assert_eq!(close_code(&mut late, 5 * SECOND).await, Some(1001));
+    assert_eq!(server.sink.property::<u32>("bound-port"), 0);
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+}
+
+fn start_error(description: &str) -> String {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    assert!(
+        pipeline.set_state(gst::State::Ready).is_err(),
+        "the state change fails"
+    );
+    let bus = pipeline.bus().unwrap();
+    let message = bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(2), &[gst::MessageType::Error])
+        .expect("an error message on the bus");
+    let gst::MessageView::Error(error) = message.view() else {
+        unreachable!()
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    format!("{} {:?}", error.error(), error.debug())
+}
+
+#[test]
+fn port_already_taken_fails_with_a_message_naming_the_port() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let text = start_error(&format!(
+        "appsrc ! wsjpegsink address=127.0.0.1 port={port}"
+    ));
+    assert!(
+        text.contains(&port.to_string()),
+        "message names the port: {text}"
+    );
+    assert!(text.contains("in use"), "message says why: {text}");
+}
+
+#[test]
+fn bad_address_fails_with_a_message_naming_it() {
+    let text = start_error("appsrc ! wsjpegsink address=not-an-address port=0");
+    assert!(
+        text.contains("not-an-address"),
+        "message names the address: {text}"
+    );
+}
+
+#[test]
+fn properties_have_documented_defaults() {
+    init();
+    let sink = gst::ElementFactory::make("wsjpegsink").build().unwrap();
+    assert_eq!(sink.property::<String>("address"), "0.0.0.0");
+    assert_eq!(sink.property::<u32>("port"), 3003);
+    assert_eq!(sink.property::<u32>("max-clients"), 64);
+    assert_eq!(sink.property::<u32>("keepalive"), 30);
+    assert_eq!(sink.property::<u32>("bound-port"), 0);
+    assert_eq!(sink.property::<u32>("n-clients"), 0);
+    assert!(sink.property::<Option<String>>("auth-token").is_none());
+    assert!(sink.property::<Option<String>>("document-root").is_none());
+    let pad = sink.static_pad("sink").unwrap();
+    let caps = pad.pad_template_caps();
+    assert_eq!(caps.structure(0).unwrap().name(), "image/jpeg");
+}
+
+#[test]
+fn two_sinks_in_one_process_serve_independently() {
+    init();
+    let a = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    let b = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    assert_ne!(a.port, b.port);
+}

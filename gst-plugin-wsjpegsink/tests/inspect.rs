@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+//! `gst-inspect-1.0` loads the built plugin library and documents every property.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// target/<profile>/, where cargo puts the plugin's cdylib next to the test's deps/ folder.
+fn plugin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>")
+        .to_path_buf()
+}
+
+#[test]
+fn gst_inspect_lists_every_property_with_its_description() {
+    let dir = plugin_dir();
+    assert!(
+        dir.join("libgstwsjpeg.so").exists(),
+        "{} holds the built plugin",
+        dir.display()
+    );
+    let registry = std::env::temp_dir().join(format!("wsjpeg-registry-{}.bin", std::process::id()));
+    let output = Command::new("gst-inspect-1.0")
+        .arg("wsjpegsink")
+        .env("GST_PLUGIN_PATH", &dir)
+        .env("GST_REGISTRY", &registry)
+        .output()
+        .expect("gst-inspect-1.0 runs (package gstreamer1.0-tools)");
+    let _ = std::fs::remove_file(&registry);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "gst-inspect failed: {text}");
+    assert!(text.contains("Sink/Network"));
+    assert!(text.contains("image/jpeg"));
+    for property in [
+        "address",
+        "port",
+        "bound-port",
+        "n-clients",
+        "max-clients",
+        "document-root",
+        "keepalive",
+        "allowed-origins",
+        "auth-token",
+        "snapshot-timeout",
+        "camera-error",
+        "source-info",
+        "stats",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{property} ")))
+            .unwrap_or_else(|| panic!("gst-inspect lists {property}:\n{text}"));
+        let description = line.split_once(':').map(|(_, d)| d.trim()).unwrap_or("");
+        assert!(description.len() > 15, "{property} is described: {line}");
+    }
+    for signal in ["client-connected", "client-disconnected"] {
+        assert!(text.contains(signal), "gst-inspect lists signal {signal}");
+    }
+}

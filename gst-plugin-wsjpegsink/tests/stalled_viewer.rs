@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: MIT
+//! A viewer that stops reading must cost the others nothing and the server no memory.
+//! Alone in its test binary so that the process's memory is the server's.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::AsyncWriteExt;
+
+const SECOND: Duration = Duration::from_secs(1);
+const FPS: u32 = 50;
+
+/// Opens a WebSocket with a small receive window and never reads from it.
+async fn stalled_viewer(port: u16) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    let request = format!(
+        "GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
+    // Big frames make any per-viewer queue show up in the process's memory at once.
+    let jpeg = encode_jpeg(1280, 720, "snow", 90);
+    assert!(jpeg.len() > 200_000, "frame is {} bytes", jpeg.len());
+    let server = Server::fed("");
+    let stalled = [
+        stalled_viewer(server.port).await,
+        stalled_viewer(server.port).await,
+    ];
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        viewers.push(connect(server.port, "/stream?meta=1").await);
+    }
+    assert!(
+        eventually(5 * SECOND, || server.n_clients()
+            == 3 + stalled.len() as u32)
+        .await
+    );
+
+    let feeder = server.feed(jpeg, FPS);
+    tokio::time::sleep(SECOND).await;
+    let rss_start = rss_bytes();
+    let tasks = viewers.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            // Frames queued in the socket while the test was setting up are not the point.
+            let warm_up = std::time::Instant::now() + SECOND;
+            while std::time::Instant::now() < warm_up {
+                next_frame(&mut ws, SECOND).await;
+            }
+            let mut first = None;
+            let mut last = 0;
+            let mut received = 0u64;
+            let deadline = std::time::Instant::now() + 5 * SECOND;
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                let Some(frame) = next_frame(&mut ws, left).await else {
+                    break;
+                };
+                let sequence = u64::from_be_bytes(frame[8..16].try_into().unwrap());
+                first.get_or_insert(sequence);
+                last = sequence;
+                received += 1;
+            }
+            (received, last - first.unwrap_or(last) + 1)
+        })
+    });
+    let results = futures_util::future::join_all(tasks).await;
+    let rss_end = rss_bytes();
+    drop(feeder);
+
+    let frames_in = server.stats().get::<u64>("frames-in").unwrap();
+    assert!(
+        frames_in >= 250,
+        "a few hundred frames went through, {frames_in}"
+    );
+    for result in results {
+        let (received, published) = result.unwrap();
+        assert!(
+            received as f64 >= 0.9 * published as f64,
+            "a reading viewer got {received} of {published} frames"
+        );
+    }
+    // ~300 frames of ~250 KB went past two viewers that read none of them: queued, that would
+    // be 150 MB. Latest-frame-wins keeps it to a frame or two each.
+    let growth = rss_end.saturating_sub(rss_start);
+    assert!(growth < 20 * 1024 * 1024, "memory grew by {growth} bytes");
+    // The reading viewers have left; the stalled ones are still there, not kicked.
+    assert!(eventually(5 * SECOND, || server.n_clients() == 2).await);
+    assert_eq!(stalled.len(), 2);
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+//! The WebSocket stream: fan-out, latest-frame-wins, the protocol's control messages.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_viewers_each_get_whole_jpegs_at_the_source_rate() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut viewers = Vec::new();
+    for _ in 0..20 {
+        viewers.push(connect(server.port, "/stream").await);
+    }
+    assert!(eventually(5 * SECOND, || server.n_clients() == 20).await);
+    let tasks = viewers.into_iter().map(|mut ws| {
+        tokio::spawn(async move {
+            next_frame(&mut ws, 5 * SECOND)
+                .await
+                .expect("a first frame");
+            count_frames(&mut ws, 3 * SECOND).await
+        })
+    });
+    let counts = futures_util::future::join_all(tasks).await;
+    for count in counts {
+        let count = count.expect("viewer task ends");
+        // 30 fps for 3 s; leave room for a busy 2-core CI machine.
+        assert!(count >= 75, "a viewer got only {count} frames in 3 s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_then_status_then_frames() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    // Once the caps are known the hello carries them.
+    assert!(
+        eventually(5 * SECOND, || server
+            .stats()
+            .get::<u64>("frames-in")
+            .unwrap_or(0)
+            > 0)
+        .await
+    );
+    let mut ws = connect(server.port, "/stream").await;
+    let Some(Received::Text(hello)) = next_message(&mut ws, 5 * SECOND).await else {
+        panic!("the first message is the hello");
+    };
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["server"], "wsjpeg");
+    assert_eq!(hello["width"], 320);
+    assert_eq!(hello["height"], 240);
+    assert_eq!(hello["framerate"], 30.0);
+    let status = next_text_of_type(&mut ws, "status", 5 * SECOND)
+        .await
+        .expect("a status message");
+    assert_eq!(status["camera"], "streaming");
+    let frame = next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
+    assert!(is_complete_jpeg(&frame));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_header_carries_sequence_and_capture_time() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut ws = connect(server.port, "/stream?meta=1").await;
+    let mut last_sequence = 0u64;
+    for _ in 0..15 {
+        let message = next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
+        assert_eq!(&message[..4], b"WSJ1");
+        assert_eq!(u32::from_be_bytes(message[4..8].try_into().unwrap()), 24);
+        let sequence = u64::from_be_bytes(message[8..16].try_into().unwrap());
+        let capture_us = u64::from_be_bytes(message[16..24].try_into().unwrap());
+        assert!(sequence > last_sequence, "sequence numbers increase");
+        last_sequence = sequence;
+        let now_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        assert!(
+            now_us.abs_diff(capture_us) < 1_000_000,
+            "capture time {capture_us} is within a second of now {now_us}"
+        );
+        assert!(is_complete_jpeg(&message[24..]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_sync_answers_with_server_clock() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut ws = connect(server.port, "/stream").await;
+    send_json(&mut ws, json!({"type": "time", "client": 12345})).await;
+    let reply = next_text_of_type(&mut ws, "time", 5 * SECOND)
+        .await
+        .expect("a time reply");
+    assert_eq!(reply["client"], 12345);
+    let now_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let server_us = reply["server"].as_u64().expect("server time in µs");
+    assert!(now_us.abs_diff(server_us) < 1_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_fps_caps_one_viewer_only() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut capped = connect(server.port, "/stream").await;
+    let mut free = connect(server.port, "/stream").await;
+    send_json(&mut capped, json!({"type": "max-fps", "fps": 5})).await;
+    next_frame(&mut capped, 5 * SECOND).await.expect("a frame");
+    next_frame(&mut free, 5 * SECOND).await.expect("a frame");
+    let (capped_count, free_count) = tokio::join!(
+        count_frames(&mut capped, 3 * SECOND),
+        count_frames(&mut free, 3 * SECOND)
+    );
+    assert!(
+        (10..=17).contains(&capped_count),
+        "5 fps for 3 s, got {capped_count}"
+    );
+    assert!(free_count >= 75, "uncapped viewer got {free_count}");
+    send_json(&mut capped, json!({"type": "max-fps", "fps": 0})).await;
+    next_frame(&mut capped, 5 * SECOND).await.expect("a frame");
+    let uncapped = count_frames(&mut capped, 2 * SECOND).await;
+    assert!(uncapped >= 45, "fps 0 removes the cap, got {uncapped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_stops_frames_and_resume_restarts_them() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut ws = connect(server.port, "/stream").await;
+    next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
+    send_json(&mut ws, json!({"type": "pause"})).await;
+    // Whatever was already on the wire drains first.
+    let _ = count_frames(&mut ws, Duration::from_millis(300)).await;
+    assert_eq!(
+        count_frames(&mut ws, SECOND).await,
+        0,
+        "paused viewer gets no frames"
+    );
+    let stats = server.stats();
+    let clients = stats
+        .get::<gst::Array>("clients")
+        .expect("per-client stats");
+    let paused = clients
+        .iter()
+        .filter_map(|c| c.get::<gst::Structure>().ok())
+        .any(|c| c.get::<bool>("paused").unwrap_or(false));
+    assert!(paused, "stats show the viewer paused");
+    send_json(&mut ws, json!({"type": "resume"})).await;
+    let resumed = count_frames(&mut ws, SECOND).await;
+    assert!(
+        resumed >= 20,
+        "resumed viewer gets frames again, got {resumed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_client_message_closes_only_that_client_with_1009() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut offender = connect(server.port, "/stream").await;
+    let mut bystander = connect(server.port, "/stream").await;
+    next_frame(&mut bystander, 5 * SECOND)
+        .await
+        .expect("a frame");
+    let huge = "x".repeat(1024 * 1024);
+    let _ = offender.send(Message::text(huge)).await;
+    assert_eq!(close_code(&mut offender, 5 * SECOND).await, Some(1009));
+    let frames = count_frames(&mut bystander, SECOND).await;
+    assert!(frames >= 20, "the other viewer is unaffected, got {frames}");
+    assert!(eventually(5 * SECOND, || server.n_clients() == 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_is_answered_and_the_viewer_stays() {
+    let server = Server::test_pattern(320, 240, 30, "");
+    let mut ws = connect(server.port, "/stream").await;
+    ws.send(Message::text("{not json")).await.unwrap();
+    let error = next_text_of_type(&mut ws, "error", 5 * SECOND)
+        .await
+        .expect("an error message");
+    assert!(error["message"].as_str().is_some());
+    assert!(count_frames(&mut ws, SECOND).await >= 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_ping_after_idle() {
+    // A READY server sends no frames, so the connection goes idle.
+    let server = Server::build(
+        "appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1 keepalive=1",
+    );
+    let mut ws = connect(server.port, "/stream").await;
+    let started = Instant::now();
+    let ping = next_text_of_type(&mut ws, "ping", 5 * SECOND).await;
+    assert!(ping.is_some(), "a ping after keepalive seconds idle");
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    send_json(&mut ws, json!({"type": "pong"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_beyond_max_clients_gets_1013() {
+    let server = Server::test_pattern(320, 240, 30, "max-clients=1");
+    let mut first = connect(server.port, "/stream").await;
+    next_frame(&mut first, 5 * SECOND).await.expect("a frame");
+    let mut second = connect(server.port, "/stream").await;
+    assert_eq!(close_code(&mut second, 5 * SECOND).await, Some(1013));
+    drop(second);
+    first.close(None).await.unwrap();
+    drop(first);
+    assert!(eventually(5 * SECOND, || server.n_clients() == 0).await);
+    let mut third = connect(server.port, "/stream").await;
+    assert!(
+        next_frame(&mut third, 5 * SECOND).await.is_some(),
+        "a freed slot is usable"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_viewer_gets_a_fresh_frame_at_once() {
+    let server = Server::fed("");
+    let jpeg = encode_jpeg(320, 240, "smpte", 80);
+    server.push(&jpeg);
+    assert!(
+        eventually(5 * SECOND, || server
+            .stats()
+            .get::<u64>("frames-in")
+            .unwrap_or(0)
+            == 1)
+        .await
+    );
+    let mut ws = connect(server.port, "/stream").await;
+    let frame = next_frame(&mut ws, SECOND)
+        .await
+        .expect("the latest frame without waiting");
+    assert_eq!(frame, jpeg);
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, lints, the Rust test suites (real pipelines and sockets),
+# the viewer in headless Chromium, and the packaging checks. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+[[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked
+if [[ -x web/tests/run.sh ]]; then
+    step "viewer in headless Chromium"
+    web/tests/run.sh
+fi
+if [[ -x packaging/check-dockerfile.sh ]]; then
+    step "Dockerfile matches the repository"
+    packaging/check-dockerfile.sh
+fi
+step "all checks passed"
