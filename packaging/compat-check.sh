@@ -109,34 +109,7 @@ if [[ ${1:-} == --inside-namespace ]]; then
         GST_PLUGIN_PATH="/var/tmp/wsjpeg-target/$OUTDIR" \
         PROFILE="$PROFILE" \
         LANG=C.UTF-8 \
-        /bin/bash -euo pipefail -c '
-            echo "[compat-check] inside: $(. /etc/os-release; echo "$PRETTY_NAME"), $(ldd --version | head -1)"
-            echo "[compat-check] inside: $(gst-inspect-1.0 --version | sed -n 2p), $(rustc --version)"
-            cd /src
-            echo "[compat-check] cargo build --locked --profile $PROFILE -p gst-plugin-wsjpeg"
-            cargo build --locked --profile "$PROFILE" -p gst-plugin-wsjpeg
-            so="$GST_PLUGIN_PATH/libgstwsjpeg.so"
-            test -f "$so" || { echo "[compat-check] FAIL: $so not built" >&2; exit 1; }
-            rm -f "$GST_REGISTRY"
-            echo "[compat-check] gst-inspect-1.0 wsjpegsink"
-            if ! gst-inspect-1.0 wsjpegsink > /var/tmp/wsjpeg-target/inspect.txt 2>&1; then
-                cat /var/tmp/wsjpeg-target/inspect.txt >&2
-                gst-inspect-1.0 -b >&2 || true
-                echo "[compat-check] FAIL: gst-inspect-1.0 wsjpegsink (plugin does not load on $(gst-inspect-1.0 --version | sed -n 2p))" >&2
-                exit 1
-            fi
-            grep -E "^  (Long-name|Klass)|Version +[0-9]|bound-port|n-clients" /var/tmp/wsjpeg-target/inspect.txt | sed "s/^/    /" || true
-            echo "[compat-check] gst-launch-1.0 videotestsrc num-buffers=60 is-live=true ! jpegenc ! wsjpegsink port=0"
-            if ! timeout 60 gst-launch-1.0 -q videotestsrc num-buffers=60 is-live=true \
-                    ! video/x-raw,width=320,height=240,framerate=30/1 \
-                    ! jpegenc ! wsjpegsink port=0 address=127.0.0.1 \
-                    > /var/tmp/wsjpeg-target/launch.txt 2>&1; then
-                cat /var/tmp/wsjpeg-target/launch.txt >&2
-                echo "[compat-check] FAIL: pipeline did not run to EOS" >&2
-                exit 1
-            fi
-            echo "[compat-check] pipeline reached EOS"
-        '
+        /bin/bash /src/packaging/compat-inside.sh
 fi
 
 # ---------------------------------------------------------------------------
