@@ -166,6 +166,79 @@ export async function startPlainServer({ port, frames, fps = 30 }) {
   return plain;
 }
 
+/**
+ * A scripted server speaking the full wsjpeg protocol, for what a healthy pipeline never shows:
+ * camera states, pings, sequence gaps, and a clock `clockSkewMs` away from ours. Frames carry
+ * the 24-byte "WSJ1" header with a capture time `captureAgeMs` before they are sent, and a
+ * sequence number that advances by `sequenceStep`.
+ */
+export async function startProtocolServer({
+  port, frames, fps = 30, clockSkewMs = 0, captureAgeMs = 40, sequenceStep = 1, camera = 'streaming',
+}) {
+  const page = readFileSync(path.join(WEB_DIR, 'index.html'));
+  const serverNowUs = () => Math.round((Date.now() + clockSkewMs) * 1000);
+  const server = http.createServer((req, res) => {
+    res.writeHead(req.url.split('?')[0] === '/' ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(req.url.split('?')[0] === '/' && req.method !== 'HEAD' ? page : undefined);
+  });
+  const wss = new WebSocketServer({ server, path: '/stream' });
+  const received = [];
+  const state = { camera, sequence: 0 };
+  wss.on('connection', (socket, req) => {
+    const meta = new URL(req.url, 'http://x').searchParams.get('meta') === '1';
+    socket.send(JSON.stringify({
+      type: 'hello', server: 'scripted', version: '0.0.0', width: 640, height: 480, framerate: fps,
+      meta, camera: state.camera,
+    }));
+    let i = 0;
+    let paused = false;
+    const timer = setInterval(() => {
+      if (paused || state.camera !== 'streaming' || socket.readyState !== socket.OPEN) return;
+      state.sequence += sequenceStep;
+      const jpeg = frames[i++ % frames.length];
+      if (!meta) { socket.send(jpeg, { binary: true }); return; }
+      const header = Buffer.alloc(24);
+      header.write('WSJ1', 0, 'latin1');
+      header.writeUInt32BE(24, 4);
+      header.writeBigUInt64BE(BigInt(state.sequence), 8);
+      header.writeBigUInt64BE(BigInt(serverNowUs() - captureAgeMs * 1000), 16);
+      socket.send(Buffer.concat([header, jpeg]), { binary: true });
+    }, 1000 / fps);
+    socket.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      let msg;
+      try { msg = JSON.parse(data.toString()); } catch { return; }
+      if (received.length < 1000) received.push(msg);
+      if (msg.type === 'time') socket.send(JSON.stringify({ type: 'time', client: msg.client, server: serverNowUs() }));
+      if (msg.type === 'pause') paused = true;
+      if (msg.type === 'resume') paused = false;
+    });
+    socket.on('close', () => clearInterval(timer));
+    socket.on('error', () => clearInterval(timer));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', resolve);
+  });
+  const scripted = {
+    port,
+    received,
+    /** Sends a JSON message to every connected viewer. */
+    broadcast(message) {
+      if (message.type === 'status') state.camera = message.camera;
+      for (const client of wss.clients) client.send(JSON.stringify(message));
+    },
+    async stop() {
+      running.delete(scripted);
+      for (const client of wss.clients) client.terminate();
+      wss.close();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+  running.add(scripted);
+  return scripted;
+}
+
 export async function stopAll() {
   await Promise.allSettled([...running].map((s) => s.stop()));
 }

@@ -11,12 +11,13 @@ import { chromium } from 'playwright-core';
 
 import {
   ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
-  slowDecoder, startPlainServer, startSink, stopAll, waitFor,
+  slowDecoder, startPlainServer, startProtocolServer, startSink, stopAll, waitFor,
 } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const RED = 'rgb(255, 92, 82)';
 const GREEN = 'rgb(47, 208, 122)';
+const YELLOW = 'rgb(246, 201, 69)';
 
 let browser;
 let sink;          // the main pipeline: 640x480 @ 30 fps
@@ -230,6 +231,10 @@ describe('viewer on a live wsjpegsink pipeline', () => {
     assert.equal(await text(page, '#status-text'), 'Disconnected');
     await waitFor('overlay says it will reconnect', async () =>
       /reconnect/i.test(await text(page, '#overlay-text')) && page.locator('#overlay').isVisible(), { timeout: 3000 });
+    assert.equal(await text(page, '#fps'), '—');
+    assert.equal(await text(page, '#latency'), '—');
+    await sleep(400); // let the picture dim
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-disconnected.png') });
     await sleep(2500); // let at least one reconnect attempt fail
 
     const drawnBefore = (await stats(page)).drawn;
@@ -311,6 +316,66 @@ describe('viewer against a plain server (bare JPEGs, no metadata)', () => {
     assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'plain server page');
     assert.deepEqual(view.errors, []);
   });
+});
+
+describe('viewer and the protocol details', () => {
+  let scripted;
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+    if (scripted) await scripted.stop();
+  });
+
+  it('follows the camera state, answers pings and counts sequence gaps', { timeout: 25000 }, async () => {
+    // Every other sequence number is missing: the server skipped those frames for this viewer.
+    scripted = await startProtocolServer({ port: await freePort(), frames: jpegs, camera: 'starting', sequenceStep: 2 });
+    view = await openViewer(`http://127.0.0.1:${scripted.port}/`);
+    const { page } = view;
+    await waitFor('"Camera starting…"', async () => (await text(page, '#camera')) === 'Camera starting…');
+    assert.equal(await dotColor(page), YELLOW);
+    assert.match(await text(page, '#overlay-text'), /Camera starting/);
+
+    scripted.broadcast({ type: 'status', camera: 'streaming' });
+    await waitForPictures(page, 15);
+    assert.equal(await text(page, '#camera'), 'Camera live');
+    assert.equal(await dotColor(page), GREEN);
+    const s = await stats(page);
+    assert.ok(s.gaps >= s.received - 2 && s.gaps > 10, `gaps ${s.gaps} for ${s.received} frames`);
+    await waitFor('dropped figure', async () => Number(await text(page, '#dropped')) > 10);
+
+    scripted.broadcast({ type: 'status', camera: 'error', message: 'device unplugged' });
+    await waitFor('camera error shown', async () => (await text(page, '#camera')) === 'Camera unavailable — retrying…');
+    assert.equal(await dotColor(page), RED);
+    assert.equal(await page.getAttribute('#status', 'data-state'), 'connected');
+    await waitFor('overlay explains', async () => /device unplugged/.test(await text(page, '#overlay-text')));
+
+    scripted.broadcast({ type: 'status', camera: 'streaming' });
+    await waitFor('live again', async () => (await text(page, '#camera')) === 'Camera live');
+    await waitFor('overlay gone', () => page.locator('#overlay').isHidden(), { timeout: 3000 });
+
+    scripted.broadcast({ type: 'ping' });
+    await waitFor('pong', () => scripted.received.some((m) => m.type === 'pong'), { timeout: 3000 });
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const skewMs of [7000, -7000]) {
+    it(`measures latency right when the server clock is ${skewMs / 1000} s off`, { timeout: 20000 }, async () => {
+      if (view) await view.context.close();
+      if (scripted) await scripted.stop();
+      scripted = await startProtocolServer({ port: await freePort(), frames: jpegs, clockSkewMs: skewMs, captureAgeMs: 40 });
+      view = await openViewer(`http://127.0.0.1:${scripted.port}/`);
+      const { page } = view;
+      await waitForPictures(page, 10);
+      const latency = await waitFor('latency figure', async () => {
+        const ms = latencyMs(await text(page, '#latency'));
+        return Number.isFinite(ms) ? ms : null;
+      });
+      assert.ok(latency >= 35 && latency < 300, `latency ${latency} ms, the frames are 40 ms old`);
+      const s = await stats(page);
+      assert.ok(Math.abs(s.clockOffsetUs / 1000 - skewMs) < 20, `offset ${s.clockOffsetUs} µs for ${skewMs} ms skew`);
+      assert.ok(scripted.received.filter((m) => m.type === 'time').length >= 3, 'too few clock probes');
+    });
+  }
 });
 
 describe('viewer with an auth token', () => {

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Browser tests for the viewer page (web/index.html), in headless Chromium against real
+# wsjpegsink pipelines. Callable from any directory:
+#
+#   web/tests/run.sh                      # everything
+#   web/tests/run.sh --test-name-pattern=phone   # extra arguments go to `node --test`
+#
+# Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
+# from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
+# <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png). Exits non-zero when a test fails.
+# Environment: CHROMIUM_PATH (default /usr/bin/chromium).
+set -euo pipefail
+
+HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd -- "$HERE/../.." && pwd)"
+CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        die "root needed to run: $*"
+    fi
+}
+
+# ---- System packages ------------------------------------------------------------------------
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v gst-launch-1.0 >/dev/null 2>&1 || missing+=(gstreamer1.0-tools)
+if command -v gst-inspect-1.0 >/dev/null 2>&1; then
+    gst-inspect-1.0 --exists videotestsrc || missing+=(gstreamer1.0-plugins-base)
+    gst-inspect-1.0 --exists jpegenc || missing+=(gstreamer1.0-plugins-good)
+else
+    missing+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "Installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+[ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
+    || die "Node.js 18 or newer is needed (found $(node --version))"
+
+# ---- npm packages (playwright-core without its browser download, ws) ------------------------
+stamp="$HERE/node_modules/.package-lock.json"
+if [ ! -f "$stamp" ] || [ "$HERE/package-lock.json" -nt "$stamp" ]; then
+    log "Installing npm packages"
+    (cd "$HERE" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# ---- The plugin, with the page compiled in --------------------------------------------------
+log "Building the plugin"
+(cd "$ROOT" && cargo build -p gst-plugin-wsjpeg)
+target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
+    | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
+export WSJPEG_PLUGIN_DIR="$target_dir/debug"
+[ -f "$WSJPEG_PLUGIN_DIR/libgstwsjpeg.so" ] || die "plugin not found in $WSJPEG_PLUGIN_DIR"
+GST_PLUGIN_PATH="$WSJPEG_PLUGIN_DIR" gst-inspect-1.0 wsjpegsink >/dev/null \
+    || die "GStreamer cannot load wsjpegsink from $WSJPEG_PLUGIN_DIR"
+
+# ---- Run ------------------------------------------------------------------------------------
+export WSJPEG_ARTIFACTS_DIR="$ROOT/artifacts"
+export CHROMIUM_PATH="$CHROMIUM"
+mkdir -p "$WSJPEG_ARTIFACTS_DIR"
+
+# The tests start and stop their own gst-launch servers on free ports. They run in a process
+# group of their own so that whatever happens (failure, Ctrl-C, timeout) nothing outlives us.
+test_pgid=""
+cleanup() {
+    if [ -n "$test_pgid" ]; then
+        kill -TERM -- "-$test_pgid" 2>/dev/null || true
+        sleep 0.5
+        kill -KILL -- "-$test_pgid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "Running browser tests"
+cd "$HERE"
+set -m
+timeout --kill-after=10 300 node --test --test-reporter=spec viewer.test.mjs "$@" &
+test_pgid=$!
+set +m
+status=0
+wait "$test_pgid" || status=$?
+
+if [ "$status" -eq 0 ]; then
+    log "Browser tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png)"
+else
+    log "Browser tests FAILED (exit $status)"
+fi
+exit "$status"
