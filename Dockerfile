@@ -17,9 +17,12 @@ ARG BASE_IMAGE=nvcr.io/nvidia/l4t-jetpack:r36.4.0
 
 # ---------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS toolchain
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # The workspace needs rustc >= 1.92 (rust-version in Cargo.toml); pin what CI uses.
 ARG RUST_VERSION=1.95.0
 ENV DEBIAN_FRONTEND=noninteractive
+# Distribution packages follow the base image's (pinned) release; not pinned here.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config curl ca-certificates \
@@ -70,6 +73,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 # base: videoconvert/videoscale/videorate/videotestsrc; good: v4l2src, jpegenc;
 # bad: jpegparse (MJPEG passthrough). nvjpegenc/nvvidconv come from the L4T
 # multimedia libraries that the NVIDIA runtime mounts from the host (gpu entitlement).
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         gstreamer1.0-tools \
@@ -88,9 +92,11 @@ RUN GST_REGISTRY=/tmp/gst-registry.bin gst-inspect-1.0 wsjpegsink > /dev/null \
  && rm -f /tmp/gst-registry.bin
 
 # Non-root; group video (GID 44 on Ubuntu, the GID WendyOS grants for cameras)
-# opens /dev/video*.
-RUN useradd --system --user-group --create-home --home-dir /home/wsjpeg \
+# opens /dev/video*. By name so that the runtime also applies the supplementary
+# group from /etc/group.
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/wsjpeg \
         --shell /usr/sbin/nologin --groups video wsjpeg
+# hadolint ignore=DL3066
 USER wsjpeg
 WORKDIR /home/wsjpeg
 

@@ -11,6 +11,8 @@
 # target; base image and Rust version fit SPEC §5 and rust-version; the stub
 # workspace of the dependency-caching layer still loads in cargo; wendy.json has
 # the entitlements; the systemd unit names the launcher and parses.
+# The bash -c '...' snippets below get their values as "$1".. on purpose:
+# shellcheck disable=SC2016
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
@@ -96,9 +98,9 @@ done <<<"$INSTR"
 [[ $copy_ok == 1 ]] && ok "all $ncopy COPY/ADD sources from the build context exist and are not .dockerignored"
 # Files the build steps run from the context.
 in_context() { [[ -f $1 ]] && ! ignored_by_dockerignore "$1"; }
-for f in $(grep -oE 'packaging/[A-Za-z0-9_./-]+\.sh' <<<"$INSTR" | sort -u); do
-    check "Dockerfile helper $f exists and is in the build context" in_context "$f"
-done
+while read -r f; do
+    [[ -n $f ]] && check "Dockerfile helper $f exists and is in the build context" in_context "$f"
+done < <(grep -oE 'packaging/[A-Za-z0-9_./-]+\.sh' <<<"$INSTR" | sort -u)
 
 # --- 2. names: plugin library and launcher binary ---------------------------
 members=$(awk '/^members/,/\]/' Cargo.toml | grep -oE '"[^"]+"' | tr -d '"')
@@ -228,7 +230,7 @@ fi
 
 # --- 10. hadolint, when available -------------------------------------------------
 if command -v hadolint >/dev/null; then
-    check "hadolint Dockerfile" hadolint --ignore DL3008 --ignore DL4006 "$DF"
+    check "hadolint Dockerfile" hadolint --no-color "$DF"
 fi
 
 echo "check-dockerfile: $pass passed, $fail failed"

@@ -15,6 +15,7 @@ fail() { printf '[compat-check] FAIL: %s\n' "$*" >&2; exit 1; }
 W=/var/tmp/wsjpeg-target
 GSTV=$(gst-inspect-1.0 --version | sed -n 2p)
 
+# shellcheck disable=SC1091
 say "inside: $(. /etc/os-release; echo "$PRETTY_NAME"), $(ldd --version | head -1)"
 say "inside: $GSTV, $(rustc --version)"
 cd /src
