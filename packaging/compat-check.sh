@@ -28,6 +28,8 @@
 #                          debootstrap, no mirror). A build or pipeline failure
 #                          always fails.
 #   WSJPEG_COMPAT_REBUILD=1   throw the cached root away and bootstrap again.
+#   WSJPEG_COMPAT_LAUNCHER=1  also build wsjpeg-launcher in the root and run it
+#                          (--test-pattern, healthcheck, snapshot, SIGTERM).
 #
 # Exit status: 0 = plugin built, inspected and streamed on the old GStreamer;
 # 1 = a real failure; 2 = usage error; 0 with "SKIP" when optional and unable.
@@ -108,6 +110,7 @@ if [[ ${1:-} == --inside-namespace ]]; then
         GST_REGISTRY=/var/tmp/wsjpeg-target/gst-registry.bin \
         GST_PLUGIN_PATH="/var/tmp/wsjpeg-target/$OUTDIR" \
         PROFILE="$PROFILE" \
+        WSJPEG_COMPAT_LAUNCHER="${WSJPEG_COMPAT_LAUNCHER:-0}" \
         LANG=C.UTF-8 \
         /bin/bash /src/packaging/compat-inside.sh
 fi
@@ -119,7 +122,9 @@ fi
 [[ $(id -u) -eq 0 ]] || cannot_run "must run as root (debootstrap, mount and chroot need it)"
 command -v unshare >/dev/null || cannot_run "unshare (util-linux) not found"
 
-SYSROOT=$(rustc --print sysroot 2>/dev/null) || cannot_run "no Rust toolchain on this machine (rustc not on PATH)"
+# rustc from PATH, else rustup's default place (CI may run with a bare PATH).
+RUSTC=$(command -v rustc || echo "${CARGO_HOME:-$HOME/.cargo}/bin/rustc")
+SYSROOT=$("$RUSTC" --print sysroot 2>/dev/null) || cannot_run "no Rust toolchain on this machine (no rustc on PATH or in ~/.cargo/bin)"
 [[ -x $SYSROOT/bin/cargo ]] || cannot_run "toolchain at $SYSROOT has no cargo"
 CARGO_DIR=${CARGO_HOME:-$HOME/.cargo}
 mkdir -p "$CARGO_DIR/registry"

@@ -8,7 +8,10 @@
 #      runs to EOS;
 #   3. serves: with a live pipeline on a free port, GET /healthz answers 200 and
 #      GET /snapshot.jpg answers 200 image/jpeg starting with FF D8 (plain bash
-#      /dev/tcp, no curl in the root).
+#      /dev/tcp, no curl in the root);
+#   4. with WSJPEG_COMPAT_LAUNCHER=1, the launcher works too: --test-pattern on a
+#      free port, `wsjpeg-launcher healthcheck` exits 0, /snapshot.jpg wakes the
+#      pattern and answers a JPEG, SIGTERM ends it with status 0 within 3 s.
 set -euo pipefail
 say() { printf '[compat-check] %s\n' "$*"; }
 fail() { printf '[compat-check] FAIL: %s\n' "$*" >&2; exit 1; }
@@ -79,3 +82,39 @@ say "HTTP /healthz 200, /snapshot.jpg 200 image/jpeg ($(stat -c %s "$W/snapshot.
 kill -INT "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 trap - EXIT
+
+[[ ${WSJPEG_COMPAT_LAUNCHER:-0} == 1 ]] || exit 0
+
+say "cargo build --locked --profile $PROFILE -p wsjpeg-launcher"
+cargo build --locked --profile "$PROFILE" -p wsjpeg-launcher
+launcher="$(dirname "$so")/wsjpeg-launcher"
+[[ -x $launcher ]] || fail "$launcher not built"
+port=
+for _ in 1 2 3 4 5 6 7 8; do
+    p=$((20000 + RANDOM % 30000))
+    if port_free "$p"; then port=$p; break; fi
+done
+[[ -n $port ]] || fail "no free port found"
+say "wsjpeg-launcher --test-pattern on 127.0.0.1:$port"
+RUST_LOG=info "$launcher" --test-pattern --address 127.0.0.1 --port "$port" >"$W/launcher.txt" 2>&1 &
+lpid=$!
+trap 'kill -KILL "$lpid" 2>/dev/null || true' EXIT
+ok=
+for _ in $(seq 1 50); do
+    if "$launcher" healthcheck --port "$port" >/dev/null 2>&1; then ok=1; break; fi
+    sleep 0.1
+done
+[[ -n $ok ]] || { cat "$W/launcher.txt" >&2; fail "wsjpeg-launcher healthcheck did not succeed"; }
+http_get /snapshot.jpg "$W/lsnapshot.txt" || fail "launcher GET /snapshot.jpg: no connection"
+head -1 "$W/lsnapshot.txt" | grep -q ' 200' || { cat "$W/launcher.txt" >&2; fail "launcher GET /snapshot.jpg: $(head -1 "$W/lsnapshot.txt")"; }
+grep -aqi '^content-type: image/jpeg' "$W/lsnapshot.txt" || fail "launcher GET /snapshot.jpg: not image/jpeg"
+kill -TERM "$lpid"
+rc=
+for _ in $(seq 1 30); do
+    if ! kill -0 "$lpid" 2>/dev/null; then wait "$lpid" && rc=0 || rc=$?; break; fi
+    sleep 0.1
+done
+[[ -n $rc ]] || { cat "$W/launcher.txt" >&2; fail "launcher still running 3 s after SIGTERM"; }
+[[ $rc == 0 ]] || { cat "$W/launcher.txt" >&2; fail "launcher exited with status $rc after SIGTERM"; }
+trap - EXIT
+say "launcher: healthcheck 0, /snapshot.jpg 200 image/jpeg, SIGTERM -> exit 0"
