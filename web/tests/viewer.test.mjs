@@ -175,7 +175,9 @@ describe('viewer on a live wsjpegsink pipeline', () => {
     for (const name of ['Pause', 'Save a snapshot', 'Fullscreen']) {
       assert.equal(await page.getByRole('button', { name, exact: true }).count(), 1, `button "${name}"`);
     }
-    assert.equal(await page.getByRole('status').first().getAttribute('aria-live'), 'polite');
+    // One polite live region speaks connection and camera changes.
+    assert.equal(await page.locator('#announcer').getAttribute('role'), 'status');
+    assert.equal(await text(page, '#announcer'), 'Connected. Camera live');
     assert.equal(await page.getByRole('img', { name: 'Live camera picture' }).count(), 1);
 
     // Tab reaches every control, in order.
@@ -229,6 +231,7 @@ describe('viewer on a live wsjpegsink pipeline', () => {
       (await page.getAttribute('#status', 'data-state')) === 'disconnected', { timeout: 5000 });
     assert.equal(await dotColor(page), RED);
     assert.equal(await text(page, '#status-text'), 'Disconnected');
+    assert.equal(await text(page, '#announcer'), 'Disconnected. Reconnecting automatically.');
     await waitFor('overlay says it will reconnect', async () =>
       /reconnect/i.test(await text(page, '#overlay-text')) && page.locator('#overlay').isVisible(), { timeout: 3000 });
     assert.equal(await text(page, '#fps'), '—');
@@ -243,6 +246,7 @@ describe('viewer on a live wsjpegsink pipeline', () => {
       (await page.getAttribute('#status', 'data-state')) === 'connected', { timeout: 20000 });
     await waitFor('pictures again', async () => (await stats(page)).drawn > drawnBefore + 10, { timeout: 10000 });
     assert.equal(await page.evaluate(() => window.__sameDocument), true, 'page was reloaded');
+    assert.equal(await text(page, '#announcer'), 'Reconnected. Camera live');
     assert.equal(await dotColor(page), GREEN);
     await waitFor('overlay gone', () => page.locator('#overlay').isHidden(), { timeout: 3000 });
   });
@@ -348,6 +352,7 @@ describe('viewer and the protocol details', () => {
     assert.equal(await dotColor(page), RED);
     assert.equal(await page.getAttribute('#status', 'data-state'), 'connected');
     await waitFor('overlay explains', async () => /device unplugged/.test(await text(page, '#overlay-text')));
+    assert.equal(await text(page, '#announcer'), 'Camera unavailable — retrying…');
 
     scripted.broadcast({ type: 'status', camera: 'streaming' });
     await waitFor('live again', async () => (await text(page, '#camera')) === 'Camera live');
@@ -476,6 +481,48 @@ describe('viewer on a phone', () => {
       assert.ok(b.height >= 40, 'touch target too small');
     }
     await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-phone.png') });
+  });
+});
+
+// ---- Memory over time (opt-in: WSJPEG_SOAK_SECONDS=600 web/tests/run.sh) -------------------------
+
+const SOAK_SECONDS = Number(process.env.WSJPEG_SOAK_SECONDS || 0);
+
+describe('viewer left open', () => {
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+  });
+
+  it(`keeps its memory flat over ${SOAK_SECONDS || 'N'} s`, {
+    skip: SOAK_SECONDS > 0 ? false : 'set WSJPEG_SOAK_SECONDS to run',
+    timeout: (SOAK_SECONDS + 60) * 1000,
+  }, async () => {
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`);
+    const { page } = view;
+    const cdp = await view.context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const measure = async () => {
+      await cdp.send('HeapProfiler.collectGarbage');
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const dom = await cdp.send('Memory.getDOMCounters');
+      const get = (name) => metrics.find((m) => m.name === name).value;
+      return { heap: get('JSHeapUsedSize'), nodes: dom.nodes, listeners: dom.jsEventListeners };
+    };
+    await waitForPictures(page, 30);
+    await sleep(5000);
+    const start = await measure();
+    const drawnAtStart = (await stats(page)).drawn;
+    await sleep(SOAK_SECONDS * 1000);
+    const end = await measure();
+    const drawn = (await stats(page)).drawn - drawnAtStart;
+    console.log(`soak: ${drawn} pictures in ${SOAK_SECONDS} s; heap ${start.heap} -> ${end.heap} bytes; ` +
+      `DOM nodes ${start.nodes} -> ${end.nodes}; listeners ${start.listeners} -> ${end.listeners}`);
+    assert.ok(drawn > SOAK_SECONDS * 20, `only ${drawn} pictures drawn`);
+    assert.ok(end.heap - start.heap < 2 * 1024 * 1024, `JS heap grew by ${end.heap - start.heap} bytes`);
+    assert.ok(end.nodes <= start.nodes + 20, 'DOM nodes grew');
+    assert.ok(end.listeners <= start.listeners + 5, 'event listeners grew');
+    assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'soak page');
   });
 });
 
