@@ -390,28 +390,28 @@ impl BaseSinkImpl for WsJpegSink {
         let port = u16::try_from(settings.port).map_err(|_| {
             gst::error_msg!(
                 gst::ResourceError::Settings,
-                ["Invalid port {}", settings.port]
+                ("Invalid port {}", settings.port)
             )
         })?;
         let addr = server::resolve(&settings.address, port)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         let runtime = RUNTIME.as_ref().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
-                ["Cannot start the server runtime: {}", e]
+                ("Cannot start the server runtime: {}", e)
             )
         })?;
         let events = notifier::spawn(&self.obj()).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
-                ["Cannot start the notification thread: {}", e]
+                ("Cannot start the notification thread: {}", e)
             )
         })?;
         let hub = Hub::new(events);
         self.apply_camera_error(&hub, &settings);
         let ctx = ServerContext::new(hub.clone(), settings.server_config());
         let server = RunningServer::start(runtime.handle(), addr, ctx)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e)))?;
         gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr);
         {
             let mut state = lock(&self.state);

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+//! The camera half: `source ! <JPEG path> ! appsink`, built fresh for every start and thrown
+//! away on stop or loss, so a re-plugged device or a changed encoder needs nothing special.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use gst::prelude::*;
+
+use crate::cli::EncoderChoice;
+use crate::controller::Event;
+use crate::encoder::{self, Format, JpegPath};
+use crate::source::Source;
+
+pub struct CameraPipeline {
+    pipeline: gst::Pipeline,
+    pub path: JpegPath,
+    started: Instant,
+    frames: Arc<FrameClock>,
+}
+
+/// When the last frame came, shared with the appsink callback.
+struct FrameClock {
+    epoch: Instant,
+    /// Nanoseconds after `epoch` of the last frame; 0 = none yet.
+    last_ns: AtomicU64,
+    count: AtomicU64,
+}
+
+impl FrameClock {
+    fn tick(&self) {
+        let ns = self.epoch.elapsed().as_nanos().max(1) as u64;
+        self.last_ns.store(ns, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Option<Instant> {
+        match self.last_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.epoch + Duration::from_nanos(ns)),
+        }
+    }
+}
+
+pub struct StartRequest<'a> {
+    pub source: &'a Source,
+    pub choice: EncoderChoice,
+    pub format: Format,
+    pub camera: usize,
+    pub generation: u64,
+}
+
+impl CameraPipeline {
+    pub fn start(
+        request: StartRequest<'_>,
+        target: &gst_app::AppSrc,
+        events: Sender<Event>,
+    ) -> Result<CameraPipeline> {
+        let offer = request.source.probe()?;
+        let path = encoder::choose(request.choice, &offer, &request.format)?;
+        let text = encoder::camera_pipeline_text(request.source, path, &request.format);
+        log::debug!("Camera pipeline: {text}");
+        let pipeline = gst::parse::launch(&text)
+            .map_err(|e| anyhow!("cannot build the camera pipeline: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("the camera pipeline is not a pipeline"))?;
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let appsink = pipeline
+            .by_name("frames")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| anyhow!("the camera pipeline has no frame output"))?;
+        let frames = Arc::new(FrameClock {
+            epoch: Instant::now(),
+            last_ns: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        });
+        forward_frames(&appsink, target.clone(), frames.clone());
+        watch_bus(&pipeline, request.camera, request.generation, events);
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(anyhow!("cannot start {}", request.source.name()));
+        }
+        Ok(CameraPipeline {
+            pipeline,
+            path,
+            started: Instant::now(),
+            frames,
+        })
+    }
+
+    /// Time since the last frame, or since the start when none came yet.
+    pub fn silence(&self) -> Duration {
+        self.frames.last().unwrap_or(self.started).elapsed()
+    }
+
+    pub fn frame_count(&self) -> u64 {
+        self.frames.count.load(Ordering::Relaxed)
+    }
+
+    /// NULL: the device file is closed when this returns.
+    pub fn stop(self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for CameraPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Hands every JPEG to the server pipeline, re-timed onto the server's running time (both run
+/// on the system clock) so the viewers' capture times are the camera's.
+fn forward_frames(appsink: &gst_app::AppSink, target: gst_app::AppSrc, frames: Arc<FrameClock>) {
+    let last_caps = Mutex::new(None::<gst::Caps>);
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(mut buffer) = sample.buffer_owned() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                if let Some(caps) = sample.caps_owned()
+                    && let Ok(mut last) = last_caps.lock()
+                    && last.as_ref() != Some(&caps)
+                {
+                    target.set_caps(Some(&caps));
+                    *last = Some(caps);
+                }
+                let capture = buffer
+                    .pts()
+                    .zip(appsink.base_time())
+                    .map(|(pts, base)| pts + base);
+                let server_base = target.base_time();
+                let buffer_mut = buffer.make_mut();
+                buffer_mut.set_dts(gst::ClockTime::NONE);
+                buffer_mut.set_pts(
+                    capture
+                        .zip(server_base)
+                        .and_then(|(capture, base)| capture.checked_sub(base)),
+                );
+                frames.tick();
+                // The server's flow state is not the camera's business: a parked server
+                // (flushing appsrc) just drops the frame.
+                let _ = target.push_buffer(buffer);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+/// Errors and end-of-stream become camera-loss events for the control loop. Runs on the
+/// posting thread, so it only sends; the control loop does the state changes.
+fn watch_bus(pipeline: &gst::Pipeline, camera: usize, generation: u64, events: Sender<Event>) {
+    let Some(bus) = pipeline.bus() else { return };
+    let events = Mutex::new(events);
+    bus.set_sync_handler(move |_, message| {
+        let reason = match message.view() {
+            gst::MessageView::Error(err) => Some(describe_error(err)),
+            gst::MessageView::Eos(_) => Some("the camera stream ended".to_string()),
+            gst::MessageView::Warning(w) => {
+                log::warn!("Camera {camera}: {}", w.error());
+                None
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason
+            && let Ok(events) = events.lock()
+        {
+            let _ = events.send(Event::CameraLost {
+                camera,
+                generation,
+                reason,
+            });
+        }
+        gst::BusSyncReply::Drop
+    });
+}
+
+fn describe_error(err: &gst::message::Error) -> String {
+    let text = err.error().to_string();
+    let source = err.src().map(|s| s.name().to_string()).unwrap_or_default();
+    if source.is_empty() {
+        text
+    } else {
+        format!("{text} ({source})")
+    }
+}

@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: MIT
+//! Command line: every flag has an environment variable of the same name, `WSJPEG_` + upper case.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wsjpeg-launcher",
+    version,
+    about = "Serves a camera to every browser on the network as live JPEG over WebSocket and MJPEG",
+    long_about = "Serves a camera to every browser on the network as live JPEG over WebSocket and \
+MJPEG.\n\nThe web server is up from the start; the camera is opened when the first viewer arrives \
+and released after the last one leaves (plus --linger). The JPEG path is chosen once per camera \
+start: the camera's own MJPEG when it offers the asked size and rate, else the Jetson hardware \
+encoder (nvjpegenc), else the software encoder (jpegenc).\n\nOpen http://<this machine>:3003/ in \
+a browser. Set RUST_LOG=debug for more detail.",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Exits 0 when the local server answers /healthz with 200 (for Docker's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Port of the server to check.
+    #[arg(long, env = "WSJPEG_PORT", default_value_t = 3003)]
+    pub port: u16,
+    /// Host to connect to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Give up after this long.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncoderChoice {
+    /// Best available: camera MJPEG, then nvjpegenc, then jpegenc.
+    Auto,
+    /// The camera's own JPEG frames, no encoding at all; fails if the camera offers none.
+    Passthrough,
+    /// Jetson hardware encoder (nvvidconv ! nvjpegenc); fails if it is not available.
+    Nvjpeg,
+    /// Software encoder (jpegenc); works everywhere, costs CPU.
+    Jpeg,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// V4L2 camera device. Repeat for several cameras: the first is served on --port, the next
+    /// on --port + 1, and so on (comma-separated in the environment variable).
+    #[arg(
+        long = "device",
+        env = "WSJPEG_DEVICE",
+        value_delimiter = ',',
+        conflicts_with_all = ["test_pattern", "pipeline"]
+    )]
+    pub devices: Vec<PathBuf>,
+
+    /// Serve a moving test pattern instead of a camera (for machines without one).
+    #[arg(long, env = "WSJPEG_TEST_PATTERN", conflicts_with = "pipeline")]
+    pub test_pattern: bool,
+
+    /// A gst-launch fragment producing raw video or image/jpeg to use as the camera,
+    /// e.g. "rtspsrc location=rtsp://cam/ ! decodebin".
+    #[arg(long, env = "WSJPEG_PIPELINE")]
+    pub pipeline: Option<String>,
+
+    /// Frame width asked of the camera and the encoder.
+    #[arg(long, env = "WSJPEG_WIDTH", default_value_t = 1280, value_parser = clap::value_parser!(u32).range(16..=16384))]
+    pub width: u32,
+
+    /// Frame height asked of the camera and the encoder.
+    #[arg(long, env = "WSJPEG_HEIGHT", default_value_t = 720, value_parser = clap::value_parser!(u32).range(16..=16384))]
+    pub height: u32,
+
+    /// Frames per second asked of the camera.
+    #[arg(long, env = "WSJPEG_FPS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=240))]
+    pub fps: u32,
+
+    /// JPEG quality (1-100) when the launcher encodes; passthrough keeps the camera's.
+    #[arg(long, env = "WSJPEG_QUALITY", default_value_t = 85, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub quality: u32,
+
+    /// How frames become JPEG.
+    #[arg(long, env = "WSJPEG_ENCODER", value_enum, default_value_t = EncoderChoice::Auto)]
+    pub encoder: EncoderChoice,
+
+    /// Address to listen on (IPv4 or IPv6; "::" listens on both).
+    #[arg(long, env = "WSJPEG_ADDRESS", default_value = "0.0.0.0")]
+    pub address: String,
+
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long, env = "WSJPEG_PORT", default_value_t = 3003)]
+    pub port: u16,
+
+    /// Keep the camera running this long after the last viewer leaves, so a page reload does
+    /// not restart it (e.g. 5s, 500ms, 1m).
+    #[arg(long, env = "WSJPEG_LINGER", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub linger: Duration,
+
+    /// Keep the camera running even when nobody watches.
+    #[arg(long, env = "WSJPEG_ALWAYS_ON")]
+    pub always_on: bool,
+
+    /// A camera that delivers no frame for this long is treated as lost and restarted.
+    #[arg(long, env = "WSJPEG_STALL_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+
+    /// Viewers beyond this are refused (HTTP 503, WebSocket close 1013).
+    #[arg(long, env = "WSJPEG_MAX_CLIENTS", default_value_t = 64)]
+    pub max_clients: u32,
+
+    /// Seconds of silence after which a viewer is pinged (0 = never).
+    #[arg(long, env = "WSJPEG_KEEPALIVE", default_value_t = 30)]
+    pub keepalive: u32,
+
+    /// Comma-separated Origins allowed to open the WebSocket; empty = pages from this server
+    /// only; "*" = any.
+    #[arg(long, env = "WSJPEG_ALLOWED_ORIGINS", default_value = "")]
+    pub allowed_origins: String,
+
+    /// Require this token on every request but /healthz (?token=, Bearer, or cookie).
+    #[arg(long, env = "WSJPEG_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+
+    /// Serve the viewer page from this folder instead of the built-in one.
+    #[arg(long, env = "WSJPEG_DOCUMENT_ROOT")]
+    pub document_root: Option<PathBuf>,
+}

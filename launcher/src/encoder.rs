@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+//! The JPEG path: the camera's own MJPEG, the Jetson hardware encoder, or the software one.
+
+use std::time::Duration;
+
+use anyhow::{Result, anyhow, bail};
+use gst::prelude::*;
+
+use crate::cli::EncoderChoice;
+use crate::source::{Offer, Source};
+
+/// Caps between nvvidconv and nvjpegenc: frames stay in NVMM (GPU) memory.
+pub const NVMM_CAPS: &str = "video/x-raw(memory:NVMM),format=I420";
+const HARDWARE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JpegPath {
+    /// The camera's JPEG at the asked size and rate.
+    Passthrough,
+    /// The source only offers JPEG, not at the asked size or rate: taken as it comes.
+    PassthroughAnySize,
+    Hardware,
+    Software,
+}
+
+impl JpegPath {
+    pub fn encoder_name(self) -> &'static str {
+        match self {
+            JpegPath::Passthrough | JpegPath::PassthroughAnySize => "passthrough",
+            JpegPath::Hardware => "nvjpegenc",
+            JpegPath::Software => "jpegenc",
+        }
+    }
+
+    pub fn log_line(self) -> &'static str {
+        match self {
+            JpegPath::Passthrough => "Using the camera's own MJPEG (no encoding)",
+            JpegPath::PassthroughAnySize => {
+                "Using the source's own JPEG as it comes (it offers no other size or rate)"
+            }
+            JpegPath::Hardware => "Using hardware JPEG encoder (nvjpegenc)",
+            JpegPath::Software => "Using software JPEG encoder (jpegenc)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub quality: u32,
+}
+
+/// Whether the Jetson encoder is installed and actually works: a one-frame pipeline through it
+/// must reach PAUSED. Uses a test source, so the camera is not touched.
+pub fn hardware_encoder_works(format: &Format) -> bool {
+    if gst::ElementFactory::find("nvjpegenc").is_none()
+        || gst::ElementFactory::find("nvvidconv").is_none()
+    {
+        return false;
+    }
+    let text = format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,width={w},height={h} ! nvvidconv ! {NVMM_CAPS},width={w},height={h} \
+         ! nvjpegenc ! fakesink",
+        w = format.width,
+        h = format.height
+    );
+    let Ok(pipeline) = gst::parse::launch(&text) else {
+        return false;
+    };
+    let reached = pipeline.set_state(gst::State::Paused).is_ok()
+        && matches!(
+            pipeline.state(gst::ClockTime::from_nseconds(
+                HARDWARE_PROBE_TIMEOUT.as_nanos() as u64
+            )),
+            (Ok(_), gst::State::Paused, _)
+        );
+    let _ = pipeline.set_state(gst::State::Null);
+    reached
+}
+
+/// Picks the JPEG path for `choice`, given what the source offers.
+pub fn choose(choice: EncoderChoice, offer: &Offer, format: &Format) -> Result<JpegPath> {
+    let exact = offer.offers_jpeg_at(format.width, format.height, format.fps);
+    match choice {
+        EncoderChoice::Auto => {
+            if exact {
+                Ok(JpegPath::Passthrough)
+            } else if offer.offers_jpeg() && !offer.offers_raw() {
+                Ok(JpegPath::PassthroughAnySize)
+            } else if hardware_encoder_works(format) {
+                Ok(JpegPath::Hardware)
+            } else {
+                Ok(JpegPath::Software)
+            }
+        }
+        EncoderChoice::Passthrough if exact => Ok(JpegPath::Passthrough),
+        EncoderChoice::Passthrough => bail!(
+            "--encoder passthrough: the source offers no JPEG at {}x{} {} fps (it offers: {})",
+            format.width,
+            format.height,
+            format.fps,
+            describe(&offer.caps)
+        ),
+        EncoderChoice::Nvjpeg if hardware_encoder_works(format) => Ok(JpegPath::Hardware),
+        EncoderChoice::Nvjpeg => bail!(
+            "--encoder nvjpeg: the Jetson JPEG encoder (nvvidconv, nvjpegenc) is not installed or \
+             does not work here; use --encoder auto or jpeg"
+        ),
+        EncoderChoice::Jpeg if gst::ElementFactory::find("jpegenc").is_some() => {
+            Ok(JpegPath::Software)
+        }
+        EncoderChoice::Jpeg => Err(anyhow!(
+            "--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)"
+        )),
+    }
+}
+
+fn describe(caps: &gst::Caps) -> String {
+    let names: Vec<String> = caps.iter().map(|s| s.name().to_string()).collect();
+    let mut names = names;
+    names.dedup();
+    if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The gst-launch text of the camera pipeline, ending in an appsink named `frames`.
+pub fn camera_pipeline_text(source: &Source, path: JpegPath, format: &Format) -> String {
+    let Format {
+        width,
+        height,
+        fps,
+        quality,
+    } = *format;
+    let source = source.launch_text();
+    let middle = match path {
+        JpegPath::Passthrough => {
+            format!("image/jpeg,width={width},height={height},framerate={fps}/1 ! jpegparse")
+        }
+        JpegPath::PassthroughAnySize => "image/jpeg ! jpegparse".to_string(),
+        JpegPath::Hardware => format!(
+            "nvvidconv ! {NVMM_CAPS},width={width},height={height} ! nvjpegenc quality={quality}"
+        ),
+        JpegPath::Software => format!(
+            "videoconvert ! videoscale ! videorate drop-only=true \
+             ! video/x-raw,format=I420,width={width},height={height},framerate=[1/1,{fps}/1] \
+             ! jpegenc quality={quality}"
+        ),
+    };
+    format!("{source} ! {middle} ! appsink name=frames sync=false max-buffers=2 drop=true")
+}

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+//! wsjpeg-launcher: builds the camera pipeline with the best JPEG path, serves it with
+//! `wsjpegsink`, and runs the camera only while someone watches.
+
+pub mod camera;
+pub mod cli;
+pub mod controller;
+pub mod encoder;
+pub mod healthcheck;
+pub mod server;
+pub mod source;
+
+use anyhow::{Context, Result, bail};
+
+pub use controller::{Config, Event, Launcher};
+
+/// Initialises GStreamer and registers the plugin linked into this program, so no
+/// GST_PLUGIN_PATH is needed.
+pub fn init_gstreamer() -> Result<()> {
+    gst::init().context("cannot initialise GStreamer")?;
+    gstwsjpeg::plugin_register_static().context("cannot register the wsjpeg plugin")?;
+    Ok(())
+}
+
+/// Turns the command line into a launcher configuration, rejecting what cannot work.
+pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
+    let sources = if args.test_pattern {
+        vec![source::Source::TestPattern]
+    } else if let Some(fragment) = &args.pipeline {
+        vec![source::Source::Fragment(fragment.clone())]
+    } else if args.devices.is_empty() {
+        vec![source::Source::Device("/dev/video0".into())]
+    } else {
+        args.devices
+            .iter()
+            .cloned()
+            .map(source::Source::Device)
+            .collect()
+    };
+    for source in &sources {
+        source.validate()?;
+    }
+    let format = encoder::Format {
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        quality: args.quality,
+    };
+    if args.encoder == cli::EncoderChoice::Nvjpeg && !encoder::hardware_encoder_works(&format) {
+        bail!(
+            "--encoder nvjpeg: the Jetson JPEG encoder (nvvidconv, nvjpegenc) is not installed or \
+             does not work here; use --encoder auto or jpeg"
+        );
+    }
+    if args.encoder == cli::EncoderChoice::Jpeg && gst::ElementFactory::find("jpegenc").is_none() {
+        bail!("--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)");
+    }
+    if let Some(root) = &args.document_root
+        && !root.is_dir()
+    {
+        bail!("--document-root {}: not a folder", root.display());
+    }
+    Ok(Config {
+        sources,
+        encoder: args.encoder,
+        format,
+        port: args.port,
+        linger: args.linger,
+        always_on: args.always_on,
+        stall_timeout: args
+            .stall_timeout
+            .max(std::time::Duration::from_millis(500)),
+        server: server::ServerSettings {
+            address: args.address.clone(),
+            max_clients: args.max_clients,
+            keepalive: args.keepalive,
+            allowed_origins: args.allowed_origins.clone(),
+            auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+            document_root: args.document_root.clone(),
+        },
+    })
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: MIT
+//! The always-on half: `appsrc ! wsjpegsink`. READY while the camera is parked (viewers stay
+//! connected and are told the camera is idle), PLAYING while it runs.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+
+use anyhow::{Result, anyhow};
+use gst::prelude::*;
+
+use crate::controller::Event;
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub address: String,
+    pub max_clients: u32,
+    pub keepalive: u32,
+    pub allowed_origins: String,
+    pub auth_token: Option<String>,
+    pub document_root: Option<PathBuf>,
+}
+
+pub struct ServerPipeline {
+    pipeline: gst::Pipeline,
+    pub appsrc: gst_app::AppSrc,
+    pub sink: gst::Element,
+    pub port: u16,
+}
+
+impl ServerPipeline {
+    pub fn start(
+        settings: &ServerSettings,
+        port: u16,
+        camera: usize,
+        events: Sender<Event>,
+    ) -> Result<ServerPipeline> {
+        let pipeline = gst::Pipeline::with_name(&format!("server{camera}"));
+        // Camera and server pipelines share the clock, so capture times carry across.
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let appsrc = gst_app::AppSrc::builder()
+            .name("frames")
+            .is_live(true)
+            .format(gst::Format::Time)
+            .caps(&gst::Caps::new_empty_simple("image/jpeg"))
+            .build();
+        let sink = gst::ElementFactory::make("wsjpegsink")
+            .name("sink")
+            .property("address", &settings.address)
+            .property("port", port as u32)
+            .property("max-clients", settings.max_clients)
+            .property("keepalive", settings.keepalive)
+            .property("allowed-origins", &settings.allowed_origins)
+            .property("auth-token", settings.auth_token.as_deref())
+            .property(
+                "document-root",
+                settings
+                    .document_root
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            )
+            .build()
+            .map_err(|_| anyhow!("the wsjpegsink element is not available"))?;
+        pipeline.add_many([appsrc.upcast_ref(), &sink])?;
+        appsrc.link(&sink)?;
+        sink.connect_notify(Some("n-clients"), move |sink, _| {
+            let n = sink.property::<u32>("n-clients");
+            let _ = events.send(Event::Viewers { camera, n });
+        });
+        if pipeline.set_state(gst::State::Ready).is_err() {
+            let reason = take_error(&pipeline)
+                .unwrap_or_else(|| format!("cannot listen on {}:{port}", settings.address));
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err(anyhow!(reason));
+        }
+        let port = sink.property::<u32>("bound-port") as u16;
+        Ok(ServerPipeline {
+            pipeline,
+            appsrc,
+            sink,
+            port,
+        })
+    }
+
+    /// Camera parked: no frames, viewers stay, status `idle`.
+    pub fn park(&self) {
+        let _ = self.pipeline.set_state(gst::State::Ready);
+    }
+
+    /// Camera starting or running: viewers see `starting`, then `streaming` with the first frame.
+    pub fn activate(&self) -> Result<()> {
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map(|_| ())
+            .map_err(|_| anyhow!("the server pipeline cannot start streaming"))
+    }
+
+    pub fn set_camera_error(&self, message: Option<&str>) {
+        self.sink
+            .set_property("camera-error", message.unwrap_or(""));
+    }
+
+    pub fn set_source_info(&self, info: gst::Structure) {
+        self.sink.set_property("source-info", info);
+    }
+
+    pub fn n_clients(&self) -> u32 {
+        self.sink.property::<u32>("n-clients")
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for ServerPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The text of the first error message on a pipeline's bus.
+pub fn take_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    let message = bus.pop_filtered(&[gst::MessageType::Error])?;
+    match message.view() {
+        gst::MessageView::Error(err) => Some(err.error().to_string()),
+        _ => None,
+    }
+}

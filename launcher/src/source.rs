@@ -1,0 +1,98 @@
+// SPDX-License-Identifier: MIT
+//! Where frames come from: a V4L2 camera, the test pattern, or a user's pipeline fragment.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, anyhow};
+use gst::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Device(PathBuf),
+    TestPattern,
+    Fragment(String),
+}
+
+/// What a source can produce, learnt without streaming from it.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub caps: gst::Caps,
+}
+
+impl Offer {
+    pub fn offers_raw(&self) -> bool {
+        self.caps
+            .can_intersect(&gst::Caps::new_empty_simple("video/x-raw"))
+    }
+
+    pub fn offers_jpeg(&self) -> bool {
+        self.caps
+            .can_intersect(&gst::Caps::new_empty_simple("image/jpeg"))
+    }
+
+    /// Whether the source can deliver JPEG at exactly this size and rate.
+    pub fn offers_jpeg_at(&self, width: u32, height: u32, fps: u32) -> bool {
+        self.caps.can_intersect(&jpeg_caps(width, height, fps))
+    }
+}
+
+pub fn jpeg_caps(width: u32, height: u32, fps: u32) -> gst::Caps {
+    gst::Caps::builder("image/jpeg")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("framerate", gst::Fraction::new(fps as i32, 1))
+        .build()
+}
+
+impl Source {
+    pub fn name(&self) -> String {
+        match self {
+            Source::Device(path) => path.display().to_string(),
+            Source::TestPattern => "test pattern".to_string(),
+            Source::Fragment(_) => "pipeline".to_string(),
+        }
+    }
+
+    /// The gst-launch text of the source part of the camera pipeline.
+    pub fn launch_text(&self) -> String {
+        match self {
+            Source::Device(path) => format!(
+                "v4l2src device=\"{}\"",
+                path.display().to_string().replace('"', "")
+            ),
+            Source::TestPattern => {
+                "videotestsrc is-live=true pattern=ball motion=sweep background-color=0xff202830"
+                    .to_string()
+            }
+            Source::Fragment(text) => text.clone(),
+        }
+    }
+
+    /// Checks that the source can be built at all: a typo in a fragment is a start-up error, a
+    /// missing device is not (it may be plugged in later).
+    pub fn validate(&self) -> Result<()> {
+        let Source::Fragment(text) = self else {
+            return Ok(());
+        };
+        if text.trim().is_empty() {
+            return Err(anyhow!("--pipeline is empty"));
+        }
+        gst::parse::bin_from_description(text, true)
+            .map(|_| ())
+            .map_err(|e| anyhow!("cannot parse --pipeline \"{text}\": {e}"))
+    }
+
+    /// Opens the source just far enough (READY) to ask what it can produce, then closes it.
+    pub fn probe(&self) -> Result<Offer> {
+        let bin = gst::parse::bin_from_description(&self.launch_text(), true)
+            .with_context(|| format!("cannot build source {}", self.name()))?;
+        let pad = bin
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("source {} has no output", self.name()))?;
+        let result = bin.set_state(gst::State::Ready);
+        let caps = pad.query_caps(None);
+        let _ = bin.set_state(gst::State::Null);
+        result.map_err(|_| anyhow!("cannot open {}", self.name()))?;
+        Ok(Offer { caps })
+    }
+}

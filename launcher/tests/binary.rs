@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: MIT
+//! The real `wsjpeg-launcher` program: flags, signals, the healthcheck subcommand.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::client::*;
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_wsjpeg-launcher");
+const SECOND: Duration = Duration::from_secs(1);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(LAUNCHER)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the launcher starts")
+}
+
+async fn wait_for_server(port: u16) {
+    let up = eventually(10 * SECOND, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    assert!(up, "the launcher listens on {port}");
+}
+
+#[test]
+fn bad_flags_get_a_one_line_error_and_exit_2() {
+    for (args, expected) in [
+        (vec!["--width", "0"], "--width"),
+        (vec!["--quality", "101"], "--quality"),
+        (vec!["--encoder", "turbo"], "--encoder"),
+        (vec!["--pipeline", "videotestsrc ! ! !"], "--pipeline"),
+        (vec!["--linger", "soon"], "--linger"),
+        (vec!["--encoder", "nvjpeg", "--test-pattern"], "nvjpeg"),
+        (
+            vec!["--test-pattern", "--device", "/dev/video0"],
+            "--device",
+        ),
+    ] {
+        let output = Command::new(LAUNCHER).args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first = stderr.lines().next().unwrap_or("");
+        assert!(first.contains("error"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?} names {expected}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let output = Command::new(LAUNCHER).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--device",
+        "--width",
+        "--height",
+        "--fps",
+        "--quality",
+        "--address",
+        "--port",
+        "--encoder",
+        "--test-pattern",
+        "--pipeline",
+        "--linger",
+        "--always-on",
+        "--stall-timeout",
+        "--max-clients",
+        "--keepalive",
+        "--allowed-origins",
+        "--auth-token",
+        "--document-root",
+        "WSJPEG_PORT",
+    ] {
+        assert!(help.contains(flag), "--help mentions {flag}");
+    }
+}
+
+#[test]
+fn taken_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(LAUNCHER)
+        .args(["--test-pattern", "--address", "127.0.0.1", "--port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&port) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_viewers_with_1001_and_exits_0_quickly() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut child = spawn(&[
+        "--test-pattern",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ]);
+    wait_for_server(port).await;
+    let mut ws = connect(port, "/stream").await;
+    assert!(next_frame(&mut ws, 10 * SECOND).await.is_some());
+
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < 5 * SECOND, "the launcher did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(took < 2 * SECOND, "exit took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_subcommand_reports_the_server() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let check = |port: &str| {
+        Command::new(LAUNCHER)
+            .args(["healthcheck", "--port", port])
+            .output()
+            .unwrap()
+    };
+    assert!(!check(&port_text).status.success(), "nothing listens yet");
+    let mut child = spawn(&[
+        "--test-pattern",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ]);
+    wait_for_server(port).await;
+    let output = check(&port_text);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_are_served_on_consecutive_ports() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Find two consecutive free ports.
+    let mut port = listener.local_addr().unwrap().port();
+    drop(listener);
+    while std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_err() {
+        port = free_port();
+    }
+    let port_text = port.to_string();
+    let mut child = spawn(&[
+        "--device",
+        "/dev/video-missing-a",
+        "--device",
+        "/dev/video-missing-b",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ]);
+    wait_for_server(port).await;
+    wait_for_server(port + 1).await;
+    let mut second = connect(port + 1, "/stream").await;
+    let error = wait_camera_state(&mut second, "error", 5 * SECOND)
+        .await
+        .expect("an error status for the missing camera");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("video-missing-b"),
+        "{error}"
+    );
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: MIT
+//! Stand-ins for the Jetson elements `nvvidconv` and `nvjpegenc`, so the hardware path and its
+//! fallback run on a machine without a Jetson. They speak the same caps as the real ones
+//! (`video/x-raw(memory:NVMM)` between them) but do the work in software.
+
+use std::sync::LazyLock;
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+
+const NVMM: &str = "memory:NVMM";
+
+/// Relabels raw video caps between system memory and NVMM; buffers pass untouched.
+mod feature_swap {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct FeatureSwap {
+        pub to_nvmm: std::sync::atomic::AtomicBool,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for FeatureSwap {
+        const NAME: &'static str = "WsjpegTestFeatureSwap";
+        type Type = super::FeatureSwap;
+        type ParentType = gst_base::BaseTransform;
+    }
+
+    impl ObjectImpl for FeatureSwap {}
+    impl GstObjectImpl for FeatureSwap {}
+
+    impl ElementImpl for FeatureSwap {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new("featureswap", "Test", "test", "wsjpeg")
+            });
+            Some(&META)
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+                let caps = gst::Caps::new_any();
+                vec![
+                    gst::PadTemplate::new(
+                        "src",
+                        gst::PadDirection::Src,
+                        gst::PadPresence::Always,
+                        &caps,
+                    )
+                    .unwrap(),
+                    gst::PadTemplate::new(
+                        "sink",
+                        gst::PadDirection::Sink,
+                        gst::PadPresence::Always,
+                        &caps,
+                    )
+                    .unwrap(),
+                ]
+            });
+            TEMPLATES.as_ref()
+        }
+    }
+
+    impl BaseTransformImpl for FeatureSwap {
+        const MODE: gst_base::subclass::BaseTransformMode =
+            gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+        const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+        const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+        fn transform_caps(
+            &self,
+            direction: gst::PadDirection,
+            caps: &gst::Caps,
+            filter: Option<&gst::Caps>,
+        ) -> Option<gst::Caps> {
+            if caps.is_any() {
+                return Some(caps.clone());
+            }
+            let to_nvmm = self.to_nvmm.load(std::sync::atomic::Ordering::Relaxed);
+            // Going downstream adds NVMM when this is the "upload" side; upstream undoes it.
+            let add = (direction == gst::PadDirection::Sink) == to_nvmm;
+            let mut out = gst::Caps::new_empty();
+            {
+                let out = out.get_mut().unwrap();
+                for (s, _) in caps.iter_with_features() {
+                    let features = if add {
+                        gst::CapsFeatures::new([NVMM])
+                    } else {
+                        gst::CapsFeatures::new_empty()
+                    };
+                    out.append_structure_full(s.to_owned(), Some(features));
+                }
+            }
+            Some(match filter {
+                Some(f) => f.intersect_with_mode(&out, gst::CapsIntersectMode::First),
+                None => out,
+            })
+        }
+
+        fn transform_ip(
+            &self,
+            _buf: &mut gst::BufferRef,
+        ) -> Result<gst::FlowSuccess, gst::FlowError> {
+            Ok(gst::FlowSuccess::Ok)
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct FeatureSwap(ObjectSubclass<feature_swap::FeatureSwap>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+fn feature_swap(to_nvmm: bool) -> gst::Element {
+    let element = glib::Object::new::<FeatureSwap>();
+    element
+        .imp()
+        .to_nvmm
+        .store(to_nvmm, std::sync::atomic::Ordering::Relaxed);
+    element.upcast()
+}
+
+/// A bin with ghost pads around `elements`, linked in order.
+fn wrap(bin: &gst::Bin, elements: &[gst::Element]) {
+    bin.add_many(elements).unwrap();
+    gst::Element::link_many(elements).unwrap();
+    let sink = elements[0].static_pad("sink").unwrap();
+    let src = elements[elements.len() - 1].static_pad("src").unwrap();
+    bin.add_pad(&gst::GhostPad::with_target(&sink).unwrap())
+        .unwrap();
+    bin.add_pad(&gst::GhostPad::with_target(&src).unwrap())
+        .unwrap();
+}
+
+fn any_templates() -> Vec<gst::PadTemplate> {
+    let caps = gst::Caps::new_any();
+    vec![
+        gst::PadTemplate::new(
+            "src",
+            gst::PadDirection::Src,
+            gst::PadPresence::Always,
+            &caps,
+        )
+        .unwrap(),
+        gst::PadTemplate::new(
+            "sink",
+            gst::PadDirection::Sink,
+            gst::PadPresence::Always,
+            &caps,
+        )
+        .unwrap(),
+    ]
+}
+
+macro_rules! standin_bin {
+    ($module:ident, $wrapper:ident, $type_name:literal, $long:literal, $build:expr, $fail:expr) => {
+        mod $module {
+            use super::*;
+
+            #[derive(Default)]
+            pub struct Imp;
+
+            #[glib::object_subclass]
+            impl ObjectSubclass for Imp {
+                const NAME: &'static str = $type_name;
+                type Type = super::$wrapper;
+                type ParentType = gst::Bin;
+            }
+
+            impl ObjectImpl for Imp {
+                // Accepted like the real element's, and ignored.
+                fn properties() -> &'static [glib::ParamSpec] {
+                    static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+                        vec![glib::ParamSpecUInt::builder("quality").maximum(100).build()]
+                    });
+                    PROPERTIES.as_ref()
+                }
+
+                fn set_property(&self, _id: usize, _value: &glib::Value, _pspec: &glib::ParamSpec) {}
+
+                fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
+                    85u32.to_value()
+                }
+
+                fn constructed(&self) {
+                    self.parent_constructed();
+                    let build: fn() -> Vec<gst::Element> = $build;
+                    wrap(self.obj().upcast_ref(), &build());
+                }
+            }
+            impl GstObjectImpl for Imp {}
+            impl BinImpl for Imp {}
+            impl ElementImpl for Imp {
+                fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+                    static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                        gst::subclass::ElementMetadata::new($long, "Test", $long, "wsjpeg")
+                    });
+                    Some(&META)
+                }
+
+                fn pad_templates() -> &'static [gst::PadTemplate] {
+                    static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+                        LazyLock::new(any_templates);
+                    TEMPLATES.as_ref()
+                }
+
+                fn change_state(
+                    &self,
+                    transition: gst::StateChange,
+                ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+                    let fail: bool = $fail;
+                    if fail && transition == gst::StateChange::ReadyToPaused {
+                        return Err(gst::StateChangeError);
+                    }
+                    self.parent_change_state(transition)
+                }
+            }
+        }
+
+        glib::wrapper! {
+            pub struct $wrapper(ObjectSubclass<$module::Imp>) @extends gst::Bin, gst::Element, gst::Object;
+        }
+    };
+}
+
+standin_bin!(
+    nvvidconv_imp,
+    NvVidConv,
+    "WsjpegTestNvVidConv",
+    "stand-in nvvidconv",
+    || vec![
+        gst::ElementFactory::make("videoconvert").build().unwrap(),
+        gst::ElementFactory::make("videoscale").build().unwrap(),
+        feature_swap(true),
+    ],
+    false
+);
+
+standin_bin!(
+    nvjpegenc_imp,
+    NvJpegEnc,
+    "WsjpegTestNvJpegEnc",
+    "stand-in nvjpegenc",
+    || vec![
+        feature_swap(false),
+        gst::ElementFactory::make("jpegenc").build().unwrap(),
+    ],
+    false
+);
+
+standin_bin!(
+    broken_nvjpegenc_imp,
+    BrokenNvJpegEnc,
+    "WsjpegTestBrokenNvJpegEnc",
+    "stand-in nvjpegenc that cannot start",
+    || vec![
+        feature_swap(false),
+        gst::ElementFactory::make("jpegenc").build().unwrap(),
+    ],
+    true
+);
+
+/// Registers working stand-ins under the Jetson elements' names.
+pub fn register_working() {
+    gst::Element::register(None, "nvvidconv", gst::Rank::NONE, NvVidConv::static_type()).unwrap();
+    gst::Element::register(None, "nvjpegenc", gst::Rank::NONE, NvJpegEnc::static_type()).unwrap();
+}
+
+/// Registers an `nvjpegenc` that exists but cannot reach PAUSED, like one whose GPU is busy or
+/// whose driver is missing.
+pub fn register_broken() {
+    gst::Element::register(None, "nvvidconv", gst::Rank::NONE, NvVidConv::static_type()).unwrap();
+    gst::Element::register(
+        None,
+        "nvjpegenc",
+        gst::Rank::NONE,
+        BrokenNvJpegEnc::static_type(),
+    )
+    .unwrap();
+}
