@@ -89,10 +89,19 @@ impl Source {
         let pad = bin
             .static_pad("src")
             .ok_or_else(|| anyhow!("source {} has no output", self.name()))?;
-        let result = bin.set_state(gst::State::Ready);
+        // In a pipeline of its own, so the reason of a failure reaches a bus we can read.
+        let pipeline = gst::Pipeline::new();
+        pipeline.add(&bin)?;
+        let result = pipeline.set_state(gst::State::Ready);
         let caps = pad.query_caps(None);
-        let _ = bin.set_state(gst::State::Null);
-        result.map_err(|_| anyhow!("cannot open {}", self.name()))?;
+        let reason = crate::server::take_error(&pipeline);
+        let _ = pipeline.set_state(gst::State::Null);
+        if result.is_err() {
+            return Err(match reason {
+                Some(reason) => anyhow!("cannot open {}: {reason}", self.name()),
+                None => anyhow!("cannot open {}", self.name()),
+            });
+        }
         Ok(Offer { caps })
     }
 }
