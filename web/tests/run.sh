@@ -75,6 +75,7 @@ mkdir -p "$WSJPEG_ARTIFACTS_DIR"
 # The tests start and stop their own gst-launch servers on free ports. They run in a process
 # group of their own so that whatever happens (failure, Ctrl-C, timeout) nothing outlives us.
 test_pgid=""
+# shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     if [ -n "$test_pgid" ]; then
         kill -TERM -- "-$test_pgid" 2>/dev/null || true
