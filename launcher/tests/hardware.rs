@@ -28,7 +28,11 @@ async fn auto_picks_the_hardware_encoder_when_it_works() {
         .await
         .expect("frames through nvvidconv ! nvjpegenc");
     assert!(is_complete_jpeg(&frame));
-    assert_eq!(running.view().path, Some("nvjpegenc"));
+    assert!(
+        eventually(Duration::from_secs(5), || running.view().path
+            == Some("nvjpegenc"))
+        .await
+    );
     let status = http_get(running.port, "/status", &[], usize::MAX)
         .await
         .json();

@@ -27,5 +27,9 @@ async fn auto_falls_back_to_software_when_the_hardware_fails() {
     let running = Running::start(config(Source::TestPattern));
     let mut ws = connect(running.port, "/stream").await;
     assert!(next_frame(&mut ws, Duration::from_secs(5)).await.is_some());
-    assert_eq!(running.view().path, Some("jpegenc"));
+    assert!(
+        eventually(Duration::from_secs(5), || running.view().path
+            == Some("jpegenc"))
+        .await
+    );
 }
