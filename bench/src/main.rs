@@ -1,1 +1,698 @@
-fn main() {}
+//! `wsjpeg-bench`: serve, load and measure wsjpeg (or any server speaking SPEC §2).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use wsjpeg_bench::load::{self, LoadConfig};
+use wsjpeg_bench::procfs;
+use wsjpeg_bench::relay::Relay;
+use wsjpeg_bench::report::{KeyFigures, Report, Thresholds, medians_table};
+use wsjpeg_bench::serve::{self, ElementOptions, ElementServer, FrameSpec};
+use wsjpeg_bench::util::Target;
+
+/// Load tool and benchmarks for wsjpeg.
+///
+/// Everything runs on this machine over loopback and stops by itself. Typical uses:
+///
+///   wsjpeg-bench run --viewers 300                      # in-process wsjpegsink, 3 runs, medians
+///   wsjpeg-bench run --viewers 300 --server both        # the same next to the minimal relay
+///   wsjpeg-bench serve --port 3003                      # a server to point other tools at
+///   wsjpeg-bench load --url ws://127.0.0.1:3003/stream --viewers 100 --server-pid PID
+///   wsjpeg-bench idle --pid PID                         # CPU and memory of an idle server
+#[derive(Parser, Debug)]
+#[command(version, about, long_about, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a server fed with real JPEG frames at a fixed rate until stopped.
+    ///
+    /// Prints `PORT=<port>` and `PID=<pid>` on stdout once it listens.
+    Serve(ServeArgs),
+    /// Open viewers against a running server and measure what they receive.
+    Load(LoadCmd),
+    /// Start a server in a child process, load it, report; optionally several times.
+    Run(RunArgs),
+    /// Measure the CPU and memory of an idle server (no viewer).
+    Idle(IdleArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ServerKind {
+    /// wsjpegsink in a GStreamer pipeline (`appsrc ! wsjpegsink`).
+    Wsjpeg,
+    /// The minimal relay (reference B): the floor this machine allows.
+    Relay,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunServer {
+    Wsjpeg,
+    Relay,
+    /// Both, alternating, with the ratio wsjpeg / relay.
+    Both,
+}
+
+#[derive(Args, Debug, Clone)]
+struct SourceArgs {
+    /// Frames per second fed to the server.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Frame width.
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+    /// Frame height.
+    #[arg(long, default_value_t = 720)]
+    height: u32,
+    /// jpegenc quality (85 gives ≈ 250 KB frames at 720p with the circular pattern).
+    #[arg(long, default_value_t = 85)]
+    quality: u32,
+    /// videotestsrc pattern of the frames.
+    #[arg(long, default_value = "circular")]
+    pattern: String,
+    /// Number of distinct frames encoded and cycled through.
+    #[arg(long, default_value_t = 1)]
+    distinct: u32,
+}
+
+impl SourceArgs {
+    fn spec(&self) -> FrameSpec {
+        FrameSpec {
+            width: self.width,
+            height: self.height,
+            quality: self.quality,
+            pattern: self.pattern.clone(),
+            distinct: self.distinct,
+        }
+    }
+
+    fn to_args(&self) -> Vec<String> {
+        vec![
+            "--fps".into(),
+            self.fps.to_string(),
+            "--width".into(),
+            self.width.to_string(),
+            "--height".into(),
+            self.height.to_string(),
+            "--quality".into(),
+            self.quality.to_string(),
+            "--pattern".into(),
+            self.pattern.clone(),
+            "--distinct".into(),
+            self.distinct.to_string(),
+        ]
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct ServeArgs {
+    /// Which server to run.
+    #[arg(long, value_enum, default_value = "wsjpeg")]
+    server: ServerKind,
+    /// Listen address (keep it on loopback for benchmarks).
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+    /// Listen port; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// wsjpegsink max-clients (its default of 64 is too low for load tests).
+    #[arg(long, default_value_t = 4096)]
+    max_clients: u32,
+    /// wsjpegsink keepalive in seconds.
+    #[arg(long, default_value_t = 30)]
+    keepalive: u32,
+    /// Extra wsjpegsink properties, e.g. "auth-token=x".
+    #[arg(long, default_value = "")]
+    sink_props: String,
+    /// Listen but feed no frames (pipeline in READY, like a parked camera).
+    #[arg(long)]
+    idle: bool,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Exit when standard input closes (used by `run` so no server outlives it).
+    #[arg(long, hide = true)]
+    exit_on_stdin_eof: bool,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LoadArgs {
+    /// WebSocket viewers at full speed.
+    #[arg(long, default_value_t = 10)]
+    viewers: usize,
+    /// MJPEG viewers (`/stream.mjpg`) at full speed.
+    #[arg(long, default_value_t = 0)]
+    mjpeg: usize,
+    /// Stalled WebSocket viewers: small receive buffer, reading only a few frames a second.
+    #[arg(long, default_value_t = 0)]
+    stalled: usize,
+    /// Seconds over which the viewers are opened.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    /// Seconds between the end of the ramp and the start of the measurement window.
+    #[arg(long, default_value_t = 1.0)]
+    settle: f64,
+    /// Length of the measurement window in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// SO_RCVBUF of stalled viewers in bytes.
+    #[arg(long, default_value_t = 128 * 1024)]
+    stalled_rcvbuf: u32,
+    /// Frames per second a stalled viewer reads.
+    #[arg(long, default_value_t = 5.0)]
+    stalled_fps: f64,
+    /// Viewers that join the live stream one by one during the window, to time the first
+    /// frame of a newcomer.
+    #[arg(long, default_value_t = 10)]
+    probes: usize,
+    /// Path of the MJPEG stream.
+    #[arg(long, default_value = "/stream.mjpg")]
+    mjpeg_path: String,
+    /// Do not add `meta=1` to the WebSocket URL (latency and skips become n/a).
+    #[arg(long)]
+    no_meta: bool,
+    /// Seconds a viewer may take to connect.
+    #[arg(long, default_value_t = 5.0)]
+    connect_timeout: f64,
+    /// Fail (exit 1) if any WebSocket or MJPEG viewer gets fewer frames per second.
+    #[arg(long)]
+    min_fps: Option<f64>,
+    /// Fail if the WebSocket viewers' p99 latency exceeds this (ms).
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+    /// Fail if more viewers than this could not connect or were dropped.
+    #[arg(long)]
+    max_failed: Option<usize>,
+    /// Write the full report as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+}
+
+impl LoadArgs {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            min_fps: self.min_fps,
+            max_p99_ms: self.max_p99_ms,
+            max_failed: self.max_failed,
+        }
+    }
+
+    fn config(&self, target: Target, server_pid: Option<u32>) -> Result<LoadConfig> {
+        let secs = |name: &str, v: f64| -> Result<Duration> {
+            Duration::try_from_secs_f64(v).map_err(|_| anyhow!("--{name} must be >= 0 seconds"))
+        };
+        if self.duration <= 0.0 || self.duration > 3600.0 {
+            bail!("--duration must be between 0 and 3600 seconds");
+        }
+        if self.ramp > 600.0 {
+            bail!("--ramp must be at most 600 seconds");
+        }
+        let target = if self.no_meta {
+            target
+        } else {
+            target.with_query_param("meta", "1")
+        };
+        Ok(LoadConfig {
+            target,
+            mjpeg_path: self.mjpeg_path.clone(),
+            viewers: self.viewers,
+            mjpeg: self.mjpeg,
+            stalled: self.stalled,
+            ramp: secs("ramp", self.ramp)?,
+            settle: secs("settle", self.settle)?,
+            duration: secs("duration", self.duration)?,
+            server_pid,
+            stalled_recv_buffer: self.stalled_rcvbuf,
+            stalled_fps: self.stalled_fps,
+            probes: self.probes,
+            connect_timeout: secs("connect-timeout", self.connect_timeout)?,
+        })
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+struct LoadCmd {
+    /// WebSocket URL of the stream, e.g. ws://127.0.0.1:3003/stream (loopback only).
+    #[arg(long)]
+    url: String,
+    /// PID of the server process, to sample its CPU time and memory from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RunArgs {
+    /// Which server(s) to measure.
+    #[arg(long, value_enum, default_value = "wsjpeg")]
+    server: RunServer,
+    /// How many times to repeat the whole run (fresh server each time); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Seconds between the server's start and the first viewer.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Extra wsjpegsink properties, e.g. "auth-token=x".
+    #[arg(long, default_value = "")]
+    sink_props: String,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct IdleArgs {
+    /// Measure this running process.
+    #[arg(long, conflicts_with_all = ["server", "command"])]
+    pid: Option<u32>,
+    /// Start this server idle (listening, no frames) in a child process and measure it.
+    #[arg(long, value_enum, conflicts_with = "command")]
+    server: Option<ServerKind>,
+    /// Seconds to wait after starting before measuring.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Write the result as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+    /// Start this command (e.g. target/release/wsjpeg-launcher --test-pattern --port 3010)
+    /// and measure it; it is stopped with SIGTERM afterwards.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Serve(args) => serve_cmd(args).map(|_| true),
+        Cmd::Load(args) => load_cmd(args),
+        Cmd::Run(args) => run_cmd(args),
+        Cmd::Idle(args) => idle_cmd(args).map(|_| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("wsjpeg-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(procfs::cores().max(2))
+        .thread_name("load")
+        .enable_all()
+        .build()
+        .context("building the load runtime")
+}
+
+fn write_json(path: &str, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    if path == "-" {
+        println!("{text}");
+    } else {
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
+
+fn serve_cmd(args: ServeArgs) -> Result<()> {
+    wsjpeg_bench::util::raise_fd_limit();
+    let spec = args.source.spec();
+    let frames = serve::encode_frames(&spec)?;
+    let sizes: Vec<usize> = frames.iter().map(|f| f.len()).collect();
+    eprintln!(
+        "frames: {} distinct, {:?} bytes, {}x{} at {} fps",
+        frames.len(),
+        sizes,
+        spec.width,
+        spec.height,
+        args.source.fps
+    );
+    let mut element = None;
+    let mut relay = None;
+    let port = match args.server {
+        ServerKind::Wsjpeg => {
+            let server = ElementServer::start(
+                &ElementOptions {
+                    address: args.address.clone(),
+                    port: args.port,
+                    fps: args.source.fps,
+                    max_clients: args.max_clients,
+                    keepalive: args.keepalive,
+                    idle: args.idle,
+                    sink_props: args.sink_props.clone(),
+                },
+                frames,
+                &spec,
+            )?;
+            let port = server.port;
+            element = Some(server);
+            port
+        }
+        ServerKind::Relay => {
+            let ip: std::net::IpAddr = args
+                .address
+                .parse()
+                .with_context(|| format!("invalid address '{}'", args.address))?;
+            let r = Relay::start(
+                SocketAddr::new(ip, args.port),
+                frames,
+                args.source.fps,
+                args.idle,
+            )?;
+            let port = r.port;
+            relay = Some(r);
+            port
+        }
+    };
+    println!("PORT={port}");
+    println!("PID={}", std::process::id());
+    println!("URL=ws://{}:{port}/stream", args.address);
+    std::io::stdout().flush()?;
+
+    let (stop_tx, stop_rx) = mpsc::channel::<&'static str>();
+    if args.exit_on_stdin_eof {
+        let tx = stop_tx.clone();
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let stdin = std::io::stdin();
+            while matches!(stdin.lock().read_line(&mut sink), Ok(n) if n > 0) {
+                sink.clear();
+            }
+            let _ = tx.send("standard input closed");
+        });
+    }
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
+    loop {
+        if let Some(d) = deadline
+            && Instant::now() >= d
+        {
+            break;
+        }
+        match stop_rx.recv_timeout(Duration::from_millis(250)) {
+            Ok(why) => {
+                eprintln!("stopping: {why}");
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+        if let Some(e) = element.as_ref().and_then(|s| s.error()) {
+            bail!("pipeline error: {e}");
+        }
+    }
+    drop(element);
+    drop(relay);
+    Ok(())
+}
+
+fn load_cmd(args: LoadCmd) -> Result<bool> {
+    let target = Target::parse(&args.url)?;
+    let cfg = args.load.config(target, args.server_pid)?;
+    let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
+    let rt = runtime()?;
+    let raw = rt.block_on(load::run(cfg.clone()))?;
+    let report = Report::build(
+        "load",
+        &url,
+        &raw,
+        args.server_pid,
+        raw.sampled.window_s.max(cfg.duration.as_secs_f64()),
+        &args.load.thresholds(),
+    );
+    print!("{}", report.table());
+    if let Some(path) = &args.load.json {
+        write_json(path, &serde_json::to_value(&report)?)?;
+    }
+    Ok(report.passed())
+}
+
+/// A server started as a child process of this binary.
+struct ChildServer {
+    child: Child,
+    port: u16,
+    pid: u32,
+}
+
+impl ChildServer {
+    fn start(kind: ServerKind, source: &SourceArgs, sink_props: &str, idle: bool) -> Result<Self> {
+        let exe = std::env::current_exe().context("locating this program")?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve")
+            .arg("--server")
+            .arg(match kind {
+                ServerKind::Wsjpeg => "wsjpeg",
+                ServerKind::Relay => "relay",
+            })
+            .args([
+                "--address",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--exit-on-stdin-eof",
+            ])
+            .args(source.to_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if !sink_props.is_empty() {
+            cmd.args(["--sink-props", sink_props]);
+        }
+        if idle {
+            cmd.arg("--idle");
+        }
+        let mut child = cmd.spawn().context("starting the server process")?;
+        let pid = child.id();
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line.strip_prefix("PORT=") {
+                    let _ = tx.send(port.trim().parse::<u16>().ok());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(port)) => Ok(ChildServer { child, port, pid }),
+            _ => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                bail!("the server process did not report its port (exit status {status:?})")
+            }
+        }
+    }
+
+    fn stop(mut self) {
+        // Closing its stdin asks it to exit; SIGKILL if it does not within 3 s.
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_cmd(args: RunArgs) -> Result<bool> {
+    let kinds: Vec<ServerKind> = match args.server {
+        RunServer::Wsjpeg => vec![ServerKind::Wsjpeg],
+        RunServer::Relay => vec![ServerKind::Relay],
+        RunServer::Both => vec![ServerKind::Wsjpeg, ServerKind::Relay],
+    };
+    let repeat = args.repeat.max(1);
+    let rt = runtime()?;
+    let mut reports: Vec<(ServerKind, Report)> = Vec::new();
+    let mut passed = true;
+    for round in 0..repeat {
+        for &kind in &kinds {
+            let name = match kind {
+                ServerKind::Wsjpeg => "wsjpeg",
+                ServerKind::Relay => "relay",
+            };
+            let server = ChildServer::start(kind, &args.source, &args.sink_props, false)?;
+            std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
+            let target = Target::parse(&format!("ws://127.0.0.1:{}/stream", server.port))?;
+            let cfg = args.load.config(target, Some(server.pid))?;
+            let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
+            let raw = rt.block_on(load::run(cfg.clone()));
+            server.stop();
+            let raw = raw?;
+            let label = format!("{name} run {}/{repeat}", round + 1);
+            let report = Report::build(
+                &label,
+                &url,
+                &raw,
+                cfg.server_pid,
+                raw.sampled.window_s.max(cfg.duration.as_secs_f64()),
+                &args.load.thresholds(),
+            );
+            print!("{}", report.table());
+            println!();
+            if kind == ServerKind::Wsjpeg || kinds.len() == 1 {
+                passed &= report.passed();
+            }
+            reports.push((kind, report));
+            // Let sockets in TIME_WAIT and the last process's exit settle.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let figures = |k: ServerKind| -> Vec<KeyFigures> {
+        reports
+            .iter()
+            .filter(|(kind, _)| *kind == k)
+            .map(|(_, r)| KeyFigures::of(r))
+            .collect()
+    };
+    let columns: Vec<(&str, Vec<KeyFigures>)> = kinds
+        .iter()
+        .map(|&k| {
+            (
+                match k {
+                    ServerKind::Wsjpeg => "wsjpeg",
+                    ServerKind::Relay => "relay",
+                },
+                figures(k),
+            )
+        })
+        .collect();
+    if repeat > 1 || kinds.len() > 1 {
+        let cols: Vec<(&str, &[KeyFigures])> =
+            columns.iter().map(|(n, f)| (*n, f.as_slice())).collect();
+        println!(
+            "== {} viewers, {} MJPEG, {} stalled; {} s windows",
+            args.load.viewers, args.load.mjpeg, args.load.stalled, args.load.duration
+        );
+        print!("{}", medians_table(&cols));
+    }
+    if let Some(path) = &args.load.json {
+        let medians: serde_json::Map<String, serde_json::Value> = columns
+            .iter()
+            .map(|(name, figs)| {
+                let m: serde_json::Map<String, serde_json::Value> = KeyFigures::median_of(figs)
+                    .into_iter()
+                    .map(|(k, v, _)| (k.to_string(), serde_json::json!(v)))
+                    .collect();
+                (name.to_string(), serde_json::Value::Object(m))
+            })
+            .collect();
+        let all: Vec<&Report> = reports.iter().map(|(_, r)| r).collect();
+        write_json(
+            path,
+            &serde_json::json!({ "medians": medians, "runs": all }),
+        )?;
+    }
+    if !passed {
+        println!("some checks FAILED");
+    }
+    Ok(passed)
+}
+
+fn idle_cmd(args: IdleArgs) -> Result<()> {
+    let mut child_server = None;
+    let mut child_cmd: Option<Child> = None;
+    let pid = if let Some(pid) = args.pid {
+        pid
+    } else if let Some(kind) = args.server {
+        let s = ChildServer::start(kind, &SourceArgs::default_for_idle(), "", true)?;
+        let pid = s.pid;
+        child_server = Some(s);
+        pid
+    } else if let Some((program, rest)) = args.command.split_first() {
+        let child = Command::new(program)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        let pid = child.id();
+        child_cmd = Some(child);
+        pid
+    } else {
+        bail!("give --pid, --server, or a command after --");
+    };
+    std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
+    let result = measure_idle(pid, Duration::from_secs_f64(args.duration.max(0.5)));
+    if let Some(s) = child_server {
+        s.stop();
+    }
+    if let Some(mut c) = child_cmd {
+        // SAFETY: kill only signals the process we started.
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if matches!(c.try_wait(), Ok(None)) {
+            let _ = c.kill();
+        }
+        let _ = c.wait();
+    }
+    let (cpu, rss_mb, rss_max_mb, secs) = result?;
+    println!(
+        "idle (pid {pid}): CPU {cpu:.3} % of a core over {secs:.1} s, RSS {rss_mb:.1} MB (max {rss_max_mb:.1} MB)"
+    );
+    if let Some(path) = &args.json {
+        write_json(
+            path,
+            &serde_json::json!({"pid": pid, "cpu_percent": cpu, "rss_mb": rss_mb,
+                                "rss_max_mb": rss_max_mb, "seconds": secs}),
+        )?;
+    }
+    Ok(())
+}
+
+impl SourceArgs {
+    fn default_for_idle() -> SourceArgs {
+        SourceArgs {
+            fps: 30.0,
+            width: 1280,
+            height: 720,
+            quality: 85,
+            pattern: "circular".into(),
+            distinct: 1,
+        }
+    }
+}
+
+/// CPU % of one core, RSS at the end and its maximum (MB), and the measured seconds.
+fn measure_idle(pid: u32, duration: Duration) -> Result<(f64, f64, f64, f64)> {
+    let start = Instant::now();
+    let c0 = procfs::cpu_seconds(pid)?;
+    let mut rss = Vec::new();
+    while start.elapsed() < duration {
+        std::thread::sleep(Duration::from_millis(250));
+        rss.push(procfs::rss_bytes(pid)? as f64 / (1024.0 * 1024.0));
+    }
+    let c1 = procfs::cpu_seconds(pid)?;
+    let secs = start.elapsed().as_secs_f64();
+    let last = rss.last().copied().unwrap_or(0.0);
+    let max = rss.iter().copied().fold(0.0, f64::max);
+    Ok(((c1 - c0) / secs * 100.0, last, max, secs))
+}

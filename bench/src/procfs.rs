@@ -1,0 +1,136 @@
+//! CPU time and memory of a process, and of the whole machine, from `/proc`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+/// Clock ticks per second used by `/proc/*/stat` times.
+pub fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// utime + stime of `pid` in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .with_context(|| format!("unexpected format of {path}"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, utime field 14, stime field 15.
+    if fields.len() < 13 {
+        bail!("unexpected format of {path}");
+    }
+    let utime: f64 = fields[11].parse().context("utime")?;
+    let stime: f64 = fields[12].parse().context("stime")?;
+    Ok((utime + stime) / clock_ticks())
+}
+
+/// Resident set size of `pid` in bytes.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .with_context(|| format!("no VmRSS in {path}"))
+}
+
+/// Busy and total jiffies of the whole machine (all cores), from `/proc/stat`.
+pub fn machine_jiffies() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .context("no cpu line in /proc/stat")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if v.len() < 5 {
+        bail!("short cpu line in /proc/stat");
+    }
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v[3] + v[4];
+    Ok((total - idle, total))
+}
+
+/// The 1-minute load average.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A point-in-time reading of a process and the machine.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    pub at: Instant,
+    pub cpu_s: Option<f64>,
+    pub rss: Option<u64>,
+    pub machine: Option<(u64, u64)>,
+}
+
+impl Snapshot {
+    pub fn take(pid: Option<u32>) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            cpu_s: pid.and_then(|p| cpu_seconds(p).ok()),
+            rss: pid.and_then(|p| rss_bytes(p).ok()),
+            machine: machine_jiffies().ok(),
+        }
+    }
+
+    /// CPU use of the process between `self` and `later`, in % of one core.
+    pub fn cpu_percent(&self, later: &Snapshot) -> Option<f64> {
+        let secs = later.at.duration_since(self.at).as_secs_f64();
+        Some((later.cpu_s? - self.cpu_s?) / secs * 100.0)
+    }
+
+    pub fn cpu_seconds(&self, later: &Snapshot) -> Option<f64> {
+        Some(later.cpu_s? - self.cpu_s?)
+    }
+
+    /// Whole-machine busy share between `self` and `later`, in % of one core (200 % = both).
+    pub fn machine_percent(&self, later: &Snapshot, cores: usize) -> Option<f64> {
+        let (b0, t0) = self.machine?;
+        let (b1, t1) = later.machine?;
+        let dt = t1.checked_sub(t0)?;
+        if dt == 0 {
+            return None;
+        }
+        Some((b1 - b0) as f64 / dt as f64 * 100.0 * cores as f64)
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        let pid = std::process::id();
+        assert!(cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(rss_bytes(pid).unwrap() > 0);
+        let (busy, total) = machine_jiffies().unwrap();
+        assert!(total >= busy);
+        assert!(cpu_seconds(u32::MAX).is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! An in-process `wsjpegsink` fed by `appsrc` with real JPEG frames at a fixed rate.
+//!
+//! Frames are encoded once with GStreamer's `jpegenc` (default: 1280×720
+//! `videotestsrc pattern=circular`, quality 85, ≈ 250 KB) and pushed with `do-timestamp`, so
+//! the capture time in the `?meta=1` header is the moment the frame entered the pipeline and
+//! latency includes the pipeline (appsrc queue → sink → viewers).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use gst::prelude::*;
+
+/// What the frames look like.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    pub width: u32,
+    pub height: u32,
+    pub quality: u32,
+    pub pattern: String,
+    /// How many different frames to encode and cycle through.
+    pub distinct: u32,
+}
+
+impl Default for FrameSpec {
+    fn default() -> Self {
+        FrameSpec {
+            width: 1280,
+            height: 720,
+            quality: 85,
+            pattern: "circular".into(),
+            distinct: 1,
+        }
+    }
+}
+
+pub fn init_gstreamer() -> Result<()> {
+    gst::init().context("initialising GStreamer")?;
+    gstwsjpeg::plugin_register_static().context("registering the wsjpeg plugin")?;
+    Ok(())
+}
+
+/// Encodes `spec.distinct` JPEG frames with `videotestsrc ! jpegenc`.
+pub fn encode_frames(spec: &FrameSpec) -> Result<Vec<Bytes>> {
+    init_gstreamer()?;
+    let count = spec.distinct.max(1);
+    let description = format!(
+        "videotestsrc num-buffers={count} pattern={} ! video/x-raw,width={},height={} \
+         ! jpegenc quality={} ! appsink name=out sync=false",
+        spec.pattern, spec.width, spec.height, spec.quality
+    );
+    let pipeline = gst::parse::launch(&description)
+        .with_context(|| format!("building '{description}'"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("not a pipeline"))?;
+    let appsink = pipeline
+        .by_name("out")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .context("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("starting the encoder pipeline")?;
+    let mut frames = Vec::new();
+    for _ in 0..count {
+        let Ok(sample) = appsink.pull_sample() else {
+            break;
+        };
+        let buffer = sample.buffer().context("sample without buffer")?;
+        let map = buffer.map_readable().context("mapping the JPEG")?;
+        frames.push(Bytes::copy_from_slice(&map));
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if frames.is_empty() {
+        bail!("the encoder produced no frame (are gst-plugins-good and -base installed?)");
+    }
+    Ok(frames)
+}
+
+/// Pushes frames at a fixed rate from a thread of its own.
+pub struct Feeder {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Feeder {
+    /// Calls `push` with the next frame every `1/fps` seconds (absolute deadlines, no drift)
+    /// until stopped or until `push` returns false.
+    pub fn start(
+        frames: Vec<Bytes>,
+        fps: f64,
+        mut push: impl FnMut(Bytes) -> bool + Send + 'static,
+    ) -> Feeder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let interval = Duration::from_secs_f64(1.0 / fps.max(0.1));
+        let thread = std::thread::Builder::new()
+            .name("feeder".into())
+            .spawn(move || {
+                let mut next = Instant::now();
+                let mut i = 0usize;
+                while !flag.load(Ordering::Relaxed) {
+                    if !push(frames[i % frames.len()].clone()) {
+                        break;
+                    }
+                    i += 1;
+                    next += interval;
+                    match next.checked_duration_since(Instant::now()) {
+                        Some(wait) => std::thread::sleep(wait),
+                        // Fell behind by more than a frame: do not burst to catch up.
+                        None => next = Instant::now(),
+                    }
+                }
+            })
+            .ok();
+        Feeder { stop, thread }
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ElementOptions {
+    pub address: String,
+    pub port: u16,
+    pub fps: f64,
+    pub max_clients: u32,
+    pub keepalive: u32,
+    /// Bring the pipeline only to READY: the server listens, no frame flows (a parked
+    /// camera).
+    pub idle: bool,
+    /// Extra `wsjpegsink` properties, `name=value` separated by spaces.
+    pub sink_props: String,
+}
+
+/// `appsrc ! wsjpegsink` running in this process.
+pub struct ElementServer {
+    pub pipeline: gst::Pipeline,
+    pub port: u16,
+    _feeder: Option<Feeder>,
+}
+
+impl ElementServer {
+    pub fn start(opts: &ElementOptions, frames: Vec<Bytes>, spec: &FrameSpec) -> Result<Self> {
+        init_gstreamer()?;
+        let fps_n = (opts.fps * 1000.0).round() as i64;
+        let description = format!(
+            "appsrc name=src is-live=true format=time do-timestamp=true \
+             caps=image/jpeg,width={},height={},framerate={fps_n}/1000 \
+             ! wsjpegsink name=sink address={} port={} max-clients={} keepalive={} {}",
+            spec.width,
+            spec.height,
+            opts.address,
+            opts.port,
+            opts.max_clients,
+            opts.keepalive,
+            opts.sink_props
+        );
+        let pipeline = gst::parse::launch(&description)
+            .with_context(|| format!("building '{description}'"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("not a pipeline"))?;
+        let sink = pipeline.by_name("sink").context("no sink")?;
+        pipeline
+            .set_state(gst::State::Ready)
+            .map_err(|_| anyhow!("wsjpegsink did not start: {}", bus_error(&pipeline)))?;
+        let port = sink.property::<u32>("bound-port") as u16;
+        if port == 0 {
+            bail!("wsjpegsink reports no bound port");
+        }
+        let feeder = if opts.idle {
+            None
+        } else {
+            pipeline
+                .set_state(gst::State::Playing)
+                .map_err(|_| anyhow!("pipeline did not play: {}", bus_error(&pipeline)))?;
+            let src = pipeline
+                .by_name("src")
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                .context("no appsrc")?;
+            Some(Feeder::start(frames, opts.fps, move |jpeg| {
+                src.push_buffer(gst::Buffer::from_slice(jpeg)).is_ok()
+            }))
+        };
+        Ok(ElementServer {
+            pipeline,
+            port,
+            _feeder: feeder,
+        })
+    }
+
+    /// An error posted on the bus, if any.
+    pub fn error(&self) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(format!("{} ({:?})", e.error(), e.debug())),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ElementServer {
+    fn drop(&mut self) {
+        self._feeder = None;
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+fn bus_error(pipeline: &gst::Pipeline) -> String {
+    pipeline
+        .bus()
+        .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+        .and_then(|msg| match msg.view() {
+            gst::MessageView::Error(e) => Some(e.error().to_string()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "no error message".into())
+}

@@ -1,0 +1,299 @@
+//! Small helpers: SHA-1 and base64 for the WebSocket handshake, clocks, percentiles, URLs.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use anyhow::{Context, Result, bail};
+
+/// Microseconds since the Unix epoch (the clock of the `?meta=1` capture times).
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// SHA-1 of `data` (RFC 3174); only used for `Sec-WebSocket-Accept`.
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    let mut h: [u32; 5] = [
+        0x6745_2301,
+        0xEFCD_AB89,
+        0x98BA_DCFE,
+        0x1032_5476,
+        0xC3D2_E1F0,
+    ];
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    let mut msg = data.to_vec();
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_be_bytes());
+    for block in msg.chunks_exact(64) {
+        let mut w = [0u32; 80];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..80 {
+            w[i] = (w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]).rotate_left(1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e] = h;
+        for (i, wi) in w.iter().enumerate() {
+            let (f, k) = match i {
+                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
+                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
+                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
+                _ => (b ^ c ^ d, 0xCA62_C1D6),
+            };
+            let t = a
+                .rotate_left(5)
+                .wrapping_add(f)
+                .wrapping_add(e)
+                .wrapping_add(k)
+                .wrapping_add(*wi);
+            e = d;
+            d = c;
+            c = b.rotate_left(30);
+            b = a;
+            a = t;
+        }
+        for (hi, v) in h.iter_mut().zip([a, b, c, d, e]) {
+            *hi = hi.wrapping_add(v);
+        }
+    }
+    let mut out = [0u8; 20];
+    for (chunk, v) in out.chunks_exact_mut(4).zip(h) {
+        chunk.copy_from_slice(&v.to_be_bytes());
+    }
+    out
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+pub fn websocket_accept(key: &str) -> String {
+    let mut input = key.trim().as_bytes().to_vec();
+    input.extend_from_slice(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    base64(&sha1(&input))
+}
+
+/// A small xorshift generator: WebSocket keys and masks need variety, not secrecy.
+#[derive(Debug, Clone)]
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// A parsed `ws://` or `http://` URL on a loopback address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The `Host` header value as given in the URL.
+    pub host: String,
+    pub addr: SocketAddr,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses `url` (`ws://`, `http://`) and resolves it. Only loopback addresses are accepted:
+    /// this tool generates heavy traffic and must never aim it at another machine.
+    pub fn parse(url: &str) -> Result<Target> {
+        let rest = url
+            .strip_prefix("ws://")
+            .or_else(|| url.strip_prefix("http://"))
+            .with_context(|| format!("'{url}': only ws:// and http:// URLs are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].to_string()),
+            None => (rest, "/".to_string()),
+        };
+        if authority.is_empty() {
+            bail!("'{url}' has no host");
+        }
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (h, p) = v6
+                .split_once(']')
+                .with_context(|| format!("'{url}': unterminated IPv6 address"))?;
+            (h.to_string(), p.strip_prefix(':').unwrap_or(""))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), p),
+                None => (authority.to_string(), ""),
+            }
+        };
+        let port: u16 = if port.is_empty() {
+            80
+        } else {
+            port.parse()
+                .with_context(|| format!("'{url}': invalid port '{port}'"))?
+        };
+        let addr = (host.as_str(), port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve '{host}'"))?
+            .find(|a| a.ip().is_loopback())
+            .with_context(|| {
+                format!("'{host}' is not a loopback address: this tool only loads servers on this machine")
+            })?;
+        Ok(Target {
+            host: authority.to_string(),
+            addr,
+            path,
+        })
+    }
+
+    /// The same server with another path (and query).
+    pub fn with_path(&self, path: &str) -> Target {
+        Target {
+            host: self.host.clone(),
+            addr: self.addr,
+            path: path.to_string(),
+        }
+    }
+
+    /// Adds `name=value` to the query unless `name` is already there.
+    pub fn with_query_param(&self, name: &str, value: &str) -> Target {
+        let (path, query) = match self.path.split_once('?') {
+            Some((p, q)) => (p, q),
+            None => (self.path.as_str(), ""),
+        };
+        let present = query
+            .split('&')
+            .any(|kv| kv.split('=').next() == Some(name));
+        if present {
+            return self.clone();
+        }
+        let query = if query.is_empty() {
+            format!("{name}={value}")
+        } else {
+            format!("{query}&{name}={value}")
+        };
+        self.with_path(&format!("{path}?{query}"))
+    }
+
+    pub fn is_loopback(ip: IpAddr) -> bool {
+        ip.is_loopback()
+    }
+}
+
+/// Value at quantile `q` (0..=1) of sorted `values`, nearest-rank.
+pub fn percentile(sorted: &[u32], q: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Median of a few floats (ignores NaN).
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Raises the soft limit on open files to the hard limit (many viewers need many sockets).
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                return wanted.rlim_cur;
+            }
+        }
+        lim.rlim_cur
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha1_and_accept_match_rfc() {
+        let hex: String = sha1(b"abc").iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+        // RFC 6455 §1.3 example.
+        assert_eq!(
+            websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(base64(b"hello"), "aGVsbG8=");
+        assert_eq!(base64(b"hi"), "aGk=");
+    }
+
+    #[test]
+    fn parses_loopback_urls_only() {
+        let t = Target::parse("ws://127.0.0.1:3003/stream?meta=1").unwrap();
+        assert_eq!(t.addr.port(), 3003);
+        assert_eq!(t.path, "/stream?meta=1");
+        assert_eq!(t.host, "127.0.0.1:3003");
+        let t = Target::parse("ws://[::1]:99").unwrap();
+        assert_eq!(t.path, "/");
+        assert!(Target::parse("ws://192.0.2.1:3003/stream").is_err());
+        assert!(Target::parse("wss://127.0.0.1/").is_err());
+        let t = Target::parse("ws://127.0.0.1:1/stream").unwrap();
+        assert_eq!(t.with_query_param("meta", "1").path, "/stream?meta=1");
+        let t = Target::parse("ws://127.0.0.1:1/stream?a=b&meta=0").unwrap();
+        assert_eq!(t.with_query_param("meta", "1").path, "/stream?a=b&meta=0");
+    }
+
+    #[test]
+    fn percentiles_and_medians() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&v, 1.0), Some(100));
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+}

@@ -1,0 +1,492 @@
+//! A lean WebSocket client for load generation.
+//!
+//! The load tool shares the machine's two cores with the server it measures, so its viewers
+//! must cost as little as possible: frames are parsed incrementally straight out of the read
+//! buffer, binary payloads are skipped without being copied or assembled (only the first 24
+//! bytes are kept, for the `?meta=1` header), and nothing is allocated per frame.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::util::{Target, XorShift, base64, websocket_accept};
+
+pub const OPCODE_CONTINUATION: u8 = 0x0;
+pub const OPCODE_TEXT: u8 = 0x1;
+pub const OPCODE_BINARY: u8 = 0x2;
+pub const OPCODE_CLOSE: u8 = 0x8;
+pub const OPCODE_PING: u8 = 0x9;
+pub const OPCODE_PONG: u8 = 0xA;
+
+/// Longest text or control message kept (server JSON messages are far smaller).
+const MAX_KEPT_PAYLOAD: usize = 64 * 1024;
+/// Longest HTTP response head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// The `?meta=1` header: `b"WSJ1"`, u32 length, u64 sequence, u64 capture time (Unix µs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub sequence: u64,
+    pub capture_us: u64,
+}
+
+pub const META_LEN: usize = 24;
+
+impl Meta {
+    /// Reads the header if `data` starts with one.
+    pub fn parse(data: &[u8]) -> Option<Meta> {
+        if data.len() < META_LEN || &data[0..4] != b"WSJ1" {
+            return None;
+        }
+        let len = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
+        if len < META_LEN {
+            return None;
+        }
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&data[8..16]);
+        let mut cap = [0u8; 8];
+        cap.copy_from_slice(&data[16..24]);
+        Some(Meta {
+            sequence: u64::from_be_bytes(seq),
+            capture_us: u64::from_be_bytes(cap),
+        })
+    }
+}
+
+/// What the parser found in the stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A complete binary message of `len` payload bytes.
+    Binary {
+        len: u64,
+        meta: Option<Meta>,
+    },
+    /// A complete text message (truncated to 64 KiB).
+    Text(&'a [u8]),
+    Ping(&'a [u8]),
+    Pong,
+    Close(Option<u16>),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Collecting a frame header (2 to 14 bytes).
+    Header,
+    /// Inside a frame's payload.
+    Payload { remaining: u64 },
+}
+
+/// Incremental parser of server→client WebSocket frames.
+#[derive(Debug)]
+pub struct Parser {
+    state: State,
+    header: [u8; 14],
+    header_have: usize,
+    /// Opcode of the frame being read.
+    frame_opcode: u8,
+    frame_fin: bool,
+    /// Opcode of the data message being assembled (for continuation frames).
+    message_opcode: u8,
+    message_len: u64,
+    /// First bytes of a binary message (the `?meta=1` header).
+    prefix: [u8; META_LEN],
+    prefix_have: usize,
+    /// Payload of a text or control frame.
+    kept: Vec<u8>,
+    /// Control frames may arrive in the middle of a fragmented message.
+    control: Vec<u8>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            state: State::Header,
+            header: [0; 14],
+            header_have: 0,
+            frame_opcode: 0,
+            frame_fin: false,
+            message_opcode: 0,
+            message_len: 0,
+            prefix: [0; META_LEN],
+            prefix_have: 0,
+            kept: Vec::new(),
+            control: Vec::new(),
+        }
+    }
+}
+
+impl Parser {
+    /// Feeds received bytes; `on_event` is called for every complete message or control frame.
+    pub fn feed(&mut self, mut data: &[u8], mut on_event: impl FnMut(Event<'_>)) -> Result<()> {
+        while !data.is_empty() {
+            match self.state {
+                State::Header => {
+                    let want = self.header_len_needed();
+                    let take = (want - self.header_have).min(data.len());
+                    self.header[self.header_have..self.header_have + take]
+                        .copy_from_slice(&data[..take]);
+                    self.header_have += take;
+                    data = &data[take..];
+                    if self.header_have == self.header_len_needed() {
+                        self.start_frame(&mut on_event)?;
+                    }
+                }
+                State::Payload { remaining } => {
+                    let take = remaining.min(data.len() as u64) as usize;
+                    let chunk = &data[..take];
+                    if self.frame_opcode & 0x8 != 0 {
+                        self.control.extend_from_slice(chunk);
+                    } else if self.message_opcode == OPCODE_BINARY {
+                        if self.prefix_have < META_LEN {
+                            let n = (META_LEN - self.prefix_have).min(chunk.len());
+                            self.prefix[self.prefix_have..self.prefix_have + n]
+                                .copy_from_slice(&chunk[..n]);
+                            self.prefix_have += n;
+                        }
+                    } else if self.kept.len() < MAX_KEPT_PAYLOAD {
+                        let n = (MAX_KEPT_PAYLOAD - self.kept.len()).min(chunk.len());
+                        self.kept.extend_from_slice(&chunk[..n]);
+                    }
+                    data = &data[take..];
+                    let remaining = remaining - take as u64;
+                    self.state = State::Payload { remaining };
+                    if remaining == 0 {
+                        self.end_frame(&mut on_event);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn header_len_needed(&self) -> usize {
+        if self.header_have < 2 {
+            return 2;
+        }
+        let masked = self.header[1] & 0x80 != 0;
+        let ext = match self.header[1] & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        2 + ext + if masked { 4 } else { 0 }
+    }
+
+    fn start_frame(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        let h = &self.header;
+        let fin = h[0] & 0x80 != 0;
+        let opcode = h[0] & 0x0F;
+        if h[1] & 0x80 != 0 {
+            bail!("server frame is masked (RFC 6455 §5.1)");
+        }
+        let len = match h[1] & 0x7F {
+            126 => u16::from_be_bytes([h[2], h[3]]) as u64,
+            127 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
+            n => n as u64,
+        };
+        self.header_have = 0;
+        self.frame_opcode = opcode;
+        self.frame_fin = fin;
+        match opcode {
+            OPCODE_CLOSE | OPCODE_PING | OPCODE_PONG => {
+                if len > 125 || !fin {
+                    bail!("invalid control frame");
+                }
+                self.control.clear();
+            }
+            OPCODE_TEXT | OPCODE_BINARY => {
+                if self.message_opcode != 0 {
+                    bail!("new message before the previous one ended");
+                }
+                self.message_opcode = opcode;
+                self.message_len = 0;
+                self.prefix_have = 0;
+                self.kept.clear();
+            }
+            OPCODE_CONTINUATION => {
+                if self.message_opcode == 0 {
+                    bail!("continuation frame without a message");
+                }
+            }
+            other => bail!("unknown opcode {other:#x}"),
+        }
+        if opcode & 0x8 == 0 {
+            self.message_len += len;
+        }
+        self.state = State::Payload { remaining: len };
+        if len == 0 {
+            self.end_frame(on_event);
+        }
+        Ok(())
+    }
+
+    fn end_frame(&mut self, on_event: &mut impl FnMut(Event<'_>)) {
+        self.state = State::Header;
+        match self.frame_opcode {
+            OPCODE_PING => on_event(Event::Ping(&self.control)),
+            OPCODE_PONG => on_event(Event::Pong),
+            OPCODE_CLOSE => {
+                let code = (self.control.len() >= 2)
+                    .then(|| u16::from_be_bytes([self.control[0], self.control[1]]));
+                on_event(Event::Close(code));
+            }
+            _ if self.frame_fin => {
+                let opcode = std::mem::take(&mut self.message_opcode);
+                if opcode == OPCODE_BINARY {
+                    let meta = if self.prefix_have == META_LEN {
+                        Meta::parse(&self.prefix)
+                    } else {
+                        None
+                    };
+                    on_event(Event::Binary {
+                        len: self.message_len,
+                        meta,
+                    });
+                } else {
+                    on_event(Event::Text(&self.kept));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Encodes a masked client frame (client→server frames must be masked).
+pub fn client_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(0x80 | opcode);
+    if payload.len() < 126 {
+        out.push(0x80 | payload.len() as u8);
+    } else if payload.len() <= u16::MAX as usize {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    out
+}
+
+/// Why a viewer could not be connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    Connect(String),
+    Timeout,
+    /// The server answered with this HTTP status instead of 101.
+    Status(u16),
+    Handshake(String),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Connect(e) => write!(f, "connect: {e}"),
+            ConnectError::Timeout => write!(f, "timeout"),
+            ConnectError::Status(s) => write!(f, "HTTP {s}"),
+            ConnectError::Handshake(e) => write!(f, "handshake: {e}"),
+        }
+    }
+}
+
+/// Opens a TCP connection, optionally with a small receive buffer (set before connecting so
+/// that the TCP window is negotiated with it).
+pub async fn tcp_connect(target: &Target, recv_buffer: Option<u32>) -> Result<TcpStream> {
+    let socket = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .context("socket")?;
+    if let Some(size) = recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .context("setting SO_RCVBUF")?;
+    }
+    let stream = socket.connect(target.addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Reads an HTTP response head; returns (status, head text, bytes read past the head).
+pub async fn read_response_head(stream: &mut TcpStream) -> Result<(u16, String, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("connection closed before the response head");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = find(&buf, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let rest = buf[end + 4..].to_vec();
+            let status = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| anyhow!("malformed status line"))?;
+            return Ok((status, head, rest));
+        }
+        if buf.len() > MAX_HEAD {
+            bail!("response head larger than {MAX_HEAD} bytes");
+        }
+    }
+}
+
+/// The value of header `name` in a response head.
+pub fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Opens a WebSocket: TCP connect plus the RFC 6455 handshake, checking the accept key.
+/// Returns the stream and any frame bytes that arrived with the handshake response.
+pub async fn connect(
+    target: &Target,
+    recv_buffer: Option<u32>,
+    rng: &mut XorShift,
+    timeout: Duration,
+) -> Result<(TcpStream, Vec<u8>), ConnectError> {
+    let attempt = async {
+        let mut stream = tcp_connect(target, recv_buffer)
+            .await
+            .map_err(|e| ConnectError::Connect(format!("{e:#}")))?;
+        let mut key_bytes = [0u8; 16];
+        key_bytes[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
+        key_bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
+        let key = base64(&key_bytes);
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
+             User-Agent: wsjpeg-bench\r\n\r\n",
+            target.path, target.host
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| ConnectError::Connect(e.to_string()))?;
+        let (status, head, rest) = read_response_head(&mut stream)
+            .await
+            .map_err(|e| ConnectError::Handshake(format!("{e:#}")))?;
+        if status != 101 {
+            return Err(ConnectError::Status(status));
+        }
+        let expected = websocket_accept(&key);
+        match header_value(&head, "sec-websocket-accept") {
+            Some(v) if v == expected => Ok((stream, rest)),
+            Some(_) => Err(ConnectError::Handshake("wrong Sec-WebSocket-Accept".into())),
+            None => Err(ConnectError::Handshake("no Sec-WebSocket-Accept".into())),
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(ConnectError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![if fin { 0x80 } else { 0 } | opcode];
+        if payload.len() < 126 {
+            v.push(payload.len() as u8);
+        } else if payload.len() <= 65535 {
+            v.push(126);
+            v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        } else {
+            v.push(127);
+            v.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn meta_payload(seq: u64, cap: u64, jpeg_len: usize) -> Vec<u8> {
+        let mut p = b"WSJ1".to_vec();
+        p.extend_from_slice(&24u32.to_be_bytes());
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&cap.to_be_bytes());
+        p.extend(std::iter::repeat_n(0xAB, jpeg_len));
+        p
+    }
+
+    fn collect(parser: &mut Parser, data: &[u8], step: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for chunk in data.chunks(step) {
+            parser
+                .feed(chunk, |e| out.push(format!("{e:?}")))
+                .expect("valid stream");
+        }
+        out
+    }
+
+    #[test]
+    fn parses_messages_split_anywhere() {
+        let mut stream = server_frame(OPCODE_TEXT, true, br#"{"type":"hello"}"#);
+        stream.extend(server_frame(
+            OPCODE_BINARY,
+            true,
+            &meta_payload(7, 99, 70_000),
+        ));
+        stream.extend(server_frame(OPCODE_PING, true, b"p"));
+        stream.extend(server_frame(OPCODE_BINARY, true, &[1, 2, 3]));
+        stream.extend(server_frame(OPCODE_CLOSE, true, &1001u16.to_be_bytes()));
+        let expected = vec![
+            format!("{:?}", Event::Text(br#"{"type":"hello"}"#)),
+            format!(
+                "{:?}",
+                Event::Binary {
+                    len: 70_024,
+                    meta: Some(Meta {
+                        sequence: 7,
+                        capture_us: 99
+                    })
+                }
+            ),
+            format!("{:?}", Event::Ping(b"p")),
+            format!("{:?}", Event::Binary { len: 3, meta: None }),
+            format!("{:?}", Event::Close(Some(1001))),
+        ];
+        for step in [1, 3, 7, 1000, 1 << 20] {
+            let mut p = Parser::default();
+            assert_eq!(collect(&mut p, &stream, step), expected, "step {step}");
+        }
+    }
+
+    #[test]
+    fn assembles_fragments_with_interleaved_control() {
+        let payload = meta_payload(3, 5, 10);
+        let mut stream = server_frame(OPCODE_BINARY, false, &payload[..10]);
+        stream.extend(server_frame(OPCODE_PING, true, b""));
+        stream.extend(server_frame(OPCODE_CONTINUATION, true, &payload[10..]));
+        let mut p = Parser::default();
+        let events = collect(&mut p, &stream, 4);
+        assert_eq!(events.len(), 2);
+        assert!(events[1].contains("sequence: 3"), "{events:?}");
+        assert!(events[1].contains("len: 34"), "{events:?}");
+    }
+
+    #[test]
+    fn refuses_masked_server_frames() {
+        let mut p = Parser::default();
+        assert!(p.feed(&[0x82, 0x81, 0, 0, 0, 0, 0], |_| {}).is_err());
+    }
+
+    #[test]
+    fn client_frames_are_masked() {
+        let f = client_frame(OPCODE_PONG, b"ab", [1, 2, 3, 4]);
+        assert_eq!(f, vec![0x8A, 0x82, 1, 2, 3, 4, b'a' ^ 1, b'b' ^ 2]);
+    }
+}
