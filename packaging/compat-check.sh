@@ -28,7 +28,8 @@
 #                          debootstrap, no mirror). A build or pipeline failure
 #                          always fails.
 #   WSJPEG_COMPAT_REBUILD=1   throw the cached root away and bootstrap again.
-#   WSJPEG_COMPAT_LAUNCHER=1  also build wsjpeg-launcher in the root and run it
+#   WSJPEG_COMPAT_LAUNCHER=0  skip the launcher. By default (when launcher/ exists)
+#                          wsjpeg-launcher is built in the root too and run
 #                          (--test-pattern, healthcheck, snapshot, SIGTERM).
 #
 # Exit status: 0 = plugin built, inspected and streamed on the old GStreamer;
@@ -100,6 +101,7 @@ if [[ ${1:-} == --inside-namespace ]]; then
     mount --bind "$CARGO_DIR" "$ROOT/root/.cargo"
 
     case $PROFILE in dev | test) OUTDIR=debug ;; *) OUTDIR=$PROFILE ;; esac
+    LAUNCHER=${WSJPEG_COMPAT_LAUNCHER:-$([[ -f $REPO/launcher/Cargo.toml ]] && echo 1 || echo 0)}
     exec chroot "$ROOT" /usr/bin/env -i \
         HOME=/root \
         PATH=/opt/rust/bin:/usr/local/bin:/usr/bin:/bin \
@@ -110,7 +112,7 @@ if [[ ${1:-} == --inside-namespace ]]; then
         GST_REGISTRY=/var/tmp/wsjpeg-target/gst-registry.bin \
         GST_PLUGIN_PATH="/var/tmp/wsjpeg-target/$OUTDIR" \
         PROFILE="$PROFILE" \
-        WSJPEG_COMPAT_LAUNCHER="${WSJPEG_COMPAT_LAUNCHER:-0}" \
+        WSJPEG_COMPAT_LAUNCHER="$LAUNCHER" \
         LANG=C.UTF-8 \
         /bin/bash /src/packaging/compat-inside.sh
 fi
@@ -184,4 +186,8 @@ fi
 # Build and test inside the root, in a throwaway mount namespace.
 unshare --mount --propagation private -- "$0" --inside-namespace build "$SYSROOT" "$CARGO_DIR" ||
     die "plugin does not build or run on Debian $SUITE's GStreamer (see above)"
-log "PASS: wsjpegsink builds, loads and streams on Debian $SUITE ($(($(date +%s) - start)) s)"
+what="wsjpegsink builds, loads and streams"
+if [[ ${WSJPEG_COMPAT_LAUNCHER:-$([[ -f $REPO/launcher/Cargo.toml ]] && echo 1 || echo 0)} == 1 ]]; then
+    what="$what, wsjpeg-launcher runs"
+fi
+log "PASS: $what on Debian $SUITE ($(($(date +%s) - start)) s)"
