@@ -192,6 +192,14 @@ if command -v cargo >/dev/null; then
     else
         bad "stub workspace (dependency layer) does not load: $(tail -3 "$tmp/err" 2>/dev/null)"
     fi
+    # The image builds with --locked: a Cargo.lock that lags the manifests breaks it.
+    if (cd "$tmp/recipe" && cargo metadata --locked --offline --format-version 1 >/dev/null 2>"$tmp/lockerr"); then
+        ok "Cargo.lock matches the Cargo.toml files (cargo build --locked works)"
+    elif grep -q 'cannot update the lock file' "$tmp/lockerr"; then
+        bad "Cargo.lock is out of date with the Cargo.toml files: the image's cargo build --locked would fail (commit the updated Cargo.lock)"
+    else
+        ok "Cargo.lock check skipped (offline and crates not downloaded yet)"
+    fi
 else
     ok "stub workspace check skipped (no cargo)"
 fi
