@@ -40,6 +40,10 @@ pub struct HealthcheckArgs {
     /// Host to connect to.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The server uses TLS (--tls-certificate); its certificate is not verified, the check is
+    /// local.
+    #[arg(long, env = "WSJPEG_HEALTHCHECK_TLS")]
+    pub tls: bool,
     /// Give up after this long.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
@@ -135,6 +139,14 @@ pub struct RunArgs {
     /// Require this token on every request but /healthz (?token=, Bearer, or cookie).
     #[arg(long, env = "WSJPEG_AUTH_TOKEN", hide_env_values = true)]
     pub auth_token: Option<String>,
+
+    /// PEM certificate chain: with --tls-key, the port serves https and wss.
+    #[arg(long, env = "WSJPEG_TLS_CERTIFICATE", requires = "tls_key")]
+    pub tls_certificate: Option<PathBuf>,
+
+    /// PEM private key of --tls-certificate.
+    #[arg(long, env = "WSJPEG_TLS_KEY", requires = "tls_certificate")]
+    pub tls_key: Option<PathBuf>,
 
     /// Serve the viewer page from this folder instead of the built-in one.
     #[arg(long, env = "WSJPEG_DOCUMENT_ROOT")]

@@ -77,6 +77,8 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
             allowed_origins: args.allowed_origins.clone(),
             auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
             document_root: args.document_root.clone(),
+            tls_certificate: args.tls_certificate.clone(),
+            tls_key: args.tls_key.clone(),
         },
     })
 }

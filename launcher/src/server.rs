@@ -18,6 +18,8 @@ pub struct ServerSettings {
     pub allowed_origins: String,
     pub auth_token: Option<String>,
     pub document_root: Option<PathBuf>,
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 pub struct ServerPipeline {
@@ -57,6 +59,17 @@ impl ServerPipeline {
                     .document_root
                     .as_ref()
                     .map(|p| p.display().to_string()),
+            )
+            .property(
+                "tls-certificate",
+                settings
+                    .tls_certificate
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            )
+            .property(
+                "tls-key",
+                settings.tls_key.as_ref().map(|p| p.display().to_string()),
             )
             .build()
             .map_err(|_| anyhow!("the wsjpegsink element is not available"))?;

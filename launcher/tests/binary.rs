@@ -208,3 +208,63 @@ async fn two_devices_are_served_on_consecutive_ports() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_flags_serve_https_and_the_healthcheck_follows() {
+    let dir = std::env::temp_dir().join(format!("wsjpeg-launcher-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut child = spawn(&[
+        "--test-pattern",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+        "--tls-certificate",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    wait_for_server(port).await;
+    let check = |tls: bool| {
+        let mut args = vec!["healthcheck", "--port", &port_text];
+        if tls {
+            args.push("--tls");
+        }
+        Command::new(LAUNCHER).args(&args).output().unwrap()
+    };
+    let with_tls = check(true);
+    let without_tls = check(false);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        with_tls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_tls.stderr)
+    );
+    assert!(
+        !without_tls.status.success(),
+        "plain http is not served on a TLS port"
+    );
+}
+
+#[test]
+fn tls_certificate_without_key_is_a_flag_error() {
+    let output = Command::new(LAUNCHER)
+        .args(["--test-pattern", "--tls-certificate", "/tmp/cert.pem"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-key"));
+}

@@ -7,6 +7,7 @@ mod files;
 mod mjpeg;
 mod report;
 mod routes;
+pub mod tls;
 pub mod websocket;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -16,7 +17,6 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
 use crate::CAT;
@@ -28,6 +28,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// How long stopping waits for viewers to receive their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+/// A TLS client must finish its handshake within this; it never holds up anyone else.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which pages may open the WebSocket (`allowed-origins`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -197,6 +199,7 @@ impl RunningServer {
         runtime: &tokio::runtime::Handle,
         addr: SocketAddr,
         ctx: Arc<ServerContext>,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Self, StartError> {
         let std_listener = bind(addr).map_err(|e| StartError::Bind(addr, e))?;
         let local_addr = std_listener
@@ -209,7 +212,7 @@ impl RunningServer {
         };
         let (finished_tx, finished) = std::sync::mpsc::channel();
         runtime.spawn(ctx.hub.clone().dispatch());
-        runtime.spawn(accept_loop(listener, ctx.clone(), finished_tx));
+        runtime.spawn(accept_loop(listener, ctx.clone(), tls, finished_tx));
         gst::info!(CAT, "Listening on {}", local_addr);
         Ok(RunningServer {
             local_addr,
@@ -235,8 +238,10 @@ impl RunningServer {
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     ctx: Arc<ServerContext>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     finished: std::sync::mpsc::Sender<()>,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let routes = routes::routes(ctx.clone());
     let shutdown = ctx.hub.shutdown.clone();
     loop {
@@ -248,7 +253,34 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 let service = warp::service(routes.clone());
                 let shutdown = shutdown.clone();
-                ctx.spawn(serve_connection(stream, peer, service, shutdown));
+                let _ = stream.set_nodelay(true);
+                match &tls {
+                    None => ctx.spawn(serve_connection(
+                        TokioIo::new(stream),
+                        peer,
+                        service,
+                        shutdown,
+                    )),
+                    Some(acceptor) => {
+                        let handshake = acceptor.accept(stream);
+                        ctx.spawn(async move {
+                            let stream = tokio::select! {
+                                _ = shutdown.cancelled() => return,
+                                done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => done,
+                            };
+                            match stream {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(TokioIo::new(stream), peer, service, shutdown)
+                                        .await
+                                }
+                                Ok(Err(err)) => {
+                                    gst::debug!(CAT, "TLS handshake with {} failed: {}", peer, err)
+                                }
+                                Err(_) => gst::debug!(CAT, "TLS handshake with {} timed out", peer),
+                            }
+                        })
+                    }
+                }
             }
             Err(err) => {
                 // Typically EMFILE: back off instead of spinning, keep serving the others.
@@ -268,8 +300,8 @@ async fn accept_loop(
     let _ = finished.send(());
 }
 
-async fn serve_connection<S>(
-    stream: TcpStream,
+async fn serve_connection<I, S>(
+    io: I,
     peer: SocketAddr,
     service: S,
     shutdown: tokio_util::sync::CancellationToken,
@@ -282,8 +314,8 @@ async fn serve_connection<S>(
         + Send
         + 'static,
     S::Future: Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let _ = stream.set_nodelay(true);
     let hyper_service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(Peer(peer));
         let mut service = service.clone();
@@ -295,9 +327,7 @@ async fn serve_connection<S>(
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_HEAD)
         .keep_alive(true);
-    let conn = builder
-        .serve_connection(TokioIo::new(stream), hyper_service)
-        .with_upgrades();
+    let conn = builder.serve_connection(io, hyper_service).with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

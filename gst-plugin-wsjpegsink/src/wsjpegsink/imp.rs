@@ -55,6 +55,8 @@ struct Settings {
     snapshot_timeout: u32,
     camera_error: Option<String>,
     source_info: Option<gst::Structure>,
+    tls_certificate: Option<String>,
+    tls_key: Option<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,8 @@ impl Default for Settings {
             snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
             camera_error: None,
             source_info: None,
+            tls_certificate: None,
+            tls_key: None,
         }
     }
 }
@@ -179,6 +183,16 @@ impl ObjectImpl for WsJpegSink {
                     .default_value(DEFAULT_SNAPSHOT_TIMEOUT)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("tls-certificate")
+                    .nick("TLS certificate")
+                    .blurb("PEM file with the certificate chain; with tls-key, the port serves https and wss instead of http and ws. Applies at the next NULL→READY")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tls-key")
+                    .nick("TLS key")
+                    .blurb("PEM file with the private key of tls-certificate. Applies at the next NULL→READY")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("camera-error")
                     .nick("Camera error")
                     .blurb("Set by the application when its source fails: viewers get an error status with this text and /healthz answers 503. Cleared by setting it empty or by the next frame")
@@ -275,6 +289,8 @@ impl ObjectImpl for WsJpegSink {
             "snapshot-timeout" => settings.snapshot_timeout.to_value(),
             "camera-error" => settings.camera_error.to_value(),
             "source-info" => settings.source_info.to_value(),
+            "tls-certificate" => settings.tls_certificate.to_value(),
+            "tls-key" => settings.tls_key.to_value(),
             "bound-port" => {
                 drop(settings);
                 let state = lock(&self.state);
@@ -329,6 +345,18 @@ impl WsJpegSink {
                     .filter(|s| !s.is_empty());
             }
             "source-info" => settings.source_info = value.get().expect("type checked upstream"),
+            "tls-certificate" => {
+                settings.tls_certificate = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|s| !s.is_empty());
+            }
+            "tls-key" => {
+                settings.tls_key = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|s| !s.is_empty());
+            }
             name => unimplemented!("Property '{name}'"),
         }
     }
@@ -395,6 +423,19 @@ impl BaseSinkImpl for WsJpegSink {
         })?;
         let addr = server::resolve(&settings.address, port)
             .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
+        let tls = match (&settings.tls_certificate, &settings.tls_key) {
+            (None, None) => None,
+            (Some(certificate), Some(key)) => Some(
+                server::tls::load(certificate.as_ref(), key.as_ref())
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
+            ),
+            _ => {
+                return Err(gst::error_msg!(
+                    gst::ResourceError::Settings,
+                    ("tls-certificate and tls-key must be set together")
+                ));
+            }
+        };
         let runtime = RUNTIME.as_ref().map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
@@ -410,7 +451,7 @@ impl BaseSinkImpl for WsJpegSink {
         let hub = Hub::new(events);
         self.apply_camera_error(&hub, &settings);
         let ctx = ServerContext::new(hub.clone(), settings.server_config());
-        let server = RunningServer::start(runtime.handle(), addr, ctx)
+        let server = RunningServer::start(runtime.handle(), addr, ctx, tls)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e)))?;
         gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr);
         {

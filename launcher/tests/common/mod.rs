@@ -42,6 +42,8 @@ pub fn config(source: Source) -> Config {
             allowed_origins: String::new(),
             auth_token: None,
             document_root: None,
+            tls_certificate: None,
+            tls_key: None,
         },
     }
 }
