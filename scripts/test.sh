@@ -22,4 +22,8 @@ if [[ -x packaging/check-dockerfile.sh ]]; then
     step "Dockerfile matches the repository"
     packaging/check-dockerfile.sh
 fi
+if [[ -x packaging/compat-check.sh ]]; then
+    step "plugin and launcher on GStreamer 1.18 (Debian 11 root)"
+    WSJPEG_COMPAT_OPTIONAL=1 packaging/compat-check.sh
+fi
 step "all checks passed"

@@ -18,7 +18,11 @@ pub use controller::{Config, Event, Launcher};
 /// GST_PLUGIN_PATH is needed.
 pub fn init_gstreamer() -> Result<()> {
     gst::init().context("cannot initialise GStreamer")?;
-    gstwsjpeg::plugin_register_static().context("cannot register the wsjpeg plugin")?;
+    // The installed libgstwsjpeg.so may already have been loaded from the plugin path (with
+    // GST_REGISTRY_FORK=no); registering the type twice would abort. Either copy will do.
+    if gst::glib::Type::from_name("GstWsJpegSink").is_none() {
+        gstwsjpeg::plugin_register_static().context("cannot register the wsjpeg plugin")?;
+    }
     Ok(())
 }
 
