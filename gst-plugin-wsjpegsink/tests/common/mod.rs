@@ -439,3 +439,193 @@ pub async fn wait_camera_state(
         }
     }
 }
+
+// ---- Raw sockets: for clients that misbehave in ways tungstenite will not. ----
+
+/// Open file descriptors of this process (the server's, plus whatever the test holds).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+/// A WebSocket upgrade request for `path`, with `extra` header lines (each ending in CRLF).
+pub fn upgrade_request(port: u16, path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// Reads a response head byte by byte, so that nothing after it is consumed. Returns the
+/// status code, or `None` if the connection ended or `within` passed first.
+pub async fn read_response_head(stream: &mut TcpStream, within: Duration) -> Option<u16> {
+    let mut head = Vec::new();
+    let deadline = Instant::now() + within;
+    while !head.ends_with(b"\r\n\r\n") {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(left, stream.read(&mut byte)).await {
+            Ok(Ok(1)) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    String::from_utf8_lossy(&head)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+}
+
+/// Completes a WebSocket handshake on a raw socket; the stream is positioned at the first
+/// server frame.
+pub async fn raw_websocket(port: u16, path: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("server accepts");
+    stream
+        .write_all(upgrade_request(port, path, "").as_bytes())
+        .await
+        .expect("upgrade request is sent");
+    let status = read_response_head(&mut stream, Duration::from_secs(5)).await;
+    assert_eq!(status, Some(101), "raw WebSocket handshake");
+    stream
+}
+
+/// A client frame as RFC 6455 wants it: masked, with the shortest length encoding.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 } else { 0 } | (opcode & 0x0F)];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= u16::MAX as usize => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    frame
+}
+
+/// One frame from the server, read from a raw socket.
+#[derive(Debug)]
+pub struct ServerFrame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl ServerFrame {
+    /// The code of a close frame (1005 when it carries none).
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 0x8).then(|| {
+            self.payload
+                .get(..2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .unwrap_or(1005)
+        })
+    }
+}
+
+/// Reads the next server frame; `None` on EOF, error or timeout.
+pub async fn read_server_frame(stream: &mut TcpStream, within: Duration) -> Option<ServerFrame> {
+    tokio::time::timeout(within, async {
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).await.ok()?;
+        assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
+        let len = match head[1] & 0x7F {
+            126 => {
+                let mut b = [0u8; 2];
+                stream.read_exact(&mut b).await.ok()?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                stream.read_exact(&mut b).await.ok()?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        stream.read_exact(&mut payload).await.ok()?;
+        Some(ServerFrame {
+            fin: head[0] & 0x80 != 0,
+            opcode: head[0] & 0x0F,
+            payload,
+        })
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Reads server frames until a close frame and returns its code; `None` if the connection
+/// ended without one or `within` passed.
+pub async fn raw_close_code(stream: &mut TcpStream, within: Duration) -> Option<u16> {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        let frame = read_server_frame(stream, left).await?;
+        if let Some(code) = frame.close_code() {
+            return Some(code);
+        }
+    }
+}
+
+/// What a `?meta=1` viewer saw over a while: frames received, and how many the server
+/// published meanwhile (from the sequence numbers of the first and last frame received).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery {
+    pub received: u64,
+    pub published: u64,
+    pub seconds: f64,
+}
+
+impl Delivery {
+    pub fn fps(&self) -> f64 {
+        self.received as f64 / self.seconds.max(1e-3)
+    }
+
+    /// Share of the published frames that reached the viewer.
+    pub fn ratio(&self) -> f64 {
+        self.received as f64 / self.published.max(1) as f64
+    }
+}
+
+/// Reads a `?meta=1` viewer's frames for `duration`; panics if the viewer is closed.
+pub async fn measure_delivery(ws: &mut WebSocket, duration: Duration) -> Delivery {
+    let deadline = Instant::now() + duration;
+    measure_delivery_while(ws, || Instant::now() < deadline).await
+}
+
+/// Reads a `?meta=1` viewer's frames as long as `go_on` says so (checked at least every
+/// 100 ms); panics if the viewer is closed.
+pub async fn measure_delivery_while(
+    ws: &mut WebSocket,
+    mut go_on: impl FnMut() -> bool,
+) -> Delivery {
+    let start = Instant::now();
+    let (mut first, mut last, mut received) = (None, 0u64, 0u64);
+    while go_on() {
+        match next_message(ws, Duration::from_millis(100)).await {
+            Some(Received::Binary(data)) => {
+                assert_eq!(&data[..4], b"WSJ1", "a meta header");
+                assert!(is_complete_jpeg(&data[24..]), "every frame is a whole JPEG");
+                let sequence = u64::from_be_bytes(data[8..16].try_into().unwrap());
+                first.get_or_insert(sequence);
+                last = sequence;
+                received += 1;
+            }
+            Some(Received::Text(_)) | None => {}
+            Some(Received::Closed(code)) => panic!("viewer closed unexpectedly: {code:?}"),
+        }
+    }
+    Delivery {
+        received,
+        published: first.map(|f| last - f + 1).unwrap_or(0),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}

@@ -1,0 +1,868 @@
+// SPDX-License-Identifier: MIT
+//! Hostile and broken clients on real sockets: each is answered with an error or cut off within
+//! a bounded time, and a well-behaved viewer watching at the same time never notices.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::SinkExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+const SECOND: Duration = Duration::from_secs(1);
+const FPS: u32 = 25;
+
+/// The watcher judges the delivery over at least this long, however quick the attacks are.
+const MIN_WATCH: Duration = Duration::from_secs(3);
+
+/// A `?meta=1` viewer reading in the background for the whole test.
+struct Watcher {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Delivery>,
+}
+
+impl Watcher {
+    async fn start(port: u16) -> Watcher {
+        let mut ws = connect(port, "/stream?meta=1").await;
+        assert!(
+            next_frame(&mut ws, 5 * SECOND).await.is_some(),
+            "the watcher gets a first frame"
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let min_end = Instant::now() + MIN_WATCH;
+        let task = tokio::spawn(async move {
+            measure_delivery_while(&mut ws, || {
+                Instant::now() < min_end || !flag.load(Ordering::Relaxed)
+            })
+            .await
+        });
+        Watcher { stop, task }
+    }
+
+    /// Stops watching and checks that the viewer got (nearly) every frame at the source rate.
+    async fn assert_undisturbed(self, what: &str) {
+        self.stop.store(true, Ordering::Relaxed);
+        let delivery = self.task.await.expect("the watcher did not panic");
+        eprintln!("{what}: watcher {delivery:?}, {:.1} fps", delivery.fps());
+        assert!(
+            delivery.fps() >= 0.75 * FPS as f64,
+            "{what}: the watcher got {:.1} fps of {FPS}",
+            delivery.fps()
+        );
+        assert!(
+            delivery.ratio() >= 0.9,
+            "{what}: the watcher got {} of {} published frames",
+            delivery.received,
+            delivery.published
+        );
+    }
+}
+
+/// What came back on a raw connection.
+#[derive(Debug)]
+struct Outcome {
+    /// The status of the first response, if one came.
+    status: Option<u16>,
+    head: String,
+    body: Vec<u8>,
+    /// The server closed the connection (FIN or reset) before the time was up.
+    closed: bool,
+    elapsed: Duration,
+}
+
+impl Outcome {
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// Sends `request` (from a task of its own, so that a server that stops reading cannot block
+/// the test) and reads whatever comes back until the connection ends or `within` passes.
+async fn exchange(port: u16, request: Vec<u8>, within: Duration) -> Outcome {
+    exchange_until(port, request, within, false).await
+}
+
+/// [`exchange`], returning as soon as a complete response with a `Content-Length` is in when
+/// `whole_response` is set (for requests that leave the connection open).
+async fn exchange_until(
+    port: u16,
+    request: Vec<u8>,
+    within: Duration,
+    whole_response: bool,
+) -> Outcome {
+    let start = Instant::now();
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("server accepts");
+    let (mut reader, mut writer) = stream.into_split();
+    let sender = tokio::spawn(async move {
+        // Refused halfway is fine: the server may close as soon as it has seen enough.
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut raw = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut closed = false;
+    let deadline = start + within;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match tokio::time::timeout(left, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                closed = true;
+                break;
+            }
+            Ok(Ok(n)) => raw.extend_from_slice(&chunk[..n]),
+            Err(_) => break,
+        }
+        if whole_response && response_complete(&raw) {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    sender.abort();
+    let (head, body) = match find(&raw, b"\r\n\r\n") {
+        Some(end) => (
+            String::from_utf8_lossy(&raw[..end]).into_owned(),
+            raw[end + 4..].to_vec(),
+        ),
+        None => (String::from_utf8_lossy(&raw).into_owned(), Vec::new()),
+    };
+    let status = head
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.get(2..5))
+        .and_then(|code| code.parse().ok());
+    Outcome {
+        status,
+        head,
+        body,
+        closed,
+        elapsed,
+    }
+}
+
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(end) = find(raw, b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    head.split("\r\n")
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|length| raw.len() >= end + 4 + length)
+}
+
+/// A fixed pseudo-random byte sequence (no RNG crate needed for a few KB of noise).
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+async fn assert_still_serving(port: u16) {
+    let health = http_get(port, "/healthz", &[], usize::MAX).await;
+    assert_eq!(health.status, 200, "the server still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_bytes_get_400_or_are_closed() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let watcher = Watcher::start(server.port).await;
+
+    let mut tls_hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
+    ];
+    tls_hello.extend(noise(7, 160));
+    let mut binary = noise(1, 4096);
+    binary.extend_from_slice(b"\r\n\r\n");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("binary noise", binary),
+        ("NUL bytes", vec![0u8; 1024]),
+        ("TLS ClientHello on the plain port", tls_hello),
+        (
+            "HTTP/2 preface",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        ),
+        (
+            "no request line",
+            b"\r\n\r\n\r\n\r\nHost: x\r\n\r\n".to_vec(),
+        ),
+        ("lowercase junk", b"hello there\r\n\r\n".to_vec()),
+        (
+            "NUL in path",
+            b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (
+            "space in path",
+            b"GET /a b/c HTTP/1.1\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (
+            "header without colon",
+            b"GET / HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n".to_vec(),
+        ),
+        (
+            "header name with space",
+            b"GET / HTTP/1.1\r\nHo st: a\r\n\r\n".to_vec(),
+        ),
+        (
+            "bad content-length",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n".to_vec(),
+        ),
+        (
+            "conflicting content-lengths",
+            b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n".to_vec(),
+        ),
+        (
+            "unknown version",
+            b"GET / HTTP/9.9\r\nHost: a\r\n\r\n".to_vec(),
+        ),
+        (
+            "bare LF mixed with control bytes",
+            b"GET / HTTP/1.1\nHost: \x01\x02\n\n".to_vec(),
+        ),
+    ];
+    for (what, request) in cases {
+        let outcome = exchange(server.port, request, 5 * SECOND).await;
+        eprintln!(
+            "{what}: {:?} closed={} in {:?}",
+            outcome.status, outcome.closed, outcome.elapsed
+        );
+        assert!(
+            outcome.closed,
+            "{what}: the connection is closed within 5 s"
+        );
+        if let Some(status) = outcome.status {
+            assert!(
+                (400..500).contains(&status) || status == 505,
+                "{what}: answered {status}"
+            );
+        }
+    }
+    assert_still_serving(server.port).await;
+    watcher.assert_undisturbed("garbage").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_line_and_headers_get_4xx_and_are_closed() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let watcher = Watcher::start(server.port).await;
+
+    let long_path = format!(
+        "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+        "a".repeat(100 * 1024)
+    );
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        (0..300)
+            .map(|i| format!("X-Filler-{i}: {}\r\n", "v".repeat(80)))
+            .collect::<String>()
+    );
+    let one_huge_header = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
+        "c".repeat(64 * 1024)
+    );
+    // Small, but more of them than the parser takes.
+    let header_count = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("X-{i}: 1\r\n"))
+            .collect::<String>()
+    );
+    let cases = [
+        ("100 KB request line", long_path),
+        ("25 KB of headers", many_headers),
+        ("one 64 KB header", one_huge_header),
+        ("150 small headers", header_count),
+    ];
+    for (what, request) in cases {
+        let outcome = exchange(server.port, request.into_bytes(), 5 * SECOND).await;
+        eprintln!(
+            "{what}: {:?} closed={} in {:?}",
+            outcome.status, outcome.closed, outcome.elapsed
+        );
+        let status = outcome
+            .status
+            .unwrap_or_else(|| panic!("{what}: no answer"));
+        assert!(
+            [400, 414, 431].contains(&status),
+            "{what}: answered {status}"
+        );
+        assert!(outcome.closed, "{what}: closed after the answer");
+    }
+    assert_still_serving(server.port).await;
+    watcher.assert_undisturbed("oversized").await;
+}
+
+/// Sends `prefix`, then one more byte of an endless header every `every`, never finishing.
+async fn slowloris(port: u16, prefix: &'static [u8], every: Duration) -> (bool, Duration) {
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("server accepts");
+    if !prefix.is_empty() && stream.write_all(prefix).await.is_err() {
+        return (true, start.elapsed());
+    }
+    let mut byte = [0u8; 1024];
+    while start.elapsed() < 20 * SECOND {
+        match tokio::time::timeout(every, stream.read(&mut byte)).await {
+            // A 408 (or any answer) followed by the end is fine; the end is what matters.
+            Ok(Ok(0)) | Ok(Err(_)) => return (true, start.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => {
+                if !every.is_zero() && stream.write_all(b"a").await.is_err() {
+                    return (true, start.elapsed());
+                }
+            }
+        }
+    }
+    (false, start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_never_finish_are_cut_off() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let watcher = Watcher::start(server.port).await;
+    let port = server.port;
+
+    let mut attacks = Vec::new();
+    // Many at once: none of them may hold up the accept loop or the others.
+    for i in 0..40 {
+        let (prefix, every): (&'static [u8], Duration) = match i % 4 {
+            0 => (b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ", SECOND / 2),
+            1 => (b"GET /stream HTTP/1.1\r\n", 2 * SECOND),
+            2 => (b"G", 3 * SECOND),
+            _ => (b"", Duration::ZERO),
+        };
+        attacks.push(tokio::spawn(slowloris(port, prefix, every)));
+    }
+    // Meanwhile ordinary requests are served at once.
+    for _ in 0..5 {
+        let started = Instant::now();
+        let status = http_get(port, "/status", &[], usize::MAX).await.status;
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < 2 * SECOND,
+            "served in {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(SECOND).await;
+    }
+    let mut connect_only = 0;
+    for (i, attack) in attacks.into_iter().enumerate() {
+        let (closed, after) = attack.await.unwrap();
+        if i % 4 == 3 {
+            connect_only += 1;
+        }
+        assert!(
+            closed,
+            "slowloris #{i} (kind {}) still open after {after:?}",
+            i % 4
+        );
+        assert!(
+            after < 13 * SECOND,
+            "slowloris #{i} (kind {}) cut off only after {after:?}",
+            i % 4
+        );
+    }
+    assert_eq!(connect_only, 10);
+    assert_still_serving(port).await;
+    watcher.assert_undisturbed("slowloris").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response_head(&mut stream, 5 * SECOND).await, Some(200));
+    let start = Instant::now();
+    let mut rest = [0u8; 256];
+    loop {
+        match tokio::time::timeout(15 * SECOND, stream.read(&mut rest)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("an idle keep-alive connection stays open for ever"),
+        }
+    }
+    eprintln!(
+        "idle keep-alive connection closed after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < 13 * SECOND,
+        "closed after {:?}",
+        start.elapsed()
+    );
+}
+
+/// Sends `frames` on a fresh raw WebSocket and returns the close code the server answers with.
+async fn violation(port: u16, frames: &[Vec<u8>]) -> Option<u16> {
+    let mut stream = raw_websocket(port, "/stream").await;
+    for frame in frames {
+        if stream.write_all(frame).await.is_err() {
+            break;
+        }
+    }
+    let code = raw_close_code(&mut stream, 5 * SECOND).await;
+    // After its close frame the server ends the connection too.
+    let mut rest = [0u8; 4096];
+    let ended = tokio::time::timeout(5 * SECOND, async {
+        loop {
+            match stream.read(&mut rest).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection ends after the close frame");
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_websocket_frames_are_closed_with_the_right_code() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let watcher = Watcher::start(server.port).await;
+    let m = [0x37, 0xfa, 0x21, 0x3d];
+    let pause = br#"{"type":"pause"}"#;
+
+    let mut unmasked = masked_frame(true, 0x1, pause, m);
+    unmasked[1] &= 0x7F;
+    unmasked.truncate(2);
+    unmasked.extend_from_slice(pause);
+    let mut rsv1 = masked_frame(true, 0x1, pause, m);
+    rsv1[0] |= 0x40;
+    let mut ping_126 = vec![0x89, 0x80 | 126, 0, 126];
+    ping_126.extend_from_slice(&m);
+    ping_126.extend(std::iter::repeat_n(0u8, 126));
+    let mut huge_len = vec![0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+    huge_len.extend_from_slice(&m);
+    let chunk = vec![b' '; 40 * 1024];
+
+    let cases: Vec<(&str, Vec<Vec<u8>>, u16)> = vec![
+        ("unmasked frame", vec![unmasked], 1002),
+        ("reserved bit", vec![rsv1], 1002),
+        (
+            "reserved data opcode",
+            vec![masked_frame(true, 0x3, b"x", m)],
+            1002,
+        ),
+        (
+            "reserved control opcode",
+            vec![masked_frame(true, 0xB, b"", m)],
+            1002,
+        ),
+        ("oversized ping", vec![ping_126], 1002),
+        (
+            "fragmented ping",
+            vec![masked_frame(false, 0x9, b"p", m)],
+            1002,
+        ),
+        (
+            "continuation without a start",
+            vec![masked_frame(true, 0x0, pause, m)],
+            1002,
+        ),
+        (
+            "new message inside a fragmented one",
+            vec![
+                masked_frame(false, 0x1, b"{\"type\":", m),
+                masked_frame(true, 0x1, pause, m),
+            ],
+            1002,
+        ),
+        (
+            "invalid UTF-8",
+            vec![masked_frame(true, 0x1, b"{\"type\":\"\xff\xfe\"}", m)],
+            1007,
+        ),
+        (
+            "UTF-8 cut between fragments and never completed",
+            vec![
+                masked_frame(false, 0x1, b"\"\xe2\x82", m),
+                masked_frame(true, 0x0, b"\"", m),
+            ],
+            1007,
+        ),
+        ("2^63-byte length", vec![huge_len], 1009),
+        (
+            "message over 64 KiB in one frame",
+            vec![masked_frame(true, 0x1, &vec![b' '; 70 * 1024], m)],
+            1009,
+        ),
+        (
+            "message over 64 KiB in fragments",
+            vec![
+                masked_frame(false, 0x1, &chunk, m),
+                masked_frame(true, 0x0, &chunk, m),
+            ],
+            1009,
+        ),
+    ];
+    for (what, frames, expected) in cases {
+        let started = Instant::now();
+        let code = violation(server.port, &frames).await;
+        eprintln!("{what}: close {code:?} in {:?}", started.elapsed());
+        assert_eq!(code, Some(expected), "{what}");
+    }
+    // A valid fragmented message with a ping in between is fine.
+    let mut stream = raw_websocket(server.port, "/stream").await;
+    stream
+        .write_all(
+            &[
+                masked_frame(false, 0x1, b"{\"type\":\"ti", m),
+                masked_frame(true, 0x9, b"hi", m),
+                masked_frame(true, 0x0, b"me\",\"client\":42}", m),
+            ]
+            .concat(),
+        )
+        .await
+        .unwrap();
+    let (mut pong, mut time) = (false, false);
+    let deadline = Instant::now() + 5 * SECOND;
+    while !(pong && time) && Instant::now() < deadline {
+        let frame = read_server_frame(&mut stream, 5 * SECOND)
+            .await
+            .expect("the valid client is served");
+        assert_eq!(frame.close_code(), None, "the valid client is not closed");
+        pong |= frame.opcode == 0xA && frame.payload == b"hi";
+        time |= frame.opcode == 0x1
+            && String::from_utf8_lossy(&frame.payload).contains("\"client\":42");
+    }
+    assert!(pong && time, "pong {pong}, time reply {time}");
+    assert_still_serving(server.port).await;
+    watcher.assert_undisturbed("invalid frames").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_gets_an_error_and_the_viewer_stays() {
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let watcher = Watcher::start(server.port).await;
+    let mut ws = connect(server.port, "/stream").await;
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let texts = [
+        "not json",
+        "",
+        "{",
+        "{}",
+        "[]",
+        "null",
+        r#"{"type":"reboot"}"#,
+        r#"{"type":"max-fps","fps":"fast"}"#,
+        r#"{"type":"max-fps","fps":1e999}"#,
+        r#"{"type":"time"}"#,
+        r#"{"type":"time","client":"yesterday"}"#,
+        r#"{"type":42}"#,
+        "\u{feff}{\"type\":\"pong\"}x",
+        &deep,
+    ];
+    for text in texts {
+        ws.send(Message::text(text)).await.unwrap();
+        let error = next_text_of_type(&mut ws, "error", 5 * SECOND).await;
+        let error = error.unwrap_or_else(|| panic!("no error answer to {:.40}", text));
+        let message = error["message"].as_str().expect("an error message");
+        assert!(message.len() < 300, "a short error: {message}");
+    }
+    ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    assert!(
+        next_text_of_type(&mut ws, "error", 5 * SECOND)
+            .await
+            .is_some()
+    );
+    // Still a viewer, still getting frames.
+    let frames = count_frames(&mut ws, 2 * SECOND).await;
+    assert!(
+        frames as u32 >= FPS,
+        "{frames} frames after the bad messages"
+    );
+    assert_eq!(server.n_clients(), 2);
+    watcher.assert_undisturbed("invalid JSON").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_clients_refuses_with_503_and_1013_until_a_slot_frees() {
+    let server = Server::test_pattern(320, 240, FPS, "max-clients=2");
+    let watcher = Watcher::start(server.port).await;
+    // The second slot: an MJPEG viewer on a raw socket that the test can drop.
+    let mut mjpeg = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    mjpeg
+        .write_all(b"GET /stream.mjpg HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response_head(&mut mjpeg, 5 * SECOND).await, Some(200));
+    assert!(eventually(5 * SECOND, || server.n_clients() == 2).await);
+
+    for path in ["/stream.mjpg", "/?action=stream", "/stream"] {
+        let refused = http_get(server.port, path, &[], 0).await;
+        assert_eq!(refused.status, 503, "{path}");
+        assert!(refused.header("retry-after").is_some(), "{path}");
+    }
+    let mut ws = connect(server.port, "/stream").await;
+    assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1013));
+    let mut raw = raw_websocket(server.port, "/stream").await;
+    assert_eq!(raw_close_code(&mut raw, 5 * SECOND).await, Some(1013));
+    assert_eq!(server.n_clients(), 2, "refused viewers are not counted");
+
+    drop(mjpeg);
+    assert!(
+        eventually(5 * SECOND, || server.n_clients() == 1).await,
+        "the MJPEG viewer's slot frees"
+    );
+    let mut ws = connect(server.port, "/stream").await;
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    let refused = http_get(server.port, "/stream.mjpg", &[], 0).await;
+    assert_eq!(refused.status, 503, "full again");
+    drop(ws);
+    assert!(eventually(5 * SECOND, || server.n_clients() == 1).await);
+    let response = http_get(server.port, "/stream.mjpg", &[], 50_000).await;
+    assert_eq!(response.status, 200, "an MJPEG viewer gets the freed slot");
+    watcher.assert_undisturbed("max-clients").await;
+}
+
+/// A document root with a secret next to it and symlinks that point out of it.
+struct DocumentRoot {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+const SECRET: &str = "SECRET-6f1d2c: never served";
+const PAGE: &str = "<!doctype html><title>custom page 93ab</title>";
+
+impl DocumentRoot {
+    fn new() -> DocumentRoot {
+        let dir = std::env::temp_dir().join(format!(
+            "wsjpeg-robustness-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(dir.join("outside")).unwrap();
+        std::fs::create_dir_all(dir.join("rootx")).unwrap();
+        std::fs::write(root.join("index.html"), PAGE).unwrap();
+        std::fs::write(root.join("sub/page.html"), PAGE).unwrap();
+        std::fs::write(dir.join("secret.txt"), SECRET).unwrap();
+        std::fs::write(dir.join("outside/secret.txt"), SECRET).unwrap();
+        std::fs::write(dir.join("rootx/secret.txt"), SECRET).unwrap();
+        std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("link.txt")).unwrap();
+        std::os::unix::fs::symlink(dir.join("outside"), root.join("linkdir")).unwrap();
+        std::os::unix::fs::symlink("../../secret.txt", root.join("sub/rel.txt")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("passwd")).unwrap();
+        std::os::unix::fs::symlink(root.join("sub/page.html"), root.join("inside.html")).unwrap();
+        DocumentRoot { dir, root }
+    }
+}
+
+impl Drop for DocumentRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_root_cannot_be_escaped() {
+    let docs = DocumentRoot::new();
+    let server = Server::test_pattern(
+        320,
+        240,
+        FPS,
+        &format!("document-root={}", docs.root.display()),
+    );
+    let watcher = Watcher::start(server.port).await;
+
+    for path in ["/", "/index.html", "/sub/page.html", "/inside.html"] {
+        let response = http_get(server.port, path, &[], usize::MAX).await;
+        assert_eq!(response.status, 200, "{path}");
+        assert_eq!(response.text(), PAGE, "{path}");
+    }
+    let attacks = [
+        "/../secret.txt",
+        "/../../../../../../etc/passwd",
+        "/sub/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/.%2e/secret.txt",
+        "/%2e%2e%2fsecret.txt",
+        "/..%2fsecret.txt",
+        "/..%2Fsecret.txt",
+        "/sub/..%2f..%2fsecret.txt",
+        "/sub/%2e%2e%2f%2e%2e%2fsecret.txt",
+        "/%252e%252e/secret.txt",
+        "/..%5csecret.txt",
+        "/..\\secret.txt",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/%2Fetc/passwd",
+        "/./../secret.txt",
+        "/../root/../secret.txt",
+        "/../rootx/secret.txt",
+        "/link.txt",
+        "/linkdir/secret.txt",
+        "/sub/rel.txt",
+        "/passwd",
+        "/secret.txt%00.html",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/%u002e%u002e/secret.txt",
+        "/index.html/../../secret.txt",
+        "/?/../secret.txt",
+    ];
+    for path in attacks {
+        let outcome = exchange(
+            server.port,
+            format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").into_bytes(),
+            5 * SECOND,
+        )
+        .await;
+        let body = String::from_utf8_lossy(&outcome.body);
+        eprintln!("{path}: {:?}", outcome.status);
+        assert!(!body.contains("SECRET-6f1d2c"), "{path} served the secret");
+        assert!(!body.contains("root:x:0"), "{path} served /etc/passwd");
+        let status = outcome.status.unwrap_or(0);
+        if path == "/?/../secret.txt" {
+            // The query is not part of the path: this is the page.
+            assert_eq!(status, 200, "{path}");
+            assert_eq!(body, PAGE, "{path}");
+        } else {
+            assert!(
+                [400, 403, 404].contains(&status),
+                "{path}: answered {status}"
+            );
+        }
+    }
+    watcher.assert_undisturbed("traversal").await;
+}
+
+/// Checks that an error answer says nothing about the software behind it.
+fn assert_discreet(what: &str, status: u16, head: &str, body: &[u8]) {
+    let head_lower = head.to_ascii_lowercase();
+    let body_text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    for line in head_lower.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        match name.trim() {
+            "server" => assert!(
+                !value.chars().any(|c| c.is_ascii_digit()),
+                "{what} ({status}): Server header with a version: {value}"
+            ),
+            "x-powered-by" | "via" | "x-runtime" | "x-version" => {
+                panic!("{what} ({status}): {name} header")
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        body.len() <= 200,
+        "{what} ({status}): {} byte error body",
+        body.len()
+    );
+    for word in [
+        "hyper",
+        "warp",
+        "tokio",
+        "rust",
+        "gstreamer",
+        "wsjpeg",
+        "panic",
+        "/work",
+        "/tmp",
+        env!("CARGO_PKG_VERSION"),
+    ] {
+        assert!(
+            !body_text.contains(word) && !head_lower.contains(word),
+            "{what} ({status}) mentions {word}: {head} {body_text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_answers_reveal_no_server_details() {
+    let docs = DocumentRoot::new();
+    let open = Server::test_pattern(
+        320,
+        240,
+        FPS,
+        &format!("document-root={}", docs.root.display()),
+    );
+    let locked = Server::test_pattern(320, 240, FPS, "auth-token=hunter2hunter2");
+    let watcher = Watcher::start(open.port).await;
+
+    let request = |path: &str, extra: &str| {
+        format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n{extra}\r\n").into_bytes()
+    };
+    let cases: Vec<(&str, u16, Vec<u8>, u16)> = vec![
+        ("unknown path", open.port, request("/nope", ""), 404),
+        ("traversal", open.port, request("/../secret.txt", ""), 404),
+        (
+            "wrong method",
+            open.port,
+            b"DELETE /status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec(),
+            405,
+        ),
+        ("garbage", open.port, b"\x01\x02\x03\r\n\r\n".to_vec(), 400),
+        (
+            "huge header",
+            open.port,
+            request("/", &format!("X-Big: {}\r\n", "b".repeat(20_000))),
+            431,
+        ),
+        (
+            "foreign origin",
+            open.port,
+            upgrade_request(open.port, "/stream", "Origin: http://evil.example\r\n").into_bytes(),
+            403,
+        ),
+        (
+            "old WebSocket version",
+            open.port,
+            upgrade_request(open.port, "/stream", "")
+                .replace("Version: 13", "Version: 8")
+                .into_bytes(),
+            426,
+        ),
+        ("no token", locked.port, request("/status", ""), 401),
+        (
+            "wrong token",
+            locked.port,
+            request("/snapshot.jpg?token=hunter3hunter3", ""),
+            401,
+        ),
+    ];
+    for (what, port, bytes, expected) in cases {
+        let outcome = exchange_until(port, bytes, 5 * SECOND, true).await;
+        assert_eq!(outcome.status, Some(expected), "{what}: {}", outcome.head);
+        assert_discreet(what, expected, &outcome.head, &outcome.body);
+        if expected == 401 {
+            assert!(
+                !outcome.head.contains("hunter") && outcome.header("set-cookie").is_none(),
+                "{what}: {}",
+                outcome.head
+            );
+        }
+    }
+    watcher.assert_undisturbed("error answers").await;
+}
