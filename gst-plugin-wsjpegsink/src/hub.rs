@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{CameraState, CameraStatus};
+use crate::protocol::{CameraState, CameraStatus, RecordingStatus};
 
 /// One JPEG as it is handed to viewers.
 #[derive(Debug)]
@@ -142,6 +142,10 @@ pub enum ClientEvent {
 
 pub type ClientEventSink = Box<dyn Fn(ClientEvent) + Send + Sync>;
 
+/// Asks the application to `start` or `stop` recording; returns whether it accepted. Called
+/// on a blocking thread of the runtime, never on the streaming thread.
+pub type RecordingControl = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct VideoInfo {
@@ -161,6 +165,9 @@ pub struct Hub {
     mailbox_ready: Notify,
     frames: watch::Sender<FrameSlot>,
     camera: watch::Sender<CameraStatus>,
+    /// `None` while the application reports no recording (`recording-state` unset).
+    recording: watch::Sender<Option<RecordingStatus>>,
+    recording_control: Mutex<Option<RecordingControl>>,
     video: Mutex<VideoInfo>,
     clients: Mutex<BTreeMap<u64, Arc<ClientStats>>>,
     next_client_id: AtomicU64,
@@ -193,6 +200,8 @@ impl Hub {
             mailbox_ready: Notify::new(),
             frames: watch::Sender::new(None),
             camera: watch::Sender::new(CameraStatus::default()),
+            recording: watch::Sender::new(None),
+            recording_control: Mutex::new(None),
             video: Mutex::new(VideoInfo::default()),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -304,6 +313,34 @@ impl Hub {
                 message: None,
             });
         }
+    }
+
+    pub fn subscribe_recording(&self) -> watch::Receiver<Option<RecordingStatus>> {
+        self.recording.subscribe()
+    }
+
+    pub fn recording_status(&self) -> Option<RecordingStatus> {
+        self.recording.borrow().clone()
+    }
+
+    /// Updates the recording state; viewers are told only when it really changed.
+    pub fn set_recording_status(&self, status: Option<RecordingStatus>) {
+        self.recording.send_if_modified(|current| {
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+    }
+
+    pub fn set_recording_control(&self, control: Option<RecordingControl>) {
+        *lock(&self.recording_control) = control;
+    }
+
+    pub fn recording_control(&self) -> Option<RecordingControl> {
+        lock(&self.recording_control).clone()
     }
 
     pub fn video_info(&self) -> VideoInfo {

@@ -109,6 +109,15 @@ pub enum ServerMessage<'a> {
     Error {
         message: &'a str,
     },
+    /// The recording state (`recording-state`), sent after `hello` and on every change.
+    Recording {
+        active: bool,
+        control: bool,
+        started: Option<&'a str>,
+        file: Option<&'a str>,
+        format: Option<&'a str>,
+        error: Option<&'a str>,
+    },
 }
 
 impl ServerMessage<'_> {
@@ -122,6 +131,42 @@ pub fn status_message(status: &CameraStatus) -> String {
     ServerMessage::Status {
         camera: status.state,
         message: status.message.as_deref(),
+    }
+    .to_json()
+}
+
+/// What the application reports about its recording through `recording-state`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct RecordingStatus {
+    /// A recording is running now.
+    pub active: bool,
+    /// Viewers may start and stop recordings over HTTP (`POST /api/record/start|stop`).
+    pub control: bool,
+    /// UTC ISO-8601 start of the current recording.
+    pub started: Option<String>,
+    /// Name of the segment being written.
+    pub file: Option<String>,
+    /// `mjpeg` or `h264`.
+    pub format: Option<String>,
+    pub bytes_written: u64,
+    pub segments_deleted: u64,
+    pub frames_dropped: u64,
+    /// Why the recording stopped or cannot start.
+    pub error: Option<String>,
+}
+
+/// The `recording` message for `status`; `None` (recording not available) is reported as
+/// inactive and not controllable, so that a viewer hides its indicator and button.
+pub fn recording_message(status: Option<&RecordingStatus>) -> String {
+    let none = RecordingStatus::default();
+    let s = status.unwrap_or(&none);
+    ServerMessage::Recording {
+        active: s.active,
+        control: s.control,
+        started: s.started.as_deref(),
+        file: s.file.as_deref(),
+        format: s.format.as_deref(),
+        error: s.error.as_deref(),
     }
     .to_json()
 }
@@ -182,6 +227,28 @@ mod tests {
             s,
             r#"{"type":"time","client":1700000000123456,"server":42}"#
         );
+    }
+
+    #[test]
+    fn recording_message_has_every_field() {
+        let status = RecordingStatus {
+            active: true,
+            control: true,
+            started: Some("2026-11-26T10:00:00Z".into()),
+            format: Some("mjpeg".into()),
+            bytes_written: 5,
+            ..RecordingStatus::default()
+        };
+        let v: serde_json::Value = serde_json::from_str(&recording_message(Some(&status))).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"recording","active":true,"control":true,
+                "started":"2026-11-26T10:00:00Z","file":null,"format":"mjpeg","error":null})
+        );
+        let v: serde_json::Value = serde_json::from_str(&recording_message(None)).unwrap();
+        assert_eq!(v["active"], false);
+        assert_eq!(v["control"], false);
+        assert!(v["started"].is_null());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod files;
 mod mjpeg;
+pub mod recordings;
 mod report;
 mod routes;
 pub mod tls;
@@ -70,6 +71,8 @@ pub struct ServerConfig {
     pub snapshot_timeout: Duration,
     /// Extra fields for `/status` (encoder, quality, device), set by the application.
     pub source_info: serde_json::Map<String, serde_json::Value>,
+    /// Folder whose recordings `/api/recordings` lists and `/recordings/NAME` serves.
+    pub recording_dir: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             document_root: None,
             snapshot_timeout: Duration::from_secs(5),
             source_info: serde_json::Map::new(),
+            recording_dir: None,
         }
     }
 }

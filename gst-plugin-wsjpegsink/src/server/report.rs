@@ -61,6 +61,8 @@ pub fn status_json(ctx: &ServerContext) -> Value {
         "bytes_sent": c.bytes_sent.load(Ordering::Relaxed),
         "clients_refused": c.clients_refused.load(Ordering::Relaxed),
         "clients": clients,
+        // Null while the application reports no recording (`recording-state` unset).
+        "recording": hub.recording_status(),
     })
 }
 
@@ -150,5 +152,32 @@ pub fn metrics_text(ctx: &ServerContext) -> String {
         "Seconds since the server started.",
         hub.started.elapsed().as_secs().to_string(),
     );
+    // Only while the application reports a recorder: no recording metrics means no recorder.
+    if let Some(recording) = hub.recording_status() {
+        metric(
+            "recording_active",
+            "gauge",
+            "1 while a recording is being written.",
+            u8::from(recording.active).to_string(),
+        );
+        metric(
+            "recording_bytes_written_total",
+            "counter",
+            "Bytes written to recordings, as reported by the application.",
+            recording.bytes_written.to_string(),
+        );
+        metric(
+            "recording_segments_deleted_total",
+            "counter",
+            "Recording segments deleted to stay within the size or count limits.",
+            recording.segments_deleted.to_string(),
+        );
+        metric(
+            "recording_frames_dropped_total",
+            "counter",
+            "Frames the recording dropped because the disk was slower than the camera.",
+            recording.frames_dropped.to_string(),
+        );
+    }
     out
 }

@@ -13,7 +13,7 @@ use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
 use super::websocket::{self, ViewerOptions};
-use super::{AllowedOrigins, Peer, ServerContext, files, mjpeg, report};
+use super::{AllowedOrigins, Peer, ServerContext, files, mjpeg, recordings, report};
 use crate::CAT;
 use crate::hub::{ClientKind, Frame};
 use crate::protocol::CameraState;
@@ -238,6 +238,49 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
                 )
             });
 
+    let recording_list = warp::path!("api" / "recordings")
+        .and(get)
+        .and(with_ctx.clone())
+        .and_then(recordings::list);
+
+    let recording_file = warp::path("recordings")
+        .and(warp::path::tail())
+        .and(get)
+        .and(warp::method())
+        .and(headers)
+        .and(peer)
+        .and(with_ctx.clone())
+        .and_then(
+            |name: warp::path::Tail,
+             method: http::Method,
+             headers: HeaderMap,
+             peer: Peer,
+             ctx: Arc<ServerContext>| {
+                recordings::download(ctx, name.as_str().to_string(), method, headers, peer)
+            },
+        );
+
+    // Any method, so that a GET is told to use POST (405) instead of "not found".
+    let record_control = warp::path!("api" / "record" / String)
+        .and(warp::method())
+        .and(headers)
+        .and(peer)
+        .and(with_ctx.clone())
+        .and_then(
+            |action: String,
+             method: http::Method,
+             headers: HeaderMap,
+             peer: Peer,
+             ctx: Arc<ServerContext>| async move {
+                let action = match action.as_str() {
+                    "start" => "start",
+                    "stop" => "stop",
+                    _ => return Err(warp::reject::not_found()),
+                };
+                Ok(recordings::control(ctx, action, method, headers, peer).await)
+            },
+        );
+
     let static_files = warp::path::full().and(get).and(with_ctx).and_then(
         |path: warp::path::FullPath, ctx: Arc<ServerContext>| async move {
             if ctx.config().document_root.is_none() {
@@ -258,6 +301,12 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             .or(status)
             .unify()
             .or(metrics)
+            .unify()
+            .or(recording_list)
+            .unify()
+            .or(recording_file)
+            .unify()
+            .or(record_control)
             .unify()
             .or(static_files)
             .unify(),

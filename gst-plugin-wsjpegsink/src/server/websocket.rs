@@ -454,6 +454,7 @@ impl Viewer {
         let hub = self.hub();
         let mut frames = hub.subscribe_frames();
         let mut camera = hub.subscribe_camera();
+        let mut recording = hub.subscribe_recording();
         let video = hub.video_info();
         let status = camera.borrow_and_update().clone();
         let hello = ServerMessage::Hello {
@@ -468,6 +469,14 @@ impl Viewer {
         .to_json();
         writer.send_text(&hello).await?;
         writer.send_text(&protocol::status_message(&status)).await?;
+        // Only the fields of the message count: byte counters alone do not make viewers busy.
+        let mut last_recording = recording
+            .borrow_and_update()
+            .as_ref()
+            .map(|r| protocol::recording_message(Some(r)));
+        if let Some(message) = &last_recording {
+            writer.send_text(message).await?;
+        }
         let first = frames.borrow_and_update().clone();
         if let Some(frame) = first.filter(|f| f.is_fresh()) {
             self.last_seen = frame.sequence;
@@ -492,6 +501,21 @@ impl Viewer {
                     }
                     let status = camera.borrow_and_update().clone();
                     self.send_text(writer, &protocol::status_message(&status)).await?;
+                }
+                changed = recording.changed() => {
+                    if changed.is_err() {
+                        return Ok(Some((CLOSE_GOING_AWAY, "server stopping")));
+                    }
+                    let message = recording.borrow_and_update().as_ref().map(|r| protocol::recording_message(Some(r)));
+                    // Unset after being set: say "no recording" once, so indicators go away.
+                    let message = match (message, &last_recording) {
+                        (None, Some(_)) => Some(protocol::recording_message(None)),
+                        (message, _) => message,
+                    };
+                    if let Some(message) = message.filter(|m| Some(m) != last_recording.as_ref()) {
+                        self.send_text(writer, &message).await?;
+                        last_recording = Some(message);
+                    }
                 }
                 changed = frames.changed(), if !self.paused => {
                     if changed.is_err() {

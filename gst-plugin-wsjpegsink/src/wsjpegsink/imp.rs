@@ -10,6 +10,16 @@
  * The server is up from NULL→READY to READY→NULL: in READY it keeps its viewers connected while
  * the application stops the camera.
  *
+ * ## Recordings
+ *
+ * The element does not record; it offers the application's recordings to browsers. With
+ * `recording-dir` set, `GET /api/recordings` lists the files named like
+ * `2026-11-25T03-12-00Z_cam0.mkv` (or `.mp4`) in that folder and `GET /recordings/NAME`
+ * downloads one, with HTTP ranges. The application reports its recorder through
+ * `recording-state`: viewers get it as `recording` messages, `/status` and `/metrics` show it.
+ * `POST /api/record/start` and `POST /api/record/stop` emit the `recording-control` action
+ * signal; a handler returning %TRUE accepts the request (202), otherwise the answer is 409.
+ *
  * ## Example pipelines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! jpegenc ! wsjpegsink port=3003
@@ -31,7 +41,7 @@ use gst_base::subclass::prelude::*;
 
 use super::notifier;
 use crate::hub::{Hub, VideoInfo, lock};
-use crate::protocol::{CameraState, CameraStatus, unix_time_us};
+use crate::protocol::{CameraState, CameraStatus, RecordingStatus, unix_time_us};
 use crate::server::{self, AllowedOrigins, RunningServer, ServerConfig, ServerContext};
 use crate::{CAT, RUNTIME, jpeg};
 
@@ -57,6 +67,8 @@ struct Settings {
     source_info: Option<gst::Structure>,
     tls_certificate: Option<String>,
     tls_key: Option<String>,
+    recording_dir: Option<String>,
+    recording_state: Option<gst::Structure>,
 }
 
 impl Default for Settings {
@@ -74,6 +86,8 @@ impl Default for Settings {
             source_info: None,
             tls_certificate: None,
             tls_key: None,
+            recording_dir: None,
+            recording_state: None,
         }
     }
 }
@@ -96,6 +110,7 @@ impl Settings {
                 .as_ref()
                 .map(structure_to_json)
                 .unwrap_or_default(),
+            recording_dir: self.recording_dir.as_ref().map(Into::into),
         }
     }
 }
@@ -203,6 +218,16 @@ impl ObjectImpl for WsJpegSink {
                     .blurb("Fields shown under \"source\" in /status (e.g. encoder, jpeg-quality, device), set by the application")
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("recording-dir")
+                    .nick("Recording folder")
+                    .blurb("Folder of the application's recordings: GET /api/recordings lists the files named like 2026-11-25T03-12-00Z_cam0.mkv (or .mp4) in it, GET /recordings/NAME downloads one. Unset: both answer 404")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("recording-state")
+                    .nick("Recording state")
+                    .blurb("Set by the application that records: a \"recording\" structure with active, control (HTTP start/stop offered), started, file, format, bytes-written, segments-deleted, frames-dropped, error. Shown to viewers, in /status and /metrics. Unset = no recording")
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("Frames in, invalid, sent and skipped, bytes sent, viewers, and per-viewer figures")
@@ -236,6 +261,23 @@ impl ObjectImpl for WsJpegSink {
                 glib::subclass::Signal::builder("client-disconnected")
                     .param_types([String::static_type(), u32::static_type()])
                     .build(),
+                /**
+                 * GstWsJpegSink::recording-control:
+                 * @action: "start" or "stop"
+                 *
+                 * Emitted for `POST /api/record/start` and `POST /api/record/stop`, from a
+                 * thread of the server (never the streaming thread, no element lock held).
+                 * Return %TRUE to accept (the client gets 202) and report the outcome through
+                 * #GstWsJpegSink:recording-state; %FALSE, or no handler, answers 409. Handlers
+                 * should return quickly.
+                 *
+                 * Returns: whether the request was accepted
+                 */
+                glib::subclass::Signal::builder("recording-control")
+                    .param_types([String::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .build(),
             ]
         });
         SIGNALS.as_ref()
@@ -268,6 +310,10 @@ impl ObjectImpl for WsJpegSink {
                     );
                 }
                 "camera-error" => self.apply_camera_error(&server.context().hub, &settings),
+                "recording-state" => server
+                    .context()
+                    .hub
+                    .set_recording_status(settings.recording_state.as_ref().map(recording_status)),
                 _ => {
                     let config = settings.server_config();
                     server.context().update_config(|c| *c = config);
@@ -291,6 +337,8 @@ impl ObjectImpl for WsJpegSink {
             "source-info" => settings.source_info.to_value(),
             "tls-certificate" => settings.tls_certificate.to_value(),
             "tls-key" => settings.tls_key.to_value(),
+            "recording-dir" => settings.recording_dir.to_value(),
+            "recording-state" => settings.recording_state.to_value(),
             "bound-port" => {
                 drop(settings);
                 let state = lock(&self.state);
@@ -356,6 +404,15 @@ impl WsJpegSink {
                     .get::<Option<String>>()
                     .expect("type checked upstream")
                     .filter(|s| !s.is_empty());
+            }
+            "recording-dir" => {
+                settings.recording_dir = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|s| !s.is_empty());
+            }
+            "recording-state" => {
+                settings.recording_state = value.get().expect("type checked upstream")
             }
             name => unimplemented!("Property '{name}'"),
         }
@@ -450,6 +507,15 @@ impl BaseSinkImpl for WsJpegSink {
         })?;
         let hub = Hub::new(events);
         self.apply_camera_error(&hub, &settings);
+        hub.set_recording_status(settings.recording_state.as_ref().map(recording_status));
+        let element = self.obj().downgrade();
+        hub.set_recording_control(Some(Arc::new(move |action: &str| {
+            // Runs on a blocking thread of the runtime with no lock of ours held, so the
+            // handler may set recording-state right away.
+            element.upgrade().is_some_and(|element| {
+                element.emit_by_name::<bool>("recording-control", &[&action])
+            })
+        })));
         let ctx = ServerContext::new(hub.clone(), settings.server_config());
         let server = RunningServer::start(runtime.handle(), addr, ctx, tls)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e)))?;
@@ -646,6 +712,44 @@ impl WsJpegSink {
             .field("fps-in", hub.fps_in())
             .field("clients", clients)
             .build()
+    }
+}
+
+/// Reads `recording-state`. Lenient about number types, since gst-launch gives plain ints.
+fn recording_status(s: &gst::Structure) -> RecordingStatus {
+    let text = |name: &str| {
+        s.get::<Option<String>>(name)
+            .ok()
+            .flatten()
+            .filter(|v| !v.is_empty())
+    };
+    let flag = |name: &str| s.get::<bool>(name).unwrap_or(false);
+    let count = |name: &str| -> u64 {
+        let Some(value) = s.value(name).ok() else {
+            return 0;
+        };
+        if let Ok(v) = value.get::<u64>() {
+            v
+        } else if let Ok(v) = value.get::<i64>() {
+            u64::try_from(v).unwrap_or(0)
+        } else if let Ok(v) = value.get::<u32>() {
+            u64::from(v)
+        } else if let Ok(v) = value.get::<i32>() {
+            u64::try_from(v).unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    RecordingStatus {
+        active: flag("active"),
+        control: flag("control"),
+        started: text("started"),
+        file: text("file"),
+        format: text("format"),
+        bytes_written: count("bytes-written"),
+        segments_deleted: count("segments-deleted"),
+        frames_dropped: count("frames-dropped"),
+        error: text("error"),
     }
 }
 
