@@ -123,6 +123,8 @@ pub struct Sampled {
     pub server_rss_end: Option<u64>,
     pub client_cpu_percent: Option<f64>,
     pub machine_percent: Option<f64>,
+    /// Interrupt + softirq share of the machine (loopback TCP work charged to no process).
+    pub irq_percent: Option<f64>,
     pub window_s: f64,
 }
 
@@ -134,6 +136,8 @@ pub struct RawResults {
     pub probe_errors: Vec<String>,
     pub sampled: Sampled,
     pub loadavg_before: Option<f64>,
+    /// Whole-machine busy share (% of one core) in the second before the first viewer.
+    pub machine_busy_before: Option<f64>,
 }
 
 struct Plan {
@@ -154,6 +158,11 @@ impl Plan {
 pub async fn run(cfg: LoadConfig) -> Result<RawResults> {
     crate::util::raise_fd_limit();
     let loadavg_before = procfs::loadavg();
+    let before = Snapshot::take(None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let machine_busy_before = before
+        .machine_percent(&Snapshot::take(None), procfs::cores())
+        .map(|m| m.0);
     let t0 = Instant::now();
     let t0_us = unix_us();
     let window_start = t0 + cfg.ramp + cfg.settle;
@@ -218,6 +227,7 @@ pub async fn run(cfg: LoadConfig) -> Result<RawResults> {
         probe_errors,
         sampled,
         loadavg_before,
+        machine_busy_before,
     })
 }
 
@@ -244,6 +254,7 @@ async fn sample(plan: Arc<Plan>) -> Sampled {
     if let Some(rss) = s1.rss {
         rss_max = Some(rss_max.map_or(rss, |m| m.max(rss)));
     }
+    let machine = s0.machine_percent(&s1, procfs::cores());
     Sampled {
         server_cpu_percent: s0.cpu_percent(&s1),
         server_cpu_seconds: s0.cpu_seconds(&s1),
@@ -251,7 +262,8 @@ async fn sample(plan: Arc<Plan>) -> Sampled {
         server_rss_max: rss_max,
         server_rss_end: s1.rss,
         client_cpu_percent: c0.cpu_percent(&c1),
-        machine_percent: s0.machine_percent(&s1, procfs::cores()),
+        machine_percent: machine.map(|m| m.0),
+        irq_percent: machine.map(|m| m.1),
         window_s: s1.at.duration_since(s0.at).as_secs_f64(),
     }
 }

@@ -267,6 +267,16 @@ struct RunArgs {
     /// Extra wsjpegsink properties, e.g. "auth-token=x".
     #[arg(long, default_value = "")]
     sink_props: String,
+    /// On a shared machine: before each run wait until the machine is busy less than this
+    /// (% of one core), and redo a run during which other processes used more than this.
+    #[arg(long)]
+    quiet_below: Option<f64>,
+    /// Longest wait for a quiet machine before running anyway (seconds).
+    #[arg(long, default_value_t = 300.0)]
+    quiet_wait: f64,
+    /// How many times a run disturbed by other processes is redone (with --quiet-below).
+    #[arg(long, default_value_t = 3)]
+    retries: usize,
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
@@ -528,37 +538,58 @@ fn run_cmd(args: RunArgs) -> Result<bool> {
     let rt = runtime()?;
     let mut reports: Vec<(ServerKind, Report)> = Vec::new();
     let mut passed = true;
+    let mut discarded: Vec<Report> = Vec::new();
     for round in 0..repeat {
         for &kind in &kinds {
             let name = match kind {
                 ServerKind::Wsjpeg => "wsjpeg",
                 ServerKind::Relay => "relay",
             };
-            let server = ChildServer::start(kind, &args.source, &args.sink_props, false)?;
-            std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
-            let target = Target::parse(&format!("ws://127.0.0.1:{}/stream", server.port))?;
-            let cfg = args.load.config(target, Some(server.pid))?;
-            let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
-            let raw = rt.block_on(load::run(cfg.clone()));
-            server.stop();
-            let raw = raw?;
-            let label = format!("{name} run {}/{repeat}", round + 1);
-            let report = Report::build(
-                &label,
-                &url,
-                &raw,
-                cfg.server_pid,
-                raw.sampled.window_s.max(cfg.duration.as_secs_f64()),
-                &args.load.thresholds(),
-            );
-            print!("{}", report.table());
-            println!();
+            let mut attempt = 0;
+            let report = loop {
+                attempt += 1;
+                if let Some(limit) = args.quiet_below {
+                    wait_quiet(limit, Duration::from_secs_f64(args.quiet_wait.max(0.0)));
+                }
+                let server = ChildServer::start(kind, &args.source, &args.sink_props, false)?;
+                std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
+                let target = Target::parse(&format!("ws://127.0.0.1:{}/stream", server.port))?;
+                let cfg = args.load.config(target, Some(server.pid))?;
+                let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
+                let raw = rt.block_on(load::run(cfg.clone()));
+                server.stop();
+                let raw = raw?;
+                let label = format!("{name} run {}/{repeat}", round + 1);
+                let report = Report::build(
+                    &label,
+                    &url,
+                    &raw,
+                    cfg.server_pid,
+                    raw.sampled.window_s.max(cfg.duration.as_secs_f64()),
+                    &args.load.thresholds(),
+                );
+                print!("{}", report.table());
+                // Let sockets in TIME_WAIT and the last process's exit settle.
+                std::thread::sleep(Duration::from_millis(500));
+                let noisy = args
+                    .quiet_below
+                    .zip(report.others_percent)
+                    .is_some_and(|(limit, others)| others > limit);
+                if noisy && attempt <= args.retries {
+                    println!(
+                        "(other processes used {:.0} % of a core during the window: run discarded, retrying)\n",
+                        report.others_percent.unwrap_or(0.0)
+                    );
+                    discarded.push(report);
+                    continue;
+                }
+                println!();
+                break report;
+            };
             if kind == ServerKind::Wsjpeg || kinds.len() == 1 {
                 passed &= report.passed();
             }
             reports.push((kind, report));
-            // Let sockets in TIME_WAIT and the last process's exit settle.
-            std::thread::sleep(Duration::from_millis(500));
         }
     }
     let figures = |k: ServerKind| -> Vec<KeyFigures> {
@@ -603,13 +634,38 @@ fn run_cmd(args: RunArgs) -> Result<bool> {
         let all: Vec<&Report> = reports.iter().map(|(_, r)| r).collect();
         write_json(
             path,
-            &serde_json::json!({ "medians": medians, "runs": all }),
+            &serde_json::json!({ "medians": medians, "runs": all, "discarded": discarded }),
         )?;
     }
     if !passed {
         println!("some checks FAILED");
     }
     Ok(passed)
+}
+
+/// Waits until the whole machine was busy less than `limit` % (of one core) over a second,
+/// or `max_wait` has passed.
+fn wait_quiet(limit: f64, max_wait: Duration) {
+    let start = Instant::now();
+    let mut said = false;
+    loop {
+        let a = procfs::Snapshot::take(None);
+        std::thread::sleep(Duration::from_secs(1));
+        let busy = a
+            .machine_percent(&procfs::Snapshot::take(None), procfs::cores())
+            .map(|m| m.0);
+        match busy {
+            Some(b) if b >= limit && start.elapsed() < max_wait => {
+                if !said {
+                    println!(
+                        "(machine {b:.0} % busy: waiting for it to calm down below {limit} %)"
+                    );
+                    said = true;
+                }
+            }
+            _ => return,
+        }
+    }
 }
 
 fn idle_cmd(args: IdleArgs) -> Result<()> {

@@ -42,8 +42,17 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
         .with_context(|| format!("no VmRSS in {path}"))
 }
 
-/// Busy and total jiffies of the whole machine (all cores), from `/proc/stat`.
-pub fn machine_jiffies() -> Result<(u64, u64)> {
+/// Jiffies of the whole machine (all cores), from `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineJiffies {
+    pub busy: u64,
+    pub total: u64,
+    /// Interrupt and softirq time: on loopback most TCP receive work is done there and is
+    /// charged to no process.
+    pub irq: u64,
+}
+
+pub fn machine_jiffies() -> Result<MachineJiffies> {
     let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
     let line = stat
         .lines()
@@ -60,7 +69,12 @@ pub fn machine_jiffies() -> Result<(u64, u64)> {
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let total: u64 = v.iter().take(8).sum();
     let idle = v[3] + v[4];
-    Ok((total - idle, total))
+    let irq = v.get(5).copied().unwrap_or(0) + v.get(6).copied().unwrap_or(0);
+    Ok(MachineJiffies {
+        busy: total - idle,
+        total,
+        irq,
+    })
 }
 
 /// The 1-minute load average.
@@ -79,7 +93,7 @@ pub struct Snapshot {
     pub at: Instant,
     pub cpu_s: Option<f64>,
     pub rss: Option<u64>,
-    pub machine: Option<(u64, u64)>,
+    pub machine: Option<MachineJiffies>,
 }
 
 impl Snapshot {
@@ -102,15 +116,20 @@ impl Snapshot {
         Some(later.cpu_s? - self.cpu_s?)
     }
 
-    /// Whole-machine busy share between `self` and `later`, in % of one core (200 % = both).
-    pub fn machine_percent(&self, later: &Snapshot, cores: usize) -> Option<f64> {
-        let (b0, t0) = self.machine?;
-        let (b1, t1) = later.machine?;
-        let dt = t1.checked_sub(t0)?;
+    /// Whole-machine busy and interrupt shares between `self` and `later`, in % of one core
+    /// (200 % = both cores of a 2-core machine).
+    pub fn machine_percent(&self, later: &Snapshot, cores: usize) -> Option<(f64, f64)> {
+        let a = self.machine?;
+        let b = later.machine?;
+        let dt = b.total.checked_sub(a.total)?;
         if dt == 0 {
             return None;
         }
-        Some((b1 - b0) as f64 / dt as f64 * 100.0 * cores as f64)
+        let scale = 100.0 * cores as f64 / dt as f64;
+        Some((
+            b.busy.saturating_sub(a.busy) as f64 * scale,
+            b.irq.saturating_sub(a.irq) as f64 * scale,
+        ))
     }
 }
 
@@ -129,8 +148,8 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(rss_bytes(pid).unwrap() > 0);
-        let (busy, total) = machine_jiffies().unwrap();
-        assert!(total >= busy);
+        let m = machine_jiffies().unwrap();
+        assert!(m.total >= m.busy && m.busy >= m.irq);
         assert!(cpu_seconds(u32::MAX).is_err());
     }
 }

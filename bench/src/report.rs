@@ -82,9 +82,14 @@ pub struct Report {
     pub client_cpu_percent: Option<f64>,
     /// Whole machine, % of one core (200 % = both cores busy).
     pub machine_busy_percent: Option<f64>,
-    /// Machine minus server minus load tool: other processes competing for the cores.
+    /// Interrupt + softirq time (mostly loopback TCP), charged to no process.
+    pub irq_percent: Option<f64>,
+    /// Machine minus server, load tool and interrupts: other processes competing for the
+    /// cores.
     pub others_percent: Option<f64>,
     pub loadavg_before: Option<f64>,
+    /// Machine busy (% of one core) in the second before the run: others' load.
+    pub machine_busy_before: Option<f64>,
     pub checks: Vec<Check>,
 }
 
@@ -186,7 +191,10 @@ impl Report {
             rss_end_mb: s.server_rss_end.map(|b| b as f64 / MB),
         };
         let others_percent = match (s.machine_percent, s.client_cpu_percent) {
-            (Some(m), Some(c)) => Some((m - c - s.server_cpu_percent.unwrap_or(0.0)).max(0.0)),
+            (Some(m), Some(c)) => Some(
+                (m - c - s.server_cpu_percent.unwrap_or(0.0) - s.irq_percent.unwrap_or(0.0))
+                    .max(0.0),
+            ),
             _ => None,
         };
         let mut report = Report {
@@ -200,8 +208,10 @@ impl Report {
             server,
             client_cpu_percent: s.client_cpu_percent,
             machine_busy_percent: s.machine_percent,
+            irq_percent: s.irq_percent,
             others_percent,
             loadavg_before: raw.loadavg_before,
+            machine_busy_before: raw.machine_busy_before,
             checks: Vec::new(),
         };
         report.checks = report.check(thresholds);
@@ -339,10 +349,12 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "load tool CPU {}, machine busy {} (of 200 %), others {}, load average before {}",
+            "load tool CPU {}, machine busy {} (of 200 %): softirq {}, other processes {}; before the run: busy {}, load average {}",
             f(self.client_cpu_percent, " %"),
             f(self.machine_busy_percent, " %"),
+            f(self.irq_percent, " %"),
             f(self.others_percent, " %"),
+            f(self.machine_busy_before, " %"),
             f(self.loadavg_before, ""),
         );
         for g in &self.groups {
@@ -388,7 +400,9 @@ pub struct KeyFigures {
     pub server_rss_start_mb: Option<f64>,
     pub server_rss_max_mb: Option<f64>,
     pub client_cpu_percent: Option<f64>,
+    pub irq_percent: Option<f64>,
     pub others_percent: Option<f64>,
+    pub busy_before_percent: Option<f64>,
 }
 
 impl KeyFigures {
@@ -416,7 +430,9 @@ impl KeyFigures {
             server_rss_start_mb: r.server.rss_start_mb,
             server_rss_max_mb: r.server.rss_max_mb,
             client_cpu_percent: r.client_cpu_percent,
+            irq_percent: r.irq_percent,
             others_percent: r.others_percent,
+            busy_before_percent: r.machine_busy_before,
         }
     }
 
@@ -442,7 +458,9 @@ impl KeyFigures {
             ("server RSS start MB", self.server_rss_start_mb),
             ("server RSS max MB", self.server_rss_max_mb),
             ("load tool CPU %", self.client_cpu_percent),
+            ("softirq CPU %", self.irq_percent),
             ("other processes CPU %", self.others_percent),
+            ("machine busy before run %", self.busy_before_percent),
         ]
     }
 
