@@ -52,6 +52,10 @@ impl std::fmt::Display for ParseError {
 pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    // serde would also take `["pause"]` for `{"type":"pause"}`: the protocol has objects only.
+    if !value.is_object() {
+        return Err(ParseError::Unknown("a message is a JSON object".into()));
+    }
     serde_json::from_value(value).map_err(|e| ParseError::Unknown(e.to_string()))
 }
 
@@ -207,6 +211,14 @@ mod tests {
         ));
         assert!(matches!(
             parse_client_message(r#"{"type":"reboot"}"#),
+            Err(ParseError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_client_message(r#"["pause"]"#),
+            Err(ParseError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_client_message(r#"["max-fps",5]"#),
             Err(ParseError::Unknown(_))
         ));
         assert!(matches!(

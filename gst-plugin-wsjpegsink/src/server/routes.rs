@@ -81,7 +81,10 @@ pub fn presented_tokens(query: &str, headers: &HeaderMap) -> Vec<String> {
         tokens.push(t);
     }
     for value in headers.get_all(header::AUTHORIZATION) {
-        if let Some(t) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        if let Some((scheme, t)) = value.to_str().ok().and_then(|v| v.split_once(' '))
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
             tokens.push(t.trim().to_string());
         }
     }
@@ -544,6 +547,16 @@ mod tests {
             Some("s3cret"),
             "",
             &headers(&[("authorization", "Bearer s3cret")])
+        ));
+        assert!(token_accepted(
+            Some("s3cret"),
+            "",
+            &headers(&[("authorization", "bearer s3cret")])
+        ));
+        assert!(!token_accepted(
+            Some("s3cret"),
+            "",
+            &headers(&[("authorization", "Basic s3cret")])
         ));
         assert!(token_accepted(
             Some("s3cret"),

@@ -149,7 +149,7 @@ pub fn parse_client_frame(buf: &[u8], max_payload: usize) -> ParsedFrame {
 
 /// What the reading half reports to the viewer's writer.
 #[derive(Debug)]
-enum ClientInput {
+pub enum ClientInput {
     Message(ClientMessage),
     /// A text message the server does not understand; answered with an `error` message.
     Unsupported(String),
@@ -162,13 +162,13 @@ enum ClientInput {
 
 /// Reassembles fragmented messages and turns frames into inputs.
 #[derive(Default)]
-struct MessageAssembler {
+pub struct MessageAssembler {
     opcode: Option<u8>,
     data: Vec<u8>,
 }
 
 impl MessageAssembler {
-    fn push(&mut self, frame: ClientFrame) -> Option<ClientInput> {
+    pub fn push(&mut self, frame: ClientFrame) -> Option<ClientInput> {
         match frame.opcode {
             OPCODE_PING => return Some(ClientInput::Ping(frame.payload)),
             OPCODE_PONG => return Some(ClientInput::Alive),
@@ -225,7 +225,9 @@ impl MessageAssembler {
     }
 }
 
-async fn read_client<R: AsyncRead + Unpin>(
+/// The reading half of a viewer connection: parses frames from `buf` and then `reader` and
+/// reports them, until the connection ends, the client closes or breaks the protocol.
+pub async fn read_client<R: AsyncRead + Unpin>(
     mut reader: R,
     mut buf: BytesMut,
     inputs: mpsc::Sender<ClientInput>,
@@ -272,6 +274,16 @@ async fn discard_input<R: AsyncRead + Unpin>(reader: &mut R, mut buf: BytesMut) 
         }
     })
     .await;
+}
+
+/// The parsers of the other server modules (which are private), reachable for the fuzz target
+/// in `tests/fuzz.rs`. Not an API.
+#[doc(hidden)]
+pub mod parsers {
+    pub use super::super::files::resolve as resolve_document_path;
+    pub use super::super::routes::{
+        constant_time_eq, origin_allowed, presented_tokens, query_param, token_accepted,
+    };
 }
 
 /// The sending half of a viewer connection.
