@@ -13,7 +13,12 @@ use gst::prelude::*;
 use crate::cli::EncoderChoice;
 use crate::controller::Event;
 use crate::encoder::{self, Format, JpegPath};
+use crate::recorder::{self, RecordingFigures};
 use crate::source::Source;
+
+/// Where the camera's frames also go while a recording runs; set and cleared by the control
+/// loop, read by the frame callback.
+pub type RecordTap = Arc<Mutex<Option<(gst_app::AppSrc, Arc<RecordingFigures>)>>>;
 
 pub struct CameraPipeline {
     pipeline: gst::Pipeline,
@@ -57,6 +62,7 @@ impl CameraPipeline {
     pub fn start(
         request: StartRequest<'_>,
         target: &gst_app::AppSrc,
+        tap: RecordTap,
         events: Sender<Event>,
     ) -> Result<CameraPipeline> {
         let offer = request.source.probe()?;
@@ -77,7 +83,7 @@ impl CameraPipeline {
             last_ns: AtomicU64::new(0),
             count: AtomicU64::new(0),
         });
-        forward_frames(&appsink, target.clone(), frames.clone());
+        forward_frames(&appsink, target.clone(), tap, frames.clone());
         watch_bus(&pipeline, request.camera, request.generation, events);
         if pipeline.set_state(gst::State::Playing).is_err() {
             let _ = pipeline.set_state(gst::State::Null);
@@ -112,44 +118,65 @@ impl Drop for CameraPipeline {
     }
 }
 
-/// Hands every JPEG to the server pipeline, re-timed onto the server's running time (both run
-/// on the system clock) so the viewers' capture times are the camera's.
-fn forward_frames(appsink: &gst_app::AppSink, target: gst_app::AppSrc, frames: Arc<FrameClock>) {
-    let last_caps = Mutex::new(None::<gst::Caps>);
+/// Hands every JPEG to the server pipeline (and the recording, if one runs), re-timed onto each
+/// pipeline's running time (all run on the system clock) so capture times carry across.
+fn forward_frames(
+    appsink: &gst_app::AppSink,
+    target: gst_app::AppSrc,
+    tap: RecordTap,
+    frames: Arc<FrameClock>,
+) {
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |appsink| {
                 let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(mut buffer) = sample.buffer_owned() else {
+                let Some(buffer) = sample.buffer_owned() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                if let Some(caps) = sample.caps_owned()
-                    && let Ok(mut last) = last_caps.lock()
-                    && last.as_ref() != Some(&caps)
-                {
-                    target.set_caps(Some(&caps));
-                    *last = Some(caps);
-                }
+                let caps = sample.caps_owned();
                 let capture = buffer
                     .pts()
                     .zip(appsink.base_time())
                     .map(|(pts, base)| pts + base);
-                let server_base = target.base_time();
-                let buffer_mut = buffer.make_mut();
-                buffer_mut.set_dts(gst::ClockTime::NONE);
-                buffer_mut.set_pts(
-                    capture
-                        .zip(server_base)
-                        .and_then(|(capture, base)| capture.checked_sub(base)),
-                );
                 frames.tick();
+                let recording = tap.lock().ok().and_then(|t| t.clone());
+                if let Some((appsrc, figures)) = recording {
+                    let copy = retimed(&buffer, capture, &appsrc, caps.as_ref());
+                    // Muxers need timestamps: frames from before the recording started, or
+                    // without a capture time, are left out.
+                    if copy.pts().is_some() {
+                        recorder::offer_frame(&appsrc, &figures, copy);
+                    }
+                }
                 // The server's flow state is not the camera's business: a parked server
                 // (flushing appsrc) just drops the frame.
-                let _ = target.push_buffer(buffer);
+                let _ = target.push_buffer(retimed(&buffer, capture, &target, caps.as_ref()));
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
+}
+
+/// The same frame (memory shared, not copied) stamped with `capture` on `target`'s running time.
+fn retimed(
+    buffer: &gst::Buffer,
+    capture: Option<gst::ClockTime>,
+    target: &gst_app::AppSrc,
+    caps: Option<&gst::Caps>,
+) -> gst::Buffer {
+    if let Some(caps) = caps
+        && target.caps().as_ref() != Some(caps)
+    {
+        target.set_caps(Some(caps));
+    }
+    let mut buffer = buffer.clone();
+    let running = capture
+        .zip(target.base_time())
+        .and_then(|(capture, base)| capture.checked_sub(base));
+    let writable = buffer.make_mut();
+    writable.set_dts(gst::ClockTime::NONE);
+    writable.set_pts(running);
+    buffer
 }
 
 /// Errors and end-of-stream become camera-loss events for the control loop. Runs on the

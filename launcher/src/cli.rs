@@ -148,7 +148,71 @@ pub struct RunArgs {
     #[arg(long, env = "WSJPEG_TLS_KEY", requires = "tls_certificate")]
     pub tls_key: Option<PathBuf>,
 
+    /// Record continuously into this folder while the launcher runs (the camera stays on).
+    /// Recording can also be stopped and started over HTTP (POST /api/record/stop|start).
+    #[arg(
+        long,
+        env = "WSJPEG_RECORD",
+        value_name = "DIR",
+        conflicts_with = "record_dir"
+    )]
+    pub record: Option<PathBuf>,
+
+    /// Offer recording on demand into this folder: POST /api/record/start and /stop,
+    /// GET /api/recordings, GET /recordings/NAME. Without this or --record there is no recording.
+    #[arg(long, env = "WSJPEG_RECORD_DIR", value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+
+    /// Length of each recorded file, in seconds.
+    #[arg(long, env = "WSJPEG_RECORD_SEGMENT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub record_segment: u64,
+
+    /// Delete the oldest recordings when the folder holds more than this (e.g. 500M, 20G).
+    #[arg(long, env = "WSJPEG_RECORD_MAX_BYTES", value_parser = parse_size, default_value = "4G")]
+    pub record_max_bytes: Option<u64>,
+
+    /// Keep at most this many recorded files, deleting the oldest.
+    #[arg(long, env = "WSJPEG_RECORD_KEEP", value_parser = clap::value_parser!(u64).range(1..))]
+    pub record_keep: Option<u64>,
+
+    /// mjpeg: the viewers' JPEG frames in Matroska, no encoding cost. h264: MP4 a browser plays.
+    #[arg(long, env = "WSJPEG_RECORD_FORMAT", value_enum, default_value_t = crate::recorder::RecordFormat::Mjpeg)]
+    pub record_format: crate::recorder::RecordFormat,
+
+    /// H.264 encoder for --record-format h264.
+    #[arg(long, env = "WSJPEG_RECORD_H264_ENCODER", value_enum, default_value_t = crate::recorder::H264Choice::Auto)]
+    pub record_h264_encoder: crate::recorder::H264Choice,
+
     /// Serve the viewer page from this folder instead of the built-in one.
     #[arg(long, env = "WSJPEG_DOCUMENT_ROOT")]
     pub document_root: Option<PathBuf>,
+}
+
+/// `1024`, `500K`, `500M`, `20G`, `1T` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 500M or 20G"))?;
+    let factor: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(format!("'{text}': unknown unit (use K, M, G or T)")),
+    };
+    match number.checked_mul(factor) {
+        Some(0) | None => Err(format!("'{text}' is not a usable size")),
+        Some(bytes) => Ok(bytes),
+    }
 }

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::camera::{CameraPipeline, StartRequest};
+use crate::camera::{CameraPipeline, RecordTap, StartRequest};
 use crate::cli::EncoderChoice;
 use crate::encoder::{Format, JpegPath};
+use crate::recorder::{self, RecordingConfig, RecordingPipeline};
 use crate::server::{ServerPipeline, ServerSettings};
 use crate::source::Source;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long without any deadline the loop sleeps; events wake it earlier.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
+const RECORDING_REPORT_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub enum Event {
@@ -29,6 +31,19 @@ pub enum Event {
         camera: usize,
         generation: u64,
         reason: String,
+    },
+    /// `POST /api/record/start` or `/stop`.
+    RecordControl {
+        camera: usize,
+        start: bool,
+    },
+    RecordingFailed {
+        camera: usize,
+        generation: u64,
+        reason: String,
+    },
+    SegmentClosed {
+        camera: usize,
     },
     Shutdown,
 }
@@ -43,6 +58,7 @@ pub struct Config {
     pub always_on: bool,
     pub stall_timeout: Duration,
     pub server: ServerSettings,
+    pub recording: Option<RecordingConfig>,
 }
 
 /// What a camera is doing, as tests and logs see it.
@@ -53,6 +69,8 @@ pub struct CameraView {
     /// How many times the camera pipeline was started.
     pub starts: u32,
     pub error: Option<String>,
+    pub recording: bool,
+    pub recording_error: Option<String>,
 }
 
 pub type Observer = Arc<Mutex<Vec<CameraView>>>;
@@ -76,6 +94,21 @@ struct Camera {
     last_path: Option<JpegPath>,
     starts: u32,
     error: Option<String>,
+    record: Recording,
+}
+
+/// One camera's recording: wanted or not, the pipeline while the camera runs, and its figures.
+#[derive(Default)]
+struct Recording {
+    wanted: bool,
+    pipeline: Option<RecordingPipeline>,
+    tap: RecordTap,
+    generation: u64,
+    started: Option<std::time::SystemTime>,
+    segments_deleted: u64,
+    bytes_before: u64,
+    error: Option<String>,
+    last_state: Option<gst::Structure>,
 }
 
 pub struct Launcher {
@@ -100,8 +133,14 @@ impl Launcher {
                     .checked_add(index as u16)
                     .context("port out of range for this many cameras")?
             };
-            let server = ServerPipeline::start(&config.server, port, index, sender.clone())
-                .with_context(|| format!("camera {} ({})", index, source.name()))?;
+            let server = ServerPipeline::start(
+                &config.server,
+                port,
+                index,
+                config.recording.as_ref().map(|r| r.dir.as_path()),
+                sender.clone(),
+            )
+            .with_context(|| format!("camera {} ({})", index, source.name()))?;
             cameras.push(Camera {
                 index,
                 source: source.clone(),
@@ -114,6 +153,10 @@ impl Launcher {
                 last_path: None,
                 starts: 0,
                 error: None,
+                record: Recording {
+                    wanted: config.recording.as_ref().is_some_and(|r| r.autostart),
+                    ..Recording::default()
+                },
             });
         }
         let observer = Arc::new(Mutex::new(vec![CameraView::default(); cameras.len()]));
@@ -152,6 +195,7 @@ impl Launcher {
             let now = Instant::now();
             for camera in &mut self.cameras {
                 camera.step(now, &self.config, &self.sender);
+                camera.report_recording(&self.config);
             }
             self.publish_views();
             let wait = self
@@ -180,11 +224,35 @@ impl Launcher {
                         camera.fail(&reason);
                     }
                 }
+                Ok(Event::RecordControl { camera, start }) => {
+                    if let Some(camera) = self.cameras.get_mut(camera) {
+                        camera.control_recording(start);
+                    }
+                }
+                Ok(Event::RecordingFailed {
+                    camera,
+                    generation,
+                    reason,
+                }) => {
+                    if let Some(camera) = self.cameras.get_mut(camera)
+                        && camera.record.generation == generation
+                    {
+                        camera.recording_failed(&reason);
+                    }
+                }
+                Ok(Event::SegmentClosed { camera }) => {
+                    if let (Some(camera), Some(config)) =
+                        (self.cameras.get_mut(camera), &self.config.recording)
+                    {
+                        camera.apply_retention(config);
+                    }
+                }
                 Err(RecvTimeoutError::Timeout) => {}
             }
         }
         log::info!("Shutting down");
-        for camera in self.cameras.drain(..) {
+        for mut camera in self.cameras.drain(..) {
+            camera.stop_recording();
             if let Phase::Running(pipeline) = camera.phase {
                 pipeline.stop();
             }
@@ -202,6 +270,8 @@ impl Launcher {
             view.path = camera.last_path.map(JpegPath::encoder_name);
             view.starts = camera.starts;
             view.error = camera.error.clone();
+            view.recording = camera.record.pipeline.is_some();
+            view.recording_error = camera.record.error.clone();
         }
     }
 }
@@ -218,6 +288,7 @@ impl Camera {
 
     fn wanted(&self, now: Instant, config: &Config) -> bool {
         config.always_on
+            || self.record.wanted
             || self.viewers > 0
             || self.left_at.is_some_and(|left| now < left + config.linger)
     }
@@ -234,6 +305,12 @@ impl Camera {
                 Some(Instant::now() + config.stall_timeout.saturating_sub(pipeline.silence()))
             }
             Phase::Retrying { at } => Some(*at),
+        };
+        // Recording figures are refreshed every couple of seconds.
+        let phase = match (&self.record.pipeline, phase) {
+            (Some(_), Some(p)) => Some(p.min(Instant::now() + RECORDING_REPORT_INTERVAL)),
+            (Some(_), None) => Some(Instant::now() + RECORDING_REPORT_INTERVAL),
+            (None, p) => p,
         };
         match (linger_end, phase) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -282,7 +359,12 @@ impl Camera {
             camera: self.index,
             generation: self.generation,
         };
-        match CameraPipeline::start(request, &self.server.appsrc, events.clone()) {
+        match CameraPipeline::start(
+            request,
+            &self.server.appsrc,
+            self.record.tap.clone(),
+            events.clone(),
+        ) {
             Ok(pipeline) => {
                 if self.last_path != Some(pipeline.path) {
                     log::info!("{}", pipeline.path.log_line());
@@ -296,6 +378,11 @@ impl Camera {
                 self.phase = Phase::Running(pipeline);
                 self.starts += 1;
                 self.error = None;
+                if self.record.wanted
+                    && let Some(recording) = &config.recording
+                {
+                    self.start_recording(recording, events);
+                }
             }
             Err(err) => self.fail(&format!("{err:#}")),
         }
@@ -303,6 +390,8 @@ impl Camera {
 
     /// Camera lost or failed to start: tell the viewers, release it, try again later.
     fn fail(&mut self, reason: &str) {
+        // The segment being written is finished so it plays; a new one starts with the camera.
+        self.stop_recording();
         if let Phase::Running(pipeline) = std::mem::replace(&mut self.phase, Phase::Parked) {
             pipeline.stop();
         }
@@ -324,6 +413,7 @@ impl Camera {
 
     /// Nobody watches: release the camera (the device file closes), keep the viewers' server.
     fn park(&mut self) {
+        self.stop_recording();
         if let Phase::Running(pipeline) = std::mem::replace(&mut self.phase, Phase::Parked) {
             pipeline.stop();
             log::info!(
@@ -336,6 +426,127 @@ impl Camera {
         self.error = None;
         self.server.set_camera_error(None);
         self.server.park();
+    }
+}
+
+impl Camera {
+    fn control_recording(&mut self, start: bool) {
+        log::info!(
+            "Camera {}: recording {} requested",
+            self.index,
+            if start { "start" } else { "stop" }
+        );
+        self.record.wanted = start;
+        if start {
+            self.record.error = None;
+        } else {
+            self.stop_recording();
+            self.record.started = None;
+        }
+        // Starting happens in `step`: the camera may have to start first.
+    }
+
+    fn start_recording(&mut self, config: &RecordingConfig, events: &Sender<Event>) {
+        if self.record.pipeline.is_some() {
+            return;
+        }
+        self.record.generation += 1;
+        match RecordingPipeline::start(config, self.index, self.record.generation, events.clone()) {
+            Ok(pipeline) => {
+                if let Ok(mut tap) = self.record.tap.lock() {
+                    *tap = Some((pipeline.appsrc.clone(), pipeline.figures.clone()));
+                }
+                self.record
+                    .started
+                    .get_or_insert_with(std::time::SystemTime::now);
+                self.record.error = None;
+                log::info!(
+                    "Camera {}: recording {} into {}",
+                    self.index,
+                    config.format.name(),
+                    config.dir.display()
+                );
+                self.record.pipeline = Some(pipeline);
+            }
+            Err(err) => self.recording_failed(&format!("{err:#}")),
+        }
+    }
+
+    /// Finishes the current segment so it plays.
+    fn stop_recording(&mut self) {
+        if let Ok(mut tap) = self.record.tap.lock() {
+            *tap = None;
+        }
+        if let Some(pipeline) = self.record.pipeline.take() {
+            self.record.bytes_before += pipeline.bytes_written();
+            pipeline.finalize();
+        }
+    }
+
+    /// Disk full, folder gone, write error: that recording stops, streaming goes on.
+    fn recording_failed(&mut self, reason: &str) {
+        log::error!("Camera {}: recording stopped: {reason}", self.index);
+        if let Ok(mut tap) = self.record.tap.lock() {
+            *tap = None;
+        }
+        if let Some(pipeline) = self.record.pipeline.take() {
+            self.record.bytes_before += pipeline.bytes_written();
+            drop(pipeline);
+        }
+        self.record.wanted = false;
+        self.record.started = None;
+        self.record.error = Some(reason.to_string());
+    }
+
+    fn apply_retention(&mut self, config: &RecordingConfig) {
+        let current: Vec<String> = self
+            .record
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.current_file())
+            .into_iter()
+            .collect();
+        self.record.segments_deleted += recorder::enforce_retention(config, &current);
+    }
+
+    /// Tells the element (and so the viewers, /status and /metrics) how the recording goes.
+    fn report_recording(&mut self, config: &Config) {
+        let Some(recording) = &config.recording else {
+            return;
+        };
+        let pipeline = self.record.pipeline.as_ref();
+        let mut state = gst::Structure::builder("recording")
+            .field("active", pipeline.is_some())
+            .field("control", true)
+            .field("format", recording.format.name())
+            .field(
+                "bytes-written",
+                self.record.bytes_before + pipeline.map(|p| p.bytes_written()).unwrap_or(0),
+            )
+            .field("segments-deleted", self.record.segments_deleted)
+            .field(
+                "frames-dropped",
+                pipeline
+                    .map(|p| p.figures.dropped.load(std::sync::atomic::Ordering::Relaxed))
+                    .unwrap_or(0),
+            )
+            .build();
+        if let Some(started) = self.record.started.filter(|_| pipeline.is_some()) {
+            state.set(
+                "started",
+                humantime::format_rfc3339_seconds(started).to_string(),
+            );
+        }
+        if let Some(file) = pipeline.and_then(|p| p.current_file()) {
+            state.set("file", file);
+        }
+        if let Some(error) = &self.record.error {
+            state.set("error", error.as_str());
+        }
+        if self.record.last_state.as_ref() != Some(&state) {
+            self.server.set_recording_state(&state);
+            self.record.last_state = Some(state);
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod controller;
 pub mod encoder;
 pub mod healthcheck;
+pub mod recorder;
 pub mod server;
 pub mod source;
 
@@ -59,6 +60,7 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
     if args.encoder == cli::EncoderChoice::Jpeg && gst::ElementFactory::find("jpegenc").is_none() {
         bail!("--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)");
     }
+    let recording = recording_config(args)?;
     if let Some(root) = &args.document_root
         && !root.is_dir()
     {
@@ -84,5 +86,25 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
             tls_certificate: args.tls_certificate.clone(),
             tls_key: args.tls_key.clone(),
         },
+        recording,
     })
+}
+
+fn recording_config(args: &cli::RunArgs) -> Result<Option<recorder::RecordingConfig>> {
+    let Some(dir) = args.record.clone().or_else(|| args.record_dir.clone()) else {
+        return Ok(None);
+    };
+    recorder::check_dir(&dir)?;
+    if args.record_format == recorder::RecordFormat::H264 {
+        recorder::h264_encoder(args.record_h264_encoder)?;
+    }
+    Ok(Some(recorder::RecordingConfig {
+        dir,
+        segment: std::time::Duration::from_secs(args.record_segment),
+        max_bytes: args.record_max_bytes,
+        keep: args.record_keep.map(|k| k as usize),
+        format: args.record_format,
+        h264: args.record_h264_encoder,
+        autostart: args.record.is_some(),
+    }))
 }

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
     }
 }
 
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn run(cli: &Cli) -> anyhow::Result<()> {
     init_gstreamer()?;
     let config = config_from_args(&cli.run)?;
@@ -51,6 +53,10 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             if let Some(signal) = signals.forever().next() {
                 log::info!("Signal {signal} received");
                 let _ = events.send(Event::Shutdown);
+                // A pipeline that hangs in its state change must not keep the process alive.
+                std::thread::sleep(SHUTDOWN_DEADLINE);
+                log::error!("Shutdown did not finish in time; exiting");
+                std::process::exit(1);
             }
         })?;
     launcher.run();

@@ -34,6 +34,7 @@ impl ServerPipeline {
         settings: &ServerSettings,
         port: u16,
         camera: usize,
+        recording_dir: Option<&std::path::Path>,
         events: Sender<Event>,
     ) -> Result<ServerPipeline> {
         let pipeline = gst::Pipeline::with_name(&format!("server{camera}"));
@@ -75,6 +76,9 @@ impl ServerPipeline {
             .map_err(|_| anyhow!("the wsjpegsink element is not available"))?;
         pipeline.add_many([appsrc.upcast_ref(), &sink])?;
         appsrc.link(&sink)?;
+        if let Some(dir) = recording_dir {
+            enable_recording_control(&sink, dir, camera, events.clone());
+        }
         sink.connect_notify(Some("n-clients"), move |sink, _| {
             let n = sink.property::<u32>("n-clients");
             let _ = events.send(Event::Viewers { camera, n });
@@ -116,6 +120,12 @@ impl ServerPipeline {
         self.sink.set_property("source-info", info);
     }
 
+    pub fn set_recording_state(&self, state: &gst::Structure) {
+        if self.sink.find_property("recording-state").is_some() {
+            self.sink.set_property("recording-state", state);
+        }
+    }
+
     pub fn n_clients(&self) -> u32 {
         self.sink.property::<u32>("n-clients")
     }
@@ -129,6 +139,35 @@ impl Drop for ServerPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
     }
+}
+
+/// Lists the recordings over HTTP and turns `POST /api/record/start|stop` into control-loop
+/// events. The handler runs on a server thread: it only sends.
+fn enable_recording_control(
+    sink: &gst::Element,
+    dir: &std::path::Path,
+    camera: usize,
+    events: Sender<Event>,
+) {
+    if sink.find_property("recording-dir").is_some() {
+        sink.set_property("recording-dir", dir.display().to_string());
+    }
+    if gst::glib::subclass::signal::SignalId::lookup("recording-control", sink.type_()).is_none() {
+        return;
+    }
+    let events = std::sync::Mutex::new(events);
+    sink.connect("recording-control", false, move |args| {
+        let start = match args.get(1).and_then(|v| v.get::<String>().ok()).as_deref() {
+            Some("start") => true,
+            Some("stop") => false,
+            _ => return Some(false.to_value()),
+        };
+        let sent = events
+            .lock()
+            .map(|events| events.send(Event::RecordControl { camera, start }).is_ok())
+            .unwrap_or(false);
+        Some(sent.to_value())
+    });
 }
 
 /// The text of the first error message on a pipeline's bus.

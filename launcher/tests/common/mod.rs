@@ -45,6 +45,7 @@ pub fn config(source: Source) -> Config {
             tls_certificate: None,
             tls_key: None,
         },
+        recording: None,
     }
 }
 

@@ -262,6 +262,34 @@ standin_bin!(
     true
 );
 
+standin_bin!(
+    nvv4l2h264enc_imp,
+    NvV4l2H264Enc,
+    "WsjpegTestNvV4l2H264Enc",
+    "stand-in nvv4l2h264enc",
+    || vec![
+        feature_swap(false),
+        gst::ElementFactory::make("videoconvert").build().unwrap(),
+        gst::ElementFactory::make("x264enc")
+            .property_from_str("tune", "zerolatency")
+            .property_from_str("speed-preset", "ultrafast")
+            .build()
+            .unwrap(),
+    ],
+    false
+);
+
+/// Registers a working stand-in for the Jetson H.264 encoder (needs x264enc).
+pub fn register_h264() {
+    gst::Element::register(
+        None,
+        "nvv4l2h264enc",
+        gst::Rank::NONE,
+        NvV4l2H264Enc::static_type(),
+    )
+    .unwrap();
+}
+
 /// Registers working stand-ins under the Jetson elements' names.
 pub fn register_working() {
     gst::Element::register(None, "nvvidconv", gst::Rank::NONE, NvVidConv::static_type()).unwrap();

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+//! Recording: the JPEG frames the viewers get, cut into segments named by their start time.
+//!
+//! A pipeline of its own, `appsrc ! [encode] ! splitmuxsink`, fed from the camera pipeline's
+//! frame callback. Its appsrc is the only queue: when the disk is slower than the camera, frames
+//! are dropped there and counted, so neither the camera nor the viewers ever wait on the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use gst::prelude::*;
+
+use crate::controller::Event;
+use crate::encoder::NVMM_CAPS;
+
+/// Frames waiting for the disk beyond this are dropped.
+const MAX_PENDING_BYTES: u64 = 32 * 1024 * 1024;
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// The camera's JPEG frames in Matroska, no re-encoding.
+    Mjpeg,
+    /// H.264 in fragmented MP4, playable in a browser.
+    H264,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum H264Choice {
+    /// nvv4l2h264enc on a Jetson, else x264enc, else openh264enc.
+    Auto,
+    Nvv4l2h264enc,
+    X264enc,
+    Openh264enc,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecordingConfig {
+    pub dir: PathBuf,
+    pub segment: Duration,
+    pub max_bytes: Option<u64>,
+    pub keep: Option<usize>,
+    pub format: RecordFormat,
+    pub h264: H264Choice,
+    /// Record from start-up (`--record`), not only on request.
+    pub autostart: bool,
+}
+
+impl RecordFormat {
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordFormat::Mjpeg => "mjpeg",
+            RecordFormat::H264 => "h264",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            RecordFormat::Mjpeg => "mkv",
+            RecordFormat::H264 => "mp4",
+        }
+    }
+}
+
+/// The encoder elements (gst-launch text) between `jpegdec` and `h264parse`.
+pub fn h264_encoder(choice: H264Choice) -> Result<&'static str> {
+    let hardware = || {
+        gst::ElementFactory::find("nvv4l2h264enc").is_some()
+            && gst::ElementFactory::find("nvvidconv").is_some()
+            && reaches_paused(&format!(
+                "videotestsrc num-buffers=1 ! nvvidconv ! {NVMM_CAPS} ! nvv4l2h264enc ! fakesink"
+            ))
+    };
+    let x264 = || gst::ElementFactory::find("x264enc").is_some();
+    let openh264 = || gst::ElementFactory::find("openh264enc").is_some();
+    const HARDWARE: &str = "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! nvv4l2h264enc";
+    const X264: &str =
+        "videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30";
+    const OPENH264: &str = "videoconvert ! openh264enc complexity=low";
+    match choice {
+        H264Choice::Auto if hardware() => Ok(HARDWARE),
+        H264Choice::Auto if x264() => Ok(X264),
+        H264Choice::Auto if openh264() => Ok(OPENH264),
+        H264Choice::Auto => bail!(
+            "no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or use --record-format mjpeg"
+        ),
+        H264Choice::Nvv4l2h264enc if hardware() => Ok(HARDWARE),
+        H264Choice::X264enc if x264() => Ok(X264),
+        H264Choice::Openh264enc if openh264() => Ok(OPENH264),
+        forced => bail!(
+            "--record-h264-encoder {}: the encoder is not installed or does not work here",
+            clap::ValueEnum::to_possible_value(&forced)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn reaches_paused(text: &str) -> bool {
+    let Ok(pipeline) = gst::parse::launch(text) else {
+        return false;
+    };
+    let ok = pipeline.set_state(gst::State::Paused).is_ok()
+        && matches!(
+            pipeline.state(gst::ClockTime::from_seconds(5)),
+            (Ok(_), gst::State::Paused, _)
+        );
+    let _ = pipeline.set_state(gst::State::Null);
+    ok
+}
+
+/// Checks that DIR exists (creating it) and takes a file.
+pub fn check_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create recording folder {}", dir.display()))?;
+    let probe = dir.join(".wsjpeg-write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("recording folder {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `2026-11-25T03-12-00Z_cam0.mkv`: sorts by time, no `:` (Windows, URLs).
+pub fn segment_name(start: SystemTime, camera: &str, format: RecordFormat) -> String {
+    let stamp = humantime::format_rfc3339_seconds(start)
+        .to_string()
+        .replace(':', "-");
+    format!("{stamp}_{camera}.{}", format.extension())
+}
+
+/// Whether `name` is one of ours, by its shape.
+pub fn is_segment_name(name: &str) -> bool {
+    let Some((stamp, rest)) = name.split_once('_') else {
+        return false;
+    };
+    let stamp_ok = stamp.len() == 20
+        && stamp.ends_with('Z')
+        && stamp.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 | 13 | 16 => b == b'-',
+            10 => b == b'T',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+    stamp_ok
+        && (rest.ends_with(".mkv") || rest.ends_with(".mp4"))
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// Figures the control loop reports in `recording-state`.
+#[derive(Debug, Default)]
+pub struct RecordingFigures {
+    pub current: Mutex<Option<String>>,
+    pub finished_bytes: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+pub struct RecordingPipeline {
+    pipeline: gst::Pipeline,
+    pub appsrc: gst_app::AppSrc,
+    pub figures: Arc<RecordingFigures>,
+    dir: PathBuf,
+}
+
+impl RecordingPipeline {
+    pub fn start(
+        config: &RecordingConfig,
+        camera: usize,
+        generation: u64,
+        events: Sender<Event>,
+    ) -> Result<RecordingPipeline> {
+        check_dir(&config.dir)?;
+        let middle = match config.format {
+            RecordFormat::Mjpeg => "jpegparse name=last".to_string(),
+            RecordFormat::H264 => format!(
+                "jpegdec ! {} ! h264parse name=last config-interval=-1",
+                h264_encoder(config.h264)?
+            ),
+        };
+        let text = format!("appsrc name=rec is-live=true format=time block=false ! {middle}");
+        let pipeline = gst::parse::launch(&text)
+            .map_err(|e| anyhow!("cannot build the recording pipeline: {e}"))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("the recording pipeline is not a pipeline"))?;
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let appsrc = pipeline
+            .by_name("rec")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            .ok_or_else(|| anyhow!("the recording pipeline has no input"))?;
+        appsrc.set_property("max-bytes", MAX_PENDING_BYTES * 2);
+        let split = gst::ElementFactory::make("splitmuxsink").build()?;
+        let muxer = match config.format {
+            RecordFormat::Mjpeg => gst::ElementFactory::make("matroskamux").build()?,
+            // Fragmented: what was written before a crash still plays.
+            RecordFormat::H264 => gst::ElementFactory::make("mp4mux")
+                .property("fragment-duration", 1000u32)
+                .build()?,
+        };
+        split.set_property("muxer", &muxer);
+        split.set_property(
+            "max-size-time",
+            config.segment.as_nanos().min(u64::MAX as u128) as u64,
+        );
+        // Linked once the muxer is set: the default one (mp4mux) takes no JPEG.
+        pipeline.add(&split)?;
+        pipeline
+            .by_name("last")
+            .ok_or_else(|| anyhow!("the recording pipeline has no output"))?
+            .link(&split)
+            .map_err(|_| {
+                anyhow!(
+                    "the {} muxer does not take these frames",
+                    config.format.name()
+                )
+            })?;
+        let figures = Arc::new(RecordingFigures::default());
+        name_segments(&split, config, camera, figures.clone());
+        watch_bus(&pipeline, camera, generation, figures.clone(), events);
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            let reason = crate::server::take_error(&pipeline);
+            let _ = pipeline.set_state(gst::State::Null);
+            bail!(
+                "cannot start recording: {}",
+                reason.unwrap_or_else(|| "the pipeline failed".into())
+            );
+        }
+        Ok(RecordingPipeline {
+            pipeline,
+            appsrc,
+            figures,
+            dir: config.dir.clone(),
+        })
+    }
+
+    /// Bytes in finished segments plus the one being written.
+    pub fn bytes_written(&self) -> u64 {
+        let current = self
+            .current_file()
+            .and_then(|name| std::fs::metadata(self.dir.join(name)).ok())
+            .map(|m| m.len())
+            .unwrap_or(0);
+        self.figures.finished_bytes.load(Ordering::Relaxed) + current
+    }
+
+    pub fn current_file(&self) -> Option<String> {
+        self.figures.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Ends the current segment so it plays (EOS through the muxer), then stops.
+    pub fn finalize(self) {
+        if self.appsrc.end_of_stream().is_ok()
+            && let Some(bus) = self.pipeline.bus()
+        {
+            let timeout = gst::ClockTime::from_nseconds(FINALIZE_TIMEOUT.as_nanos() as u64);
+            let _ = bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos]);
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for RecordingPipeline {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Hands a frame to the recording unless too much is already waiting for the disk.
+pub fn offer_frame(appsrc: &gst_app::AppSrc, figures: &RecordingFigures, buffer: gst::Buffer) {
+    if appsrc.current_level_bytes() > MAX_PENDING_BYTES {
+        figures.dropped.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let _ = appsrc.push_buffer(buffer);
+}
+
+fn name_segments(
+    split: &gst::Element,
+    config: &RecordingConfig,
+    camera: usize,
+    figures: Arc<RecordingFigures>,
+) {
+    let dir = config.dir.clone();
+    let format = config.format;
+    let camera_name = format!("cam{camera}");
+    split.connect("format-location-full", false, move |_| {
+        let mut name = segment_name(SystemTime::now(), &camera_name, format);
+        // Two segments within one second (a quick restart): keep both.
+        let mut n = 1;
+        while dir.join(&name).exists() {
+            name = segment_name(SystemTime::now(), &format!("{camera_name}-{n}"), format);
+            n += 1;
+        }
+        if let Ok(mut current) = figures.current.lock() {
+            *current = Some(name.clone());
+        }
+        Some(dir.join(name).display().to_string().to_value())
+    });
+}
+
+/// Errors become events for the control loop; each closed segment adds to the byte count and
+/// triggers retention. EOS stays on the bus for `finalize`.
+fn watch_bus(
+    pipeline: &gst::Pipeline,
+    camera: usize,
+    generation: u64,
+    figures: Arc<RecordingFigures>,
+    events: Sender<Event>,
+) {
+    let Some(bus) = pipeline.bus() else { return };
+    let events = Mutex::new(events);
+    bus.set_sync_handler(move |_, message| {
+        let event = match message.view() {
+            gst::MessageView::Eos(_) => return gst::BusSyncReply::Pass,
+            gst::MessageView::Error(err) => Some(Event::RecordingFailed {
+                camera,
+                generation,
+                reason: err.error().to_string(),
+            }),
+            gst::MessageView::Element(element) => {
+                let closed = element
+                    .structure()
+                    .filter(|s| s.name() == "splitmuxsink-fragment-closed")
+                    .and_then(|s| s.get::<String>("location").ok());
+                closed.map(|location| {
+                    let size = std::fs::metadata(&location).map(|m| m.len()).unwrap_or(0);
+                    figures.finished_bytes.fetch_add(size, Ordering::Relaxed);
+                    Event::SegmentClosed { camera }
+                })
+            }
+            _ => None,
+        };
+        if let Some(event) = event
+            && let Ok(events) = events.lock()
+        {
+            let _ = events.send(event);
+        }
+        gst::BusSyncReply::Drop
+    });
+}
+
+/// Deletes the oldest finished segments until the folder holds at most `max_bytes` and `keep`
+/// segments. Returns how many were deleted.
+pub fn enforce_retention(config: &RecordingConfig, current: &[String]) -> u64 {
+    if config.max_bytes.is_none() && config.keep.is_none() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(&config.dir) else {
+        return 0;
+    };
+    let mut segments: Vec<(String, u64)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let meta = e.metadata().ok()?;
+            (meta.is_file() && is_segment_name(&name)).then_some((name, meta.len()))
+        })
+        .collect();
+    // Names start with the UTC start time: sorting by name is sorting by age.
+    segments.sort();
+    let mut total: u64 = segments.iter().map(|(_, size)| size).sum();
+    let mut count = segments.len();
+    let mut deleted = 0;
+    for (name, size) in segments {
+        let over_bytes = config.max_bytes.is_some_and(|max| total > max);
+        let over_count = config.keep.is_some_and(|keep| count > keep);
+        if !over_bytes && !over_count {
+            break;
+        }
+        if current.contains(&name) {
+            continue;
+        }
+        if std::fs::remove_file(config.dir.join(&name)).is_ok() {
+            log::info!("Recording: deleted {name} (retention)");
+            total = total.saturating_sub(size);
+            count -= 1;
+            deleted += 1;
+        }
+    }
+    deleted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_sort_by_time_and_are_recognised() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let name = segment_name(t, "cam0", RecordFormat::Mjpeg);
+        assert_eq!(name, "2026-11-18T11-06-40Z_cam0.mkv");
+        assert!(is_segment_name(&name));
+        assert!(is_segment_name("2026-11-18T07-46-40Z_cam0-1.mp4"));
+        for bad in [
+            "../2026-11-18T07-46-40Z_cam0.mkv",
+            "2026-11-18T07:46:40Z_cam0.mkv",
+            "2026-11-18T07-46-40Z_cam0.txt",
+            "2026-11-18T07-46-40Z_c/m.mkv",
+            "notes.mkv",
+        ] {
+            assert!(!is_segment_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+//! Recording: segments that play, retention, failures that spare the live view.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::client::*;
+use common::*;
+use wsjpeg_launcher::recorder::{self, H264Choice, RecordFormat, RecordingConfig};
+use wsjpeg_launcher::source::Source;
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_wsjpeg-launcher");
+const SECOND: Duration = Duration::from_secs(1);
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wsjpeg-rec-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(recorder::is_segment_name)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// What ffprobe says of a file: (format, codec, duration in s, frames).
+fn probe(file: &Path) -> Option<(String, String, f64, u64)> {
+    let output = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames:format=format_name,duration",
+            "-of",
+            "json",
+        ])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs (package ffmpeg)");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    let stream = json["streams"].get(0)?;
+    Some((
+        json["format"]["format_name"].as_str()?.to_string(),
+        stream["codec_name"].as_str()?.to_string(),
+        json["format"]["duration"]
+            .as_str()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0.0),
+        stream["nb_read_frames"].as_str()?.parse().ok()?,
+    ))
+}
+
+fn recording_config(dir: &Path, segment: u64) -> RecordingConfig {
+    RecordingConfig {
+        dir: dir.to_path_buf(),
+        segment: Duration::from_secs(segment),
+        max_bytes: None,
+        keep: None,
+        format: RecordFormat::Mjpeg,
+        h264: H264Choice::Auto,
+        autostart: true,
+    }
+}
+
+#[test]
+fn record_flag_cuts_playable_segments_and_sigterm_finalizes_the_last() {
+    let dir = temp_dir("segments");
+    let mut child = Command::new(LAUNCHER)
+        .args([
+            "--test-pattern",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--record-segment",
+            "2",
+            "--record",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // 7 s of recording once the first segment exists.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while segments(&dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(7));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    let files = segments(&dir);
+    assert!(files.len() >= 3, "segments: {files:?}");
+    let last = files.len() - 1;
+    for (i, file) in files.iter().enumerate() {
+        let (format, codec, duration, frames) =
+            probe(file).unwrap_or_else(|| panic!("{} does not play", file.display()));
+        assert!(format.contains("matroska"), "{format}");
+        assert_eq!(codec, "mjpeg");
+        if i < last {
+            // Whole segments: 2 s at 30 fps.
+            assert!(
+                (1.6..=2.5).contains(&duration),
+                "{}: {duration} s",
+                file.display()
+            );
+            assert!(
+                (48..=75).contains(&frames),
+                "{}: {frames} frames",
+                file.display()
+            );
+        } else {
+            assert!(
+                frames > 0 && duration > 0.0,
+                "the last one is finalized too"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigkill_leaves_finished_segments_playable() {
+    let dir = temp_dir("sigkill");
+    let mut child = Command::new(LAUNCHER)
+        .args([
+            "--test-pattern",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--port",
+            "0",
+            "--address",
+            "127.0.0.1",
+            "--record-segment",
+            "1",
+            "--record",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed while the third segment is being written.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while segments(&dir).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let files = segments(&dir);
+    assert!(files.len() >= 3, "segments: {files:?}");
+    for file in &files[..files.len() - 1] {
+        let (_, codec, _, frames) =
+            probe(file).unwrap_or_else(|| panic!("{} does not play", file.display()));
+        assert_eq!(codec, "mjpeg");
+        assert!(frames >= 20, "{}: {frames}", file.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retention_keeps_the_folder_under_its_limit_oldest_first() {
+    let dir = temp_dir("retention");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 1);
+    recording.max_bytes = Some(400_000);
+    config.recording = Some(recording);
+    let running = Running::start(config);
+    let mut first_seen = None;
+    let mut max_total = 0;
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(500));
+        let files = segments(&dir);
+        if first_seen.is_none() {
+            first_seen = files.first().cloned();
+        }
+        let total: u64 = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum();
+        max_total = max_total.max(total);
+    }
+    drop(running);
+    let files = segments(&dir);
+    let first = first_seen.expect("segments were written");
+    assert!(!files.contains(&first), "the oldest segment went first");
+    // The limit holds for finished segments; the one being written comes on top.
+    assert!(
+        max_total < 400_000 + 600_000,
+        "folder reached {max_total} bytes"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_folder_stops_the_recording_not_the_stream() {
+    let dir = temp_dir("vanish");
+    let mut config = config(Source::TestPattern);
+    config.recording = Some(recording_config(&dir, 1));
+    let running = Running::start(config);
+    let mut ws = connect(running.port, "/stream").await;
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    assert!(eventually(5 * SECOND, || running.view().recording).await);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let counting = count_frames(&mut ws, 4 * SECOND);
+    let (frames, failed) = tokio::join!(counting, async {
+        eventually(4 * SECOND, || running.view().recording_error.is_some()).await
+    });
+    assert!(failed, "the recording reports the error");
+    assert!(!running.view().recording);
+    assert!(frames >= 100, "the viewer kept its frames: {frames} in 4 s");
+}
+
+#[test]
+fn h264_recording_is_mp4_that_plays() {
+    if gst_is_missing("x264enc") {
+        panic!("x264enc is needed (package gstreamer1.0-plugins-ugly)");
+    }
+    let dir = temp_dir("h264");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 2);
+    recording.format = RecordFormat::H264;
+    recording.h264 = H264Choice::X264enc;
+    config.recording = Some(recording);
+    let running = Running::start(config);
+    std::thread::sleep(Duration::from_millis(3000));
+    drop(running);
+    let files = segments(&dir);
+    assert!(!files.is_empty());
+    for file in &files {
+        assert_eq!(file.extension().and_then(|e| e.to_str()), Some("mp4"));
+        let (format, codec, _, frames) =
+            probe(file).unwrap_or_else(|| panic!("{} does not play", file.display()));
+        assert!(format.contains("mp4"), "{format}");
+        assert_eq!(codec, "h264");
+        assert!(frames > 10, "{frames}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn gst_is_missing(factory: &str) -> bool {
+    init();
+    gst::ElementFactory::find(factory).is_none()
+}
+
+#[test]
+fn forced_h264_encoder_that_is_missing_is_a_clear_error() {
+    init();
+    let err = recorder::h264_encoder(H264Choice::Nvv4l2h264enc).unwrap_err();
+    assert!(err.to_string().contains("nvv4l2h264enc"), "{err}");
+}
+
+#[test]
+fn bad_recording_flags_are_refused() {
+    for (args, expected) in [
+        (vec!["--record-segment", "0"], "--record-segment"),
+        (
+            vec!["--record", "/proc/wsjpeg-cannot-write"],
+            "recording folder",
+        ),
+        (
+            vec!["--record-dir", "/tmp/x", "--record-max-bytes", "lots"],
+            "--record-max-bytes",
+        ),
+    ] {
+        let output = Command::new(LAUNCHER)
+            .arg("--test-pattern")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
