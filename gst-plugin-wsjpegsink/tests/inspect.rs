@@ -48,6 +48,8 @@ fn gst_inspect_lists_every_property_with_its_description() {
         "source-info",
         "tls-certificate",
         "tls-key",
+        "recording-dir",
+        "recording-state",
         "stats",
     ] {
         let line = text
@@ -57,7 +59,11 @@ fn gst_inspect_lists_every_property_with_its_description() {
         let description = line.split_once(':').map(|(_, d)| d.trim()).unwrap_or("");
         assert!(description.len() > 15, "{property} is described: {line}");
     }
-    for signal in ["client-connected", "client-disconnected"] {
+    for signal in [
+        "client-connected",
+        "client-disconnected",
+        "recording-control",
+    ] {
         assert!(text.contains(signal), "gst-inspect lists signal {signal}");
     }
 }
