@@ -29,6 +29,21 @@ fn spawn(args: &[&str]) -> Child {
         .expect("the launcher starts")
 }
 
+/// The launcher with the test pattern on a free local port, plus `extra` flags.
+fn spawn_test_pattern(extra: &[&str]) -> (Child, u16) {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut args = vec![
+        "--test-pattern",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ];
+    args.extend_from_slice(extra);
+    (spawn(&args), port)
+}
+
 async fn wait_for_server(port: u16) {
     let up = eventually(10 * SECOND, || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -111,15 +126,7 @@ fn taken_port_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_viewers_with_1001_and_exits_0_quickly() {
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut child = spawn(&[
-        "--test-pattern",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &port_text,
-    ]);
+    let (mut child, port) = spawn_test_pattern(&[]);
     wait_for_server(port).await;
     let mut ws = connect(port, "/stream").await;
     assert!(next_frame(&mut ws, 10 * SECOND).await.is_some());
@@ -222,19 +229,13 @@ async fn tls_flags_serve_https_and_the_healthcheck_follows() {
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
 
-    let port = free_port();
-    let port_text = port.to_string();
-    let mut child = spawn(&[
-        "--test-pattern",
-        "--address",
-        "127.0.0.1",
-        "--port",
-        &port_text,
+    let (mut child, port) = spawn_test_pattern(&[
         "--tls-certificate",
         cert_path.to_str().unwrap(),
         "--tls-key",
         key_path.to_str().unwrap(),
     ]);
+    let port_text = port.to_string();
     wait_for_server(port).await;
     let check = |tls: bool| {
         let mut args = vec!["healthcheck", "--port", &port_text];

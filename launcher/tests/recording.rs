@@ -70,6 +70,34 @@ fn probe(file: &Path) -> Option<(String, String, f64, u64)> {
     ))
 }
 
+/// The launcher binary recording the test pattern into `dir` in `segment`-second files.
+fn spawn_recording(dir: &Path, segment: &str) -> std::process::Child {
+    Command::new(LAUNCHER)
+        .args(["--test-pattern", "--width", "320", "--height", "240"])
+        .args([
+            "--address",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--record-segment",
+            segment,
+        ])
+        .arg("--record")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until `dir` holds at least `n` segments.
+fn wait_for_segments(dir: &Path, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while segments(dir).len() < n && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn recording_config(dir: &Path, segment: u64) -> RecordingConfig {
     RecordingConfig {
         dir: dir.to_path_buf(),
@@ -85,31 +113,9 @@ fn recording_config(dir: &Path, segment: u64) -> RecordingConfig {
 #[test]
 fn record_flag_cuts_playable_segments_and_sigterm_finalizes_the_last() {
     let dir = temp_dir("segments");
-    let mut child = Command::new(LAUNCHER)
-        .args([
-            "--test-pattern",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--address",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--record-segment",
-            "2",
-            "--record",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_recording(&dir, "2");
     // 7 s of recording once the first segment exists.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while segments(&dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_segments(&dir, 1);
     std::thread::sleep(Duration::from_secs(7));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -151,31 +157,9 @@ fn record_flag_cuts_playable_segments_and_sigterm_finalizes_the_last() {
 #[test]
 fn sigkill_leaves_finished_segments_playable() {
     let dir = temp_dir("sigkill");
-    let mut child = Command::new(LAUNCHER)
-        .args([
-            "--test-pattern",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--port",
-            "0",
-            "--address",
-            "127.0.0.1",
-            "--record-segment",
-            "1",
-            "--record",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_recording(&dir, "1");
     // Killed while the third segment is being written.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while segments(&dir).len() < 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_segments(&dir, 3);
     std::thread::sleep(Duration::from_millis(500));
     child.kill().unwrap();
     child.wait().unwrap();

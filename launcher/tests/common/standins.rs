@@ -40,25 +40,7 @@ mod feature_swap {
         }
 
         fn pad_templates() -> &'static [gst::PadTemplate] {
-            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-                let caps = gst::Caps::new_any();
-                vec![
-                    gst::PadTemplate::new(
-                        "src",
-                        gst::PadDirection::Src,
-                        gst::PadPresence::Always,
-                        &caps,
-                    )
-                    .unwrap(),
-                    gst::PadTemplate::new(
-                        "sink",
-                        gst::PadDirection::Sink,
-                        gst::PadPresence::Always,
-                        &caps,
-                    )
-                    .unwrap(),
-                ]
-            });
+            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(any_templates);
             TEMPLATES.as_ref()
         }
     }
