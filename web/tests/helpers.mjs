@@ -170,14 +170,23 @@ export async function startPlainServer({ port, frames, fps = 30 }) {
  * A scripted server speaking the full wsjpeg protocol, for what a healthy pipeline never shows:
  * camera states, pings, sequence gaps, and a clock `clockSkewMs` away from ours. Frames carry
  * the 24-byte "WSJ1" header with a capture time `captureAgeMs` before they are sent, and a
- * sequence number that advances by `sequenceStep`.
+ * sequence number that advances by `sequenceStep`. `POST /api/record/start|stop` are logged in
+ * `recordRequests` and answered 202 (or 409 when `recordAccept` is false).
  */
 export async function startProtocolServer({
   port, frames, fps = 30, clockSkewMs = 0, captureAgeMs = 40, sequenceStep = 1, camera = 'streaming',
+  recordAccept = true,
 }) {
   const page = readFileSync(path.join(WEB_DIR, 'index.html'));
   const serverNowUs = () => Math.round((Date.now() + clockSkewMs) * 1000);
+  const recordRequests = [];
   const server = http.createServer((req, res) => {
+    if (req.method === 'POST' && /^\/api\/record\/(start|stop)(\?|$)/.test(req.url)) {
+      recordRequests.push({ url: req.url, origin: req.headers.origin || null });
+      res.writeHead(recordAccept ? 202 : 409, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(JSON.stringify(recordAccept ? { ok: true } : { error: 'recording control is not available' }));
+      return;
+    }
     res.writeHead(req.url.split('?')[0] === '/' ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
     res.end(req.url.split('?')[0] === '/' && req.method !== 'HEAD' ? page : undefined);
   });
@@ -223,6 +232,7 @@ export async function startProtocolServer({
   const scripted = {
     port,
     received,
+    recordRequests,
     /** Sends a JSON message to every connected viewer. */
     broadcast(message) {
       if (message.type === 'status') state.camera = message.camera;

@@ -7,7 +7,7 @@
 #
 # Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
 # from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
-# <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png). Exits non-zero when a test fails.
+# <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png). Exits non-zero when a test fails.
 # Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 set -euo pipefail
 
@@ -90,14 +90,14 @@ trap 'exit 143' TERM
 log "Running browser tests"
 cd "$HERE"
 set -m
-timeout --kill-after=10 300 node --test --test-reporter=spec viewer.test.mjs "$@" &
+timeout --kill-after=10 300 node --test --test-reporter=spec "$@" viewer.test.mjs &
 test_pgid=$!
 set +m
 status=0
 wait "$test_pgid" || status=$?
 
 if [ "$status" -eq 0 ]; then
-    log "Browser tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png)"
+    log "Browser tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png)"
 else
     log "Browser tests FAILED (exit $status)"
 fi

@@ -423,6 +423,133 @@ describe('viewer with an auth token', () => {
   });
 });
 
+// ---- Recording: indicator, error note, record button ----------------------------------------------
+
+/** "1:05" or "3:04:05" to seconds. */
+function elapsedSeconds(textContent) {
+  const parts = textContent.trim().split(':').map(Number);
+  if (parts.length < 2 || parts.some((n) => !Number.isInteger(n))) return NaN;
+  return parts.reduce((total, n) => total * 60 + n, 0);
+}
+
+describe('viewer and recording', () => {
+  const STARTED = '2026-11-26T10:00:00Z';
+  let recSink;
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+    if (recSink) await recSink.stop();
+  });
+
+  it('shows REC with the elapsed time and a Stop button while a wsjpegsink records', { timeout: 30000 }, async () => {
+    recSink = await startSink({
+      port: await freePort(),
+      width: 320,
+      height: 240,
+      fps: 15,
+      sinkProps: [`recording-state=recording,active=true,control=true,started=(string)${STARTED},format=(string)mjpeg`],
+    });
+    view = await openViewer(`http://127.0.0.1:${recSink.port}/`);
+    const { page } = view;
+    await waitFor('REC indicator', () => page.locator('#rec').isVisible());
+    assert.match(await text(page, '#rec'), /REC/);
+    const shown = elapsedSeconds(await text(page, '#rec-time'));
+    const expected = Math.max(0, (Date.now() - Date.parse(STARTED)) / 1000);
+    assert.ok(Math.abs(shown - expected) < 5, `elapsed ${shown} s, expected about ${expected} s`);
+    assert.match(await text(page, '#rec-label'), /^Recording since /);
+    assert.equal(await page.locator('#rec-error').isHidden(), true);
+    assert.equal((await stats(page)).recording.format, 'mjpeg');
+
+    const stop = page.getByRole('button', { name: 'Stop recording' });
+    assert.equal(await stop.isVisible(), true);
+    assert.equal((await text(page, '#record-label')).trim(), 'Stop');
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-recording.png') });
+    // gst-launch connects no recording-control handler: the server says no, and so does the page.
+    await stop.click();
+    await waitFor('failure shown', async () =>
+      /Could not stop recording: recording control is not available/.test(await text(page, '#toast')), { timeout: 5000 });
+    assert.equal(await page.locator('#rec').isVisible(), true, 'still recording');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('hides the button when the server offers no control', { timeout: 30000 }, async () => {
+    await view.context.close();
+    await recSink.stop();
+    recSink = await startSink({
+      port: await freePort(),
+      width: 320,
+      height: 240,
+      fps: 15,
+      sinkProps: [`recording-state=recording,active=true,control=false,started=(string)${STARTED},format=(string)h264`],
+    });
+    view = await openViewer(`http://127.0.0.1:${recSink.port}/`);
+    const { page } = view;
+    await waitFor('REC indicator', () => page.locator('#rec').isVisible());
+    await waitForPictures(page, 3);
+    assert.equal(await page.locator('#record').isHidden(), true);
+    assert.equal(await page.getByRole('button', { name: /recording/i }).count(), 0);
+    assert.deepEqual(view.errors, []);
+  });
+});
+
+describe('viewer and recording state changes', () => {
+  let scripted;
+  let view;
+  after(async () => {
+    if (view) await view.context.close();
+    if (scripted) await scripted.stop();
+  });
+
+  it('follows start, stop and errors, and asks the server with the page token', { timeout: 25000 }, async () => {
+    scripted = await startProtocolServer({ port: await freePort(), frames: jpegs, fps: 10 });
+    view = await openViewer(`http://127.0.0.1:${scripted.port}/?token=t0k`);
+    const { page } = view;
+    await waitForPictures(page, 3);
+    // No recording message: nothing to show.
+    assert.equal(await page.locator('#rec').isHidden(), true);
+    assert.equal(await page.locator('#record').isHidden(), true);
+
+    scripted.broadcast({ type: 'recording', active: false, control: true, started: null, file: null, format: 'mjpeg', error: null });
+    const record = page.getByRole('button', { name: 'Start recording' });
+    await waitFor('Record button', () => record.isVisible());
+    assert.equal(await page.locator('#rec').isHidden(), true);
+    await record.click();
+    await waitFor('start request', () => scripted.recordRequests.length === 1, { timeout: 3000 });
+    const request = new URL(scripted.recordRequests[0].url, 'http://x');
+    assert.equal(request.pathname, '/api/record/start');
+    assert.equal(request.searchParams.get('token'), 't0k');
+    await waitFor('toast', async () => /Recording requested/.test(await text(page, '#toast')), { timeout: 3000 });
+
+    const started = new Date(Date.now() - 65000).toISOString();
+    scripted.broadcast({ type: 'recording', active: true, control: true, started, file: 'x.mkv', format: 'mjpeg', error: null });
+    await waitFor('REC indicator', () => page.locator('#rec').isVisible());
+    const shown = elapsedSeconds(await text(page, '#rec-time'));
+    assert.ok(shown >= 64 && shown <= 68, `elapsed ${shown} s, expected 65`);
+    assert.match(await text(page, '#rec-time'), /^1:0\d$/);
+    assert.equal(await text(page, '#rec-announcer'), 'Recording started.');
+    const stop = page.getByRole('button', { name: 'Stop recording' });
+    assert.equal(await stop.isVisible(), true);
+    await stop.click();
+    await waitFor('stop request', () => scripted.recordRequests.length === 2, { timeout: 3000 });
+    assert.equal(new URL(scripted.recordRequests[1].url, 'http://x').pathname, '/api/record/stop');
+
+    // The disk filled up: the recording stopped, the reason is shown and announced.
+    scripted.broadcast({
+      type: 'recording', active: false, control: false, started: null, file: null, format: 'mjpeg',
+      error: 'No space left on device',
+    });
+    await waitFor('REC gone', () => page.locator('#rec').isHidden());
+    assert.equal(await text(page, '#rec-error'), 'Recording error: No space left on device');
+    assert.equal(await page.locator('#rec-error').isVisible(), true);
+    assert.equal(await page.locator('#record').isHidden(), true);
+    assert.equal(await text(page, '#rec-announcer'), 'Recording stopped: No space left on device');
+    // The live picture goes on.
+    const drawn = (await stats(page)).drawn;
+    await waitForPictures(page, drawn + 3);
+    assert.deepEqual(view.errors, []);
+  });
+});
+
 describe('viewer on a slow machine', () => {
   let view;
   after(async () => {
