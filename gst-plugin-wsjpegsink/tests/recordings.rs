@@ -179,6 +179,15 @@ async fn listing_names_sizes_start_and_in_progress() {
     );
     assert_eq!(list["recordings"][1]["in_progress"], false);
 
+    // Stopped, with the last segment's name still reported: nothing is being written.
+    let mut stopped = state_active("2026-11-25T03-13-00Z_cam0.mkv");
+    stopped.set("active", false);
+    server.sink.set_property("recording-state", stopped);
+    let list = http_get(server.port, "/api/recordings", &[], usize::MAX)
+        .await
+        .json();
+    assert_eq!(list["recordings"][0]["in_progress"], false);
+
     // Unset again: 404.
     server.sink.set_property("recording-dir", None::<&str>);
     let response = http_get(server.port, "/api/recordings", &[], usize::MAX).await;

@@ -286,15 +286,20 @@ pub async fn list(ctx: Arc<ServerContext>) -> Result<Response, Rejection> {
     let Some(dir) = ctx.config().recording_dir else {
         return Err(warp::reject::not_found());
     };
-    // The application may report a path; the listing compares names.
-    let current = ctx.hub.recording_status().and_then(|s| {
-        s.file.and_then(|f| {
-            Path::new(&f)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-        })
-    });
+    // The segment being written: only while recording. The application may report a path;
+    // the listing compares names.
+    let current = ctx
+        .hub
+        .recording_status()
+        .filter(|s| s.active)
+        .and_then(|s| {
+            s.file.and_then(|f| {
+                Path::new(&f)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
+            })
+        });
     let scanned = tokio::task::spawn_blocking(move || {
         scan(&dir, current.as_deref(), SystemTime::now()).map_err(|e| (dir, e))
     })
