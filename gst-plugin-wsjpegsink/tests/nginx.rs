@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: MIT
+//! Behind a real nginx reverse proxy (Debian's `nginx` package), started by the test on
+//! loopback with the configuration the README recommends: the WebSocket stream, the MJPEG
+//! stream and the Origin check work end to end.
+//!
+//! Skipped (with a message) when nginx is not installed, unless `WSJPEG_REQUIRE_NGINX` is set,
+//! as CI does: then a missing nginx is a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use gst::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECOND: Duration = Duration::from_secs(1);
+const FPS: u32 = 30;
+
+fn nginx_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("nginx"))
+        .find(|candidate| candidate.is_file())
+}
+
+fn nginx_required() -> bool {
+    std::env::var("WSJPEG_REQUIRE_NGINX").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// nginx, or `None` (after saying why) when it is not installed and not required.
+fn find_nginx(test: &str) -> Option<PathBuf> {
+    let found = nginx_binary();
+    if found.is_none() {
+        assert!(
+            !nginx_required(),
+            "WSJPEG_REQUIRE_NGINX is set but nginx is not installed (apt-get install nginx)"
+        );
+        eprintln!(
+            "SKIPPED {test}: nginx is not installed (apt-get install nginx; set \
+             WSJPEG_REQUIRE_NGINX=1 to make this an error)"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The configuration under test. `/` is the recommended setup; the other locations show what
+/// happens when part of it is left out.
+fn config(dir: &Path, port: u16, upstream: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Single process: nothing to switch users for, and killing it leaves no workers behind.
+daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+
+    # "Connection: upgrade" only for upgrade requests, so plain requests keep their semantics.
+    map $http_upgrade $connection_upgrade {{
+        default upgrade;
+        ''      close;
+    }}
+    upstream wsjpeg {{
+        server 127.0.0.1:{upstream};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+
+        # The recommended setup.
+        location / {{
+            proxy_pass http://wsjpeg;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            # The Host the browser used, port included: wsjpegsink's same-host Origin check
+            # compares the page's Origin with it.
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_buffering off;
+            # Streams are long; keepalive pings come every 30 s at the latest.
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }}
+
+        # Host not forwarded: nginx sends the upstream's name ("wsjpeg") instead.
+        location /no-host/ {{
+            proxy_pass http://wsjpeg/;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 1h;
+        }}
+
+        # nginx's default buffering left on: the server's "X-Accel-Buffering: no" turns it
+        # off for its streams.
+        location /buffered/ {{
+            proxy_pass http://wsjpeg/;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_buffering on;
+        }}
+
+    }}
+}}
+"#
+    )
+}
+
+/// An nginx process proxying to `upstream`; killed on drop.
+struct Nginx {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(binary: &Path, upstream: u16) -> Nginx {
+        let dir =
+            std::env::temp_dir().join(format!("wsjpeg-nginx-{}-{upstream}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut last_error = String::new();
+        // The free port could be taken between the probe and nginx's bind: try again then.
+        for _ in 0..5 {
+            let port = free_port();
+            let conf = dir.join("nginx.conf");
+            std::fs::write(&conf, config(&dir, port, upstream)).unwrap();
+            let mut child = Command::new(binary)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("nginx starts");
+            let deadline = Instant::now() + 10 * SECOND;
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut stderr = String::new();
+                    if let Some(mut err) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = err.read_to_string(&mut stderr);
+                    }
+                    last_error = format!(
+                        "nginx exited with {status}: {stderr}{}",
+                        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+                    );
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Nginx { child, dir, port };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("nginx did not start: {last_error}");
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "nginx error log:\n{}",
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unix_now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_viewer_through_nginx_gets_every_frame() {
+    let Some(binary) = find_nginx("websocket_viewer_through_nginx_gets_every_frame") else {
+        return;
+    };
+    let server = Server::test_pattern(320, 240, FPS, "");
+    let nginx = Nginx::start(&binary, server.port);
+
+    let mut ws = connect(nginx.port, "/stream?meta=1").await;
+    let hello = next_text_of_type(&mut ws, "hello", 5 * SECOND)
+        .await
+        .expect("hello through nginx");
+    assert_eq!(hello["width"], 320);
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    let delivery = measure_delivery(&mut ws, 3 * SECOND).await;
+    eprintln!("through nginx: {delivery:?}, {:.1} fps", delivery.fps());
+    assert!(
+        delivery.fps() >= 0.8 * FPS as f64,
+        "{:.1} fps through nginx",
+        delivery.fps()
+    );
+    assert!(delivery.ratio() >= 0.9, "{delivery:?}");
+    // Latency through the proxy: each frame's capture time against the clock now.
+    let mut worst = Duration::ZERO;
+    for _ in 0..10 {
+        let frame = next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
+        let captured = u64::from_be_bytes(frame[16..24].try_into().unwrap());
+        worst = worst.max(Duration::from_micros(
+            unix_now_us().saturating_sub(captured),
+        ));
+    }
+    assert!(worst < SECOND / 2, "frames are {worst:?} old through nginx");
+    // Time sync and control messages go the other way through the proxy too.
+    send_json(&mut ws, serde_json::json!({"type": "time", "client": 7})).await;
+    let time = next_text_of_type(&mut ws, "time", 5 * SECOND)
+        .await
+        .expect("time reply through nginx");
+    assert_eq!(time["client"], 7);
+
+    // Stopping the element says "going away" to viewers behind the proxy as well.
+    server.pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
+    drop(nginx);
+}
+
+/// Reads an MJPEG response through `path` and returns, for each of the first `parts` parts,
+/// how old its frame was when it arrived (from the part's X-Timestamp).
+async fn mjpeg_part_ages(port: u16, path: &str, parts: usize, within: Duration) -> Vec<Duration> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut ages = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let deadline = Instant::now() + within;
+    let mut scanned = 0;
+    while ages.len() < parts {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break;
+        };
+        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+        // A part counts once its whole JPEG is in.
+        loop {
+            let rest = &raw[scanned..];
+            let Some(at) = find(rest, b"X-Timestamp: ") else {
+                break;
+            };
+            let Some(head_end) = find(&rest[at..], b"\r\n\r\n") else {
+                break;
+            };
+            let head = String::from_utf8_lossy(&rest[..at + head_end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .expect("parts have a Content-Length");
+            let body_start = at + head_end + 4;
+            if rest.len() < body_start + length {
+                break;
+            }
+            assert!(is_complete_jpeg(&rest[body_start..body_start + length]));
+            let stamp = &rest[at + 13..at + head_end];
+            let stamp = String::from_utf8_lossy(stamp);
+            let (secs, micros) = stamp.trim().split_once('.').expect("seconds.micros");
+            let captured =
+                secs.parse::<u64>().unwrap() * 1_000_000 + micros.parse::<u64>().unwrap();
+            ages.push(Duration::from_micros(
+                unix_now_us().saturating_sub(captured),
+            ));
+            scanned += body_start + length;
+        }
+    }
+    ages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mjpeg_through_nginx_arrives_frame_by_frame() {
+    let Some(binary) = find_nginx("mjpeg_through_nginx_arrives_frame_by_frame") else {
+        return;
+    };
+    // Few small frames: a proxy that waited for its buffers to fill would hold several back.
+    let server = Server::test_pattern(160, 120, 4, "");
+    let nginx = Nginx::start(&binary, server.port);
+
+    for path in ["/stream.mjpg", "/buffered/stream.mjpg", "/?action=stream"] {
+        let started = Instant::now();
+        let ages = mjpeg_part_ages(nginx.port, path, 6, 5 * SECOND).await;
+        eprintln!(
+            "{path}: {} parts in {:?}, ages {ages:?}",
+            ages.len(),
+            started.elapsed()
+        );
+        assert_eq!(ages.len(), 6, "{path}: parts arrived in time");
+        // The first part may be the (fresh) frame the server already had; all arrive at once.
+        let worst = ages.iter().max().copied().unwrap_or_default();
+        assert!(
+            worst < SECOND / 2,
+            "{path}: a part arrived {worst:?} after capture"
+        );
+    }
+}
+
+async fn upgrade_status(port: u16, path: &str, origin: Option<&str>) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let extra = origin
+        .map(|o| format!("Origin: {o}\r\n"))
+        .unwrap_or_default();
+    stream
+        .write_all(upgrade_request(port, path, &extra).as_bytes())
+        .await
+        .unwrap();
+    read_response_head(&mut stream, 5 * SECOND).await
+}
+
+/// Same-host behind a proxy: the browser talks to nginx, so its page's Origin is nginx's
+/// (`http://127.0.0.1:<nginx port>`), and the Host the browser sent is nginx's too. The check
+/// compares the two, so it works when nginx forwards the browser's Host unchanged
+/// (`proxy_set_header Host $http_host`, port included). Without that, nginx sends the upstream
+/// name as Host and every browser is refused; `allowed-origins` then has to name the public
+/// origin(s) explicitly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_check_works_behind_nginx() {
+    let Some(binary) = find_nginx("origin_check_works_behind_nginx") else {
+        return;
+    };
+    let server = Server::test_pattern(160, 120, 10, "");
+    let nginx = Nginx::start(&binary, server.port);
+    let own = format!("http://127.0.0.1:{}", nginx.port);
+
+    assert_eq!(
+        upgrade_status(nginx.port, "/stream", Some(&own)).await,
+        Some(101)
+    );
+    assert_eq!(upgrade_status(nginx.port, "/stream", None).await, Some(101));
+    for foreign in [
+        "http://evil.example",
+        "http://127.0.0.1",
+        &format!("http://127.0.0.1:{}", server.port),
+        "null",
+    ] {
+        assert_eq!(
+            upgrade_status(nginx.port, "/stream", Some(foreign)).await,
+            Some(403),
+            "{foreign}"
+        );
+    }
+    // Host not forwarded: even the proxy's own pages are refused.
+    assert_eq!(
+        upgrade_status(nginx.port, "/no-host/stream", Some(&own)).await,
+        Some(403)
+    );
+    assert_eq!(
+        upgrade_status(nginx.port, "/no-host/stream", None).await,
+        Some(101)
+    );
+    drop(nginx);
+    drop(server);
+
+    // …unless allowed-origins names the public origin.
+    let server = Server::test_pattern(160, 120, 10, "allowed-origins=https://cam.example");
+    let nginx = Nginx::start(&binary, server.port);
+    assert_eq!(
+        upgrade_status(nginx.port, "/no-host/stream", Some("https://cam.example")).await,
+        Some(101)
+    );
+    assert_eq!(
+        upgrade_status(nginx.port, "/no-host/stream", Some("https://evil.example")).await,
+        Some(403)
+    );
+    assert_eq!(
+        upgrade_status(nginx.port, "/stream", Some("https://evil.example")).await,
+        Some(403)
+    );
+}
