@@ -45,6 +45,10 @@ pub enum Event {
     SegmentClosed {
         camera: usize,
     },
+    /// Only wakes the loop, which then reports the new file.
+    SegmentOpened {
+        camera: usize,
+    },
     Shutdown,
 }
 
@@ -159,6 +163,10 @@ impl Launcher {
                 },
             });
         }
+        // Viewers and /status know from the first request whether recording is offered.
+        for camera in &mut cameras {
+            camera.report_recording(&config);
+        }
         let observer = Arc::new(Mutex::new(vec![CameraView::default(); cameras.len()]));
         Ok(Launcher {
             config,
@@ -247,7 +255,7 @@ impl Launcher {
                         camera.apply_retention(config);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::SegmentOpened { .. }) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
         log::info!("Shutting down");
@@ -338,6 +346,15 @@ impl Camera {
             Phase::Retrying { at } if now >= *at => self.start(config, events),
             _ => {}
         }
+        // A recording runs whenever it is wanted and the camera runs (started over HTTP, or
+        // the camera just came back).
+        if self.record.wanted
+            && self.record.pipeline.is_none()
+            && matches!(self.phase, Phase::Running(_))
+            && let Some(recording) = &config.recording
+        {
+            self.start_recording(recording, events);
+        }
     }
 
     fn start(&mut self, config: &Config, events: &Sender<Event>) {
@@ -378,11 +395,6 @@ impl Camera {
                 self.phase = Phase::Running(pipeline);
                 self.starts += 1;
                 self.error = None;
-                if self.record.wanted
-                    && let Some(recording) = &config.recording
-                {
-                    self.start_recording(recording, events);
-                }
             }
             Err(err) => self.fail(&format!("{err:#}")),
         }

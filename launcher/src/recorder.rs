@@ -219,7 +219,7 @@ impl RecordingPipeline {
                 )
             })?;
         let figures = Arc::new(RecordingFigures::default());
-        name_segments(&split, config, camera, figures.clone());
+        name_segments(&split, config, camera, figures.clone(), events.clone());
         watch_bus(&pipeline, camera, generation, figures.clone(), events);
         if pipeline.set_state(gst::State::Playing).is_err() {
             let reason = crate::server::take_error(&pipeline);
@@ -283,7 +283,9 @@ fn name_segments(
     config: &RecordingConfig,
     camera: usize,
     figures: Arc<RecordingFigures>,
+    events: Sender<Event>,
 ) {
+    let events = Mutex::new(events);
     let dir = config.dir.clone();
     let format = config.format;
     let camera_name = format!("cam{camera}");
@@ -297,6 +299,10 @@ fn name_segments(
         }
         if let Ok(mut current) = figures.current.lock() {
             *current = Some(name.clone());
+        }
+        // The listing marks the file being written from the state the control loop reports.
+        if let Ok(events) = events.lock() {
+            let _ = events.send(Event::SegmentOpened { camera });
         }
         Some(dir.join(name).display().to_string().to_value())
     });

@@ -291,3 +291,95 @@ fn bad_recording_flags_are_refused() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_start_list_download_stop() {
+    let dir = temp_dir("http");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 1);
+    recording.autostart = false;
+    config.recording = Some(recording);
+    config.server.auth_token = Some("s3cret".into());
+    let running = Running::start(config);
+    let port = running.port;
+    let auth = [("Authorization", "Bearer s3cret")];
+
+    // Offered, not running; the camera stays parked.
+    let status = http_get(port, "/status", &auth, usize::MAX).await.json();
+    assert_eq!(status["recording"]["active"], false);
+    assert_eq!(status["recording"]["control"], true);
+    assert!(!running.view().running);
+
+    assert_eq!(
+        http_request(port, "POST", "/api/record/start", &[], b"")
+            .await
+            .status,
+        401
+    );
+    let get = http_get(port, "/api/record/start", &auth, usize::MAX).await;
+    assert_eq!(get.status, 405, "start is POST only");
+    let started = http_request(port, "POST", "/api/record/start", &auth, b"").await;
+    assert_eq!(started.status, 202);
+    assert!(
+        eventually(5 * SECOND, || running.view().recording).await,
+        "recording starts, and with it the camera, without any viewer"
+    );
+    assert!(running.view().running);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    let list = http_get(port, "/api/recordings", &auth, usize::MAX)
+        .await
+        .json();
+    let entries = list["recordings"].as_array().expect("a list").clone();
+    assert!(entries.len() >= 2, "{list}");
+    let status = http_get(port, "/status", &auth, usize::MAX).await.json();
+    assert_eq!(
+        entries[0]["in_progress"], true,
+        "newest first, still being written: {list} {}",
+        status["recording"]
+    );
+    let finished = entries
+        .iter()
+        .find(|e| e["in_progress"] == false)
+        .expect("a finished segment");
+    let name = finished["name"].as_str().unwrap();
+    let size = finished["size"].as_u64().unwrap();
+    let whole = http_get(port, &format!("/recordings/{name}"), &auth, usize::MAX).await;
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body.len() as u64, size);
+    assert_eq!(whole.body, std::fs::read(dir.join(name)).unwrap());
+    let part = http_get(
+        port,
+        &format!("/recordings/{name}"),
+        &[auth[0], ("Range", "bytes=0-99")],
+        usize::MAX,
+    )
+    .await;
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, whole.body[..100]);
+    let traversal = http_get(
+        port,
+        "/recordings/..%2f..%2fetc%2fpasswd",
+        &auth,
+        usize::MAX,
+    )
+    .await;
+    assert!([400, 404].contains(&traversal.status));
+
+    let stopped = http_request(port, "POST", "/api/record/stop", &auth, b"").await;
+    assert_eq!(stopped.status, 202);
+    assert!(eventually(5 * SECOND, || !running.view().recording).await);
+    let status = http_get(port, "/status", &auth, usize::MAX).await.json();
+    assert_eq!(status["recording"]["active"], false);
+    assert!(status["recording"]["bytes_written"].as_u64().unwrap() > 0);
+    assert!(
+        eventually(5 * SECOND, || !running.view().running).await,
+        "no viewer and no recording: the camera is released"
+    );
+    let files = segments(&dir);
+    let last = files.last().expect("segments");
+    let (_, codec, _, frames) = probe(last).expect("the last segment was finalized and plays");
+    assert_eq!(codec, "mjpeg");
+    assert!(frames > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
