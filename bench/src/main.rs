@@ -346,16 +346,23 @@ fn write_json(path: &str, value: &serde_json::Value) -> Result<()> {
 fn serve_cmd(args: ServeArgs) -> Result<()> {
     wsjpeg_bench::util::raise_fd_limit();
     let spec = args.source.spec();
-    let frames = serve::encode_frames(&spec)?;
+    // An idle server gets no frame: do not load the encoder's plugins into it.
+    let frames = if args.idle {
+        Vec::new()
+    } else {
+        serve::encode_frames(&spec)?
+    };
     let sizes: Vec<usize> = frames.iter().map(|f| f.len()).collect();
-    eprintln!(
-        "frames: {} distinct, {:?} bytes, {}x{} at {} fps",
-        frames.len(),
-        sizes,
-        spec.width,
-        spec.height,
-        args.source.fps
-    );
+    if !args.idle {
+        eprintln!(
+            "frames: {} distinct, {:?} bytes, {}x{} at {} fps",
+            frames.len(),
+            sizes,
+            spec.width,
+            spec.height,
+            args.source.fps
+        );
+    }
     let mut element = None;
     let mut relay = None;
     let port = match args.server {
@@ -712,7 +719,7 @@ fn idle_cmd(args: IdleArgs) -> Result<()> {
     }
     let (cpu, rss_mb, rss_max_mb, secs) = result?;
     println!(
-        "idle (pid {pid}): CPU {cpu:.3} % of a core over {secs:.1} s, RSS {rss_mb:.1} MB (max {rss_max_mb:.1} MB)"
+        "idle (pid {pid}): CPU {cpu:.4} % of a core over {secs:.1} s, RSS {rss_mb:.1} MB (max {rss_max_mb:.1} MB)"
     );
     if let Some(path) = &args.json {
         write_json(
@@ -740,13 +747,14 @@ impl SourceArgs {
 /// CPU % of one core, RSS at the end and its maximum (MB), and the measured seconds.
 fn measure_idle(pid: u32, duration: Duration) -> Result<(f64, f64, f64, f64)> {
     let start = Instant::now();
-    let c0 = procfs::cpu_seconds(pid)?;
+    let cpu = |pid| procfs::cpu_seconds_precise(pid).or_else(|_| procfs::cpu_seconds(pid));
+    let c0 = cpu(pid)?;
     let mut rss = Vec::new();
     while start.elapsed() < duration {
         std::thread::sleep(Duration::from_millis(250));
         rss.push(procfs::rss_bytes(pid)? as f64 / (1024.0 * 1024.0));
     }
-    let c1 = procfs::cpu_seconds(pid)?;
+    let c1 = cpu(pid)?;
     let secs = start.elapsed().as_secs_f64();
     let last = rss.last().copied().unwrap_or(0.0);
     let max = rss.iter().copied().fold(0.0, f64::max);

@@ -30,6 +30,26 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((utime + stime) / clock_ticks())
 }
 
+/// CPU time of all threads of `pid` in seconds, with nanosecond resolution, from
+/// `/proc/PID/task/*/schedstat` (threads that already exited are not counted: use it for
+/// idle processes, where the clock-tick resolution of `/proc/PID/stat` is too coarse).
+pub fn cpu_seconds_precise(pid: u32) -> Result<f64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut ns: u64 = 0;
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry?.path().join("schedstat");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        ns += text
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(ns as f64 / 1e9)
+}
+
 /// Resident set size of `pid` in bytes.
 pub fn rss_bytes(pid: u32) -> Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -148,6 +168,7 @@ mod tests {
         let pid = std::process::id();
         assert!(cpu_seconds(pid).unwrap() >= 0.0);
         assert!(rss_bytes(pid).unwrap() > 0);
+        assert!(cpu_seconds_precise(pid).unwrap() > 0.0);
         let m = machine_jiffies().unwrap();
         assert!(m.total >= m.busy && m.busy >= m.irq);
         assert!(cpu_seconds(u32::MAX).is_err());

@@ -95,6 +95,9 @@ impl Feeder {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let interval = Duration::from_secs_f64(1.0 / fps.max(0.1));
+        if frames.is_empty() {
+            return Feeder { stop, thread: None };
+        }
         let thread = std::thread::Builder::new()
             .name("feeder".into())
             .spawn(move || {
