@@ -1246,18 +1246,15 @@ fn check_requested_name(name: &str) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(config(2000))]
 
-    /// Ignored until `recordings::parse_name` stops slicing by bytes: a name whose last four
-    /// bytes start inside a multi-byte character (`2026-11-25T03-12-00Z_a€kv`, requested as
-    /// `/recordings/2026-11-25T03-12-00Z_a%E2%82%ACkv`) panics in `name.split_at(len - 4)`.
+    /// A name whose last four bytes start inside a multi-byte character
+    /// (`/recordings/2026-11-25T03-12-00Z_a%E2%82%ACkv`) once panicked in `parse_name`.
     #[test]
-    #[ignore = "recordings::parse_name panics on a multi-byte character before the extension"]
     fn any_recording_name_never_panics(name in prop_oneof![any::<String>().boxed(), near_recording_name().boxed()]) {
         check_requested_name(&name)?;
     }
 }
 
 #[test]
-#[ignore = "recordings::parse_name panics on a multi-byte character before the extension"]
 fn a_multibyte_character_before_the_extension_is_refused() {
     assert_eq!(
         recordings::requested_name("2026-11-25T03-12-00Z_a%E2%82%ACkv"),

@@ -79,7 +79,8 @@ pub fn parse_name(name: &str) -> Option<RecordingName> {
     {
         return None;
     }
-    let (stem, extension) = name.split_at(name.len() - 4);
+    // Not `split_at`: a multi-byte character may straddle the cut.
+    let (stem, extension) = name.split_at_checked(name.len() - 4)?;
     let content_type = match extension {
         ".mkv" => "video/x-matroska",
         ".mp4" => "video/mp4",
