@@ -24,7 +24,8 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     (resolved.starts_with(&root) && resolved.is_file()).then_some(resolved)
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// Decodes `%XX` escapes; `None` for a broken escape, invalid UTF-8 or a NUL.
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

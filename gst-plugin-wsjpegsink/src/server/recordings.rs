@@ -321,27 +321,9 @@ pub async fn list(ctx: Arc<ServerContext>) -> Result<Response, Rejection> {
     })
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape, invalid UTF-8 or a NUL.
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok().filter(|s| !s.contains('\0'))
-}
-
 /// A recording's name as requested, if it is one this server may serve at all.
 pub fn requested_name(raw: &str) -> Option<(String, RecordingName)> {
-    let name = percent_decode(raw)?;
+    let name = super::files::percent_decode(raw)?;
     if name.contains(['/', '\\']) || name.starts_with('.') {
         return None;
     }
