@@ -13,7 +13,7 @@
 # Printed at the end: server RSS (start/end/max), open fds (start/end, both idle, and max),
 # delivered fps of each steady viewer against the source rate, churn visits and failures, and
 # a PASS/FAIL line. PASS needs: every steady viewer got >= 90 % of the frames, no visit failed,
-# connected clients back to 0, fds back to start (+4), RSS back within 20 MB of the start.
+# connected clients back to 0, fds back to start (+4), RSS back within 10 MB of the start.
 # Exit status 0 on PASS, 1 on FAIL.
 #
 # Options (after MINUTES): --width W --height H --fps F (640x480 at 30), --steady N (4),
