@@ -83,12 +83,14 @@ impl ServerPipeline {
             let n = sink.property::<u32>("n-clients");
             let _ = events.send(Event::Viewers { camera, n });
         });
-        if pipeline.set_state(gst::State::Ready).is_err() {
+        let started = pipeline.set_state(gst::State::Ready);
+        if started.is_err() {
             let reason = take_error(&pipeline)
                 .unwrap_or_else(|| format!("cannot listen on {}:{port}", settings.address));
             let _ = pipeline.set_state(gst::State::Null);
             return Err(anyhow!(reason));
         }
+        drain_bus(&pipeline, camera);
         let port = sink.property::<u32>("bound-port") as u16;
         Ok(ServerPipeline {
             pipeline,
@@ -167,6 +169,26 @@ fn enable_recording_control(
             .map(|events| events.send(Event::RecordControl { camera, start }).is_ok())
             .unwrap_or(false);
         Some(sent.to_value())
+    });
+}
+
+/// Nobody polls this bus, and the sink posts a message at every viewer change: without a
+/// handler they would pile up. Viewer changes reach the loop through `notify::n-clients`.
+fn drain_bus(pipeline: &gst::Pipeline, camera: usize) {
+    let Some(bus) = pipeline.bus() else { return };
+    bus.set_sync_handler(move |_, message| {
+        match message.view() {
+            gst::MessageView::Error(err) => {
+                log::error!(
+                    "Camera {camera} server: {} ({:?})",
+                    err.error(),
+                    err.debug()
+                )
+            }
+            gst::MessageView::Warning(w) => log::warn!("Camera {camera} server: {}", w.error()),
+            _ => {}
+        }
+        gst::BusSyncReply::Drop
     });
 }
 

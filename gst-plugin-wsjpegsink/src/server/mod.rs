@@ -30,6 +30,7 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// How long stopping waits for viewers to receive their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// A TLS client must finish its handshake within this; it never holds up anyone else.
+const VIEWER_SEND_BUFFER: usize = 256 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which pages may open the WebSocket (`allowed-origins`).
@@ -258,6 +259,9 @@ async fn accept_loop(
                 let service = warp::service(routes.clone());
                 let shutdown = shutdown.clone();
                 let _ = stream.set_nodelay(true);
+                // Bounds what the kernel queues for a viewer that stops reading (MJPEG here,
+                // WebSocket again after the upgrade): about a frame, not seconds of video.
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(VIEWER_SEND_BUFFER);
                 match &tls {
                     None => ctx.spawn(serve_connection(
                         TokioIo::new(stream),
