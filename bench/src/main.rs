@@ -136,6 +136,10 @@ struct ServeArgs {
     /// Listen but feed no frames (pipeline in READY, like a parked camera).
     #[arg(long)]
     idle: bool,
+    /// Relay only: send the same buffer every time instead of copying each frame into fresh
+    /// memory (cache- and TLB-hot, so flattering).
+    #[arg(long)]
+    relay_reuse_frames: bool,
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     duration: Option<f64>,
@@ -394,6 +398,7 @@ fn serve_cmd(args: ServeArgs) -> Result<()> {
                 frames,
                 args.source.fps,
                 args.idle,
+                !args.relay_reuse_frames,
             )?;
             let port = r.port;
             relay = Some(r);

@@ -42,8 +42,15 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Listens on `addr` and, unless `idle`, publishes `frames` at `fps`.
-    pub fn start(addr: SocketAddr, frames: Vec<Bytes>, fps: f64, idle: bool) -> Result<Relay> {
+    /// Listens on `addr` and, unless `idle`, publishes `frames` at `fps`, each copied into
+    /// fresh memory when `fresh_copy` is set.
+    pub fn start(
+        addr: SocketAddr,
+        frames: Vec<Bytes>,
+        fps: f64,
+        idle: bool,
+        fresh_copy: bool,
+    ) -> Result<Relay> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("relay")
@@ -60,6 +67,14 @@ impl Relay {
             let mut sequence = 0u64;
             Feeder::start(frames, fps, move |jpeg| {
                 sequence += 1;
+                // Each frame in memory of its own, as when it arrives from a camera or a
+                // socket: reusing one buffer would keep it cache- and TLB-hot and flatter
+                // the relay.
+                let jpeg = if fresh_copy {
+                    Bytes::copy_from_slice(&jpeg)
+                } else {
+                    jpeg
+                };
                 tx.send_replace(Some(Arc::new(RelayFrame {
                     sequence,
                     capture_us: unix_us(),
