@@ -16,6 +16,9 @@ step "cargo test"
 # The reverse-proxy test must not skip in CI: install-deps.sh --test installs nginx.
 export WSJPEG_REQUIRE_NGINX=1
 cargo test --workspace --locked
+step "load smoke: 20 viewers, MJPEG and a stalled one (wsjpeg-bench)"
+target/debug/wsjpeg-bench run --viewers 20 --mjpeg 2 --stalled 1 --ramp 1 --settle 0.5 \
+    --duration 3 --probes 3 --min-fps 25 --max-failed 0
 if [[ -x web/tests/run.sh ]]; then
     step "viewer in headless Chromium"
     web/tests/run.sh

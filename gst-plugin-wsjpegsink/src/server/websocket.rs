@@ -254,7 +254,8 @@ pub async fn read_client<R: AsyncRead + Unpin>(
                 }
             }
         }
-        buf.reserve(4096);
+        // Client messages are a few dozen bytes: grow on demand, not 4 KiB per viewer up front.
+        buf.reserve(512);
         match reader.read_buf(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
