@@ -17,6 +17,7 @@ step "cargo test"
 export WSJPEG_REQUIRE_NGINX=1
 cargo test --workspace --locked
 step "load smoke: 20 viewers, MJPEG and a stalled one (wsjpeg-bench)"
+cargo build --locked -p wsjpeg-bench
 target/debug/wsjpeg-bench run --viewers 20 --mjpeg 2 --stalled 1 --ramp 1 --settle 0.5 \
     --duration 3 --probes 3 --min-fps 25 --max-failed 0
 if [[ -x web/tests/run.sh ]]; then
