@@ -134,10 +134,12 @@ fn forward_frames(
                     return Ok(gst::FlowSuccess::Ok);
                 };
                 let caps = sample.caps_owned();
+                // A source without timestamps (some --pipeline fragments) is stamped on arrival.
                 let capture = buffer
                     .pts()
                     .zip(appsink.base_time())
-                    .map(|(pts, base)| pts + base);
+                    .map(|(pts, base)| pts + base)
+                    .or_else(|| appsink.clock().map(|clock| clock.time()));
                 frames.tick();
                 let recording = tap.lock().ok().and_then(|t| t.clone());
                 if let Some((appsrc, figures)) = recording {
