@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 100 viewers at 720p30 (268 KB frames, passthrough), with and without an MJPEG recording.
+# 100 viewers at 720p30 (software-encoded test pattern), with and without an MJPEG recording.
 set -u
 cd "$(dirname "$0")/.."
 cargo build --release -p wsjpeg-launcher -p wsjpeg-bench
