@@ -496,11 +496,22 @@ impl Viewer {
             self.send_frame(writer, &frame).await?;
         }
 
+        // Built once per session, not once per frame: at hundreds of viewers the per-frame
+        // registration of a fresh timer and cancellation waiter shows in the profile.
+        let stopping = hub.shutdown.cancelled();
+        tokio::pin!(stopping);
+        let timer = tokio::time::sleep_until(self.next_wake());
+        tokio::pin!(timer);
         loop {
+            // Only ever moved earlier here; a timer that fires early finds nothing due and is
+            // set again below, so keepalive deadlines that slide with every frame cost nothing.
             let wake_at = self.next_wake();
+            if wake_at < timer.deadline() {
+                timer.as_mut().reset(wake_at);
+            }
             tokio::select! {
                 biased;
-                _ = hub.shutdown.cancelled() => return Ok(Some((CLOSE_GOING_AWAY, "server stopping"))),
+                _ = &mut stopping => return Ok(Some((CLOSE_GOING_AWAY, "server stopping"))),
                 input = inputs.recv() => {
                     let Some(input) = input else { return Ok(None) };
                     self.last_heard = Instant::now();
@@ -539,10 +550,11 @@ impl Viewer {
                         self.offer(writer, &frame).await?;
                     }
                 }
-                _ = tokio::time::sleep_until(wake_at) => {
+                _ = &mut timer => {
                     if let Some(close) = self.on_timer(writer, &frames).await? {
                         return Ok(close);
                     }
+                    timer.as_mut().reset(self.next_wake());
                 }
             }
         }
