@@ -11,6 +11,16 @@ mod routes;
 pub mod tls;
 pub mod websocket;
 
+/// What the server parses from clients, reachable by the fuzz target (`tests/fuzz.rs`); not an
+/// API.
+#[doc(hidden)]
+pub mod parsers {
+    pub use super::files::resolve as resolve_document_path;
+    pub use super::routes::{
+        constant_time_eq, origin_allowed, presented_tokens, query_param, token_accepted,
+    };
+}
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};

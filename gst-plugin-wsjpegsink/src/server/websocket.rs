@@ -277,16 +277,6 @@ async fn discard_input<R: AsyncRead + Unpin>(reader: &mut R, mut buf: BytesMut) 
     .await;
 }
 
-/// The parsers of the other server modules (which are private), reachable for the fuzz target
-/// in `tests/fuzz.rs`. Not an API.
-#[doc(hidden)]
-pub mod parsers {
-    pub use super::super::files::resolve as resolve_document_path;
-    pub use super::super::routes::{
-        constant_time_eq, origin_allowed, presented_tokens, query_param, token_accepted,
-    };
-}
-
 /// The sending half of a viewer connection.
 struct FrameWriter<W> {
     writer: W,
