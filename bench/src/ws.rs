@@ -13,12 +13,10 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::util::{Target, XorShift, base64, websocket_accept};
 
-pub const OPCODE_CONTINUATION: u8 = 0x0;
-pub const OPCODE_TEXT: u8 = 0x1;
-pub const OPCODE_BINARY: u8 = 0x2;
-pub const OPCODE_CLOSE: u8 = 0x8;
-pub const OPCODE_PING: u8 = 0x9;
-pub const OPCODE_PONG: u8 = 0xA;
+// The wire constants are RFC 6455's; the server's definitions are the single source.
+pub use gstwsjpeg::server::websocket::{
+    OPCODE_BINARY, OPCODE_CLOSE, OPCODE_CONTINUATION, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT,
+};
 
 /// Longest text or control message kept (server JSON messages are far smaller).
 const MAX_KEPT_PAYLOAD: usize = 64 * 1024;

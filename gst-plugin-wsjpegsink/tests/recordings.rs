@@ -92,6 +92,11 @@ fn assert_no_store(response: &Response) {
     assert_eq!(response.header("cache-control"), Some("no-store"));
 }
 
+/// The status of an empty POST.
+async fn post(port: u16, path: &str, headers: &[(&str, &str)]) -> u16 {
+    http_request(port, "POST", path, headers, b"").await.status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_names_sizes_start_and_in_progress() {
     let _gate = MEMORY_GATE.read().await;
@@ -566,15 +571,15 @@ async fn token_and_origin_rules_apply() {
     }
     let response = http_request(server.port, "POST", "/api/record/start", &[], b"").await;
     assert_eq!(response.status, 401);
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/start?token=wrong",
-        &[("Origin", origin.as_str())],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 401);
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/start?token=wrong",
+            &[("Origin", origin.as_str())]
+        )
+        .await,
+        401
+    );
     assert!(seen.lock().expect("lock").is_empty());
 
     // A page on another site, even with the token (e.g. in a cookie): refused.
@@ -590,15 +595,15 @@ async fn token_and_origin_rules_apply() {
     )
     .await;
     assert_eq!(response.status, 403);
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/stop",
-        &[("Cookie", "wsjpeg_token=s3cret"), ("Origin", "null")],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 403);
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/stop",
+            &[("Cookie", "wsjpeg_token=s3cret"), ("Origin", "null")]
+        )
+        .await,
+        403
+    );
     assert_no_store(&response);
     assert!(
         seen.lock().expect("lock").is_empty(),
@@ -606,47 +611,47 @@ async fn token_and_origin_rules_apply() {
     );
 
     // The viewer page itself (same host), and scripts without an Origin.
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/start?token=s3cret",
-        &[("Origin", origin.as_str())],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 202);
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/stop",
-        &[("Authorization", "Bearer s3cret")],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 202);
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/start?token=s3cret",
+            &[("Origin", origin.as_str())]
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/stop",
+            &[("Authorization", "Bearer s3cret")]
+        )
+        .await,
+        202
+    );
 
     // allowed-origins lets a named site in.
     server
         .sink
         .set_property("allowed-origins", "https://app.example");
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/start?token=s3cret",
-        &[("Origin", "https://app.example")],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 202);
-    let response = http_request(
-        server.port,
-        "POST",
-        "/api/record/start?token=s3cret",
-        &[("Origin", "https://other.example")],
-        b"",
-    )
-    .await;
-    assert_eq!(response.status, 403);
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/start?token=s3cret",
+            &[("Origin", "https://app.example")]
+        )
+        .await,
+        202
+    );
+    assert_eq!(
+        post(
+            server.port,
+            "/api/record/start?token=s3cret",
+            &[("Origin", "https://other.example")]
+        )
+        .await,
+        403
+    );
     assert_eq!(*seen.lock().expect("lock"), ["start", "stop", "start"]);
 }
 

@@ -319,17 +319,35 @@ pub async fn http_get(
     extra_headers: &[(&str, &str)],
     limit: usize,
 ) -> Response {
+    http_exchange(port, "GET", path, extra_headers, b"", limit).await
+}
+
+/// One request on a fresh connection; reading stops at EOF, after 10 s, or once `limit` body
+/// bytes are in.
+async fn http_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+    limit: usize,
+) -> Response {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("server accepts");
     let mut request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     for (name, value) in extra_headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    let mut raw_request = request.into_bytes();
+    raw_request.extend_from_slice(body);
     stream
-        .write_all(request.as_bytes())
+        .write_all(&raw_request)
         .await
         .expect("request is sent");
     let mut raw = Vec::new();
@@ -639,34 +657,6 @@ pub async fn http_request(
     extra_headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("server accepts");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in extra_headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    let mut raw_request = request.into_bytes();
-    raw_request.extend_from_slice(body);
-    stream
-        .write_all(&raw_request)
-        .await
-        .expect("request is sent");
-    let mut raw = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match tokio::time::timeout(left, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => raw.extend_from_slice(&chunk[..n]),
-        }
-        if method == "HEAD" && find(&raw, b"\r\n\r\n").is_some() {
-            break;
-        }
-    }
-    parse_response(&raw)
+    let limit = if method == "HEAD" { 0 } else { usize::MAX };
+    http_exchange(port, method, path, extra_headers, body, limit).await
 }
