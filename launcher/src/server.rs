@@ -151,12 +151,19 @@ fn enable_recording_control(
     camera: usize,
     events: Sender<Event>,
 ) {
-    if sink.find_property("recording-dir").is_some() {
-        sink.set_property("recording-dir", dir.display().to_string());
-    }
-    if gst::glib::subclass::signal::SignalId::lookup("recording-control", sink.type_()).is_none() {
+    // The element may be an older installed libgstwsjpeg.so loaded before ours (see
+    // `init_gstreamer`): without the recording interface, recording is simply not offered
+    // over HTTP, rather than a panic on an unknown property or signal.
+    if sink.find_property("recording-dir").is_none()
+        || gst::glib::subclass::signal::SignalId::lookup("recording-control", sink.type_())
+            .is_none()
+    {
+        log::warn!(
+            "This wsjpegsink has no recording interface: recording is not offered over HTTP"
+        );
         return;
     }
+    sink.set_property("recording-dir", dir.display().to_string());
     let events = std::sync::Mutex::new(events);
     sink.connect("recording-control", false, move |args| {
         let start = match args.get(1).and_then(|v| v.get::<String>().ok()).as_deref() {
