@@ -60,7 +60,7 @@ async fn camera_runs_only_while_someone_watches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parked_camera_keeps_viewers_and_says_idle() {
+async fn a_paused_viewer_keeps_the_camera_running() {
     let mut config = config(Source::TestPattern);
     config.linger = Duration::from_millis(100);
     let running = Running::start(config);

@@ -383,3 +383,30 @@ async fn http_start_list_download_stop() {
     assert!(frames > 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_loss_finishes_the_segment_and_recording_resumes_in_a_new_one() {
+    let dir = temp_dir("loss");
+    // A camera that fails after 45 frames every time it is started.
+    let mut config = config(Source::Fragment(
+        "videotestsrc is-live=true ! video/x-raw,framerate=30/1 ! identity error-after=45".into(),
+    ));
+    config.recording = Some(recording_config(&dir, 60));
+    let running = Running::start(config);
+    assert!(
+        eventually(15 * SECOND, || segments(&dir).len() >= 2).await,
+        "a new segment after the camera came back: {:?}",
+        segments(&dir)
+    );
+    assert!(eventually(5 * SECOND, || running.view().recording).await);
+    drop(running);
+    let files = segments(&dir);
+    let (_, codec, _, frames) =
+        probe(&files[0]).expect("the segment cut by the loss was finished and plays");
+    assert_eq!(codec, "mjpeg");
+    assert!(
+        (20..=45).contains(&frames),
+        "{frames} frames before the loss"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
