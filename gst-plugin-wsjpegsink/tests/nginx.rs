@@ -254,7 +254,9 @@ async fn websocket_viewer_through_nginx_gets_every_frame() {
 async fn mjpeg_part_ages(port: u16, path: &str, parts: usize, within: Duration) -> Vec<Duration> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        // HTTP/1.0: the body comes unchunked, so parts can be cut out of the raw bytes (over
+        // HTTP/1.1 nginx re-chunks the stream and chunk headers land inside the JPEGs).
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut raw = Vec::new();
