@@ -15,7 +15,12 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::CAT;
+use crate::burst::Burst;
 use crate::protocol::{CameraState, CameraStatus, RecordingStatus};
+
+/// Refused viewers are warned about at most this often.
+const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One JPEG as it is handed to viewers.
 #[derive(Debug)]
@@ -174,6 +179,7 @@ pub struct Hub {
     next_sequence: AtomicU64,
     pub counters: Counters,
     rate_in: Mutex<RateWindow>,
+    refusals: Mutex<Burst>,
     events: ClientEventSink,
     pub started: Instant,
     /// Fires when the server stops; every viewer task ends with close code 1001.
@@ -208,6 +214,7 @@ impl Hub {
             next_sequence: AtomicU64::new(1),
             counters: Counters::default(),
             rate_in: Mutex::new(RateWindow::new()),
+            refusals: Mutex::new(Burst::new(REFUSAL_WARNING_INTERVAL)),
             events,
             started: Instant::now(),
             shutdown: CancellationToken::new(),
@@ -387,6 +394,16 @@ impl Hub {
                 self.counters
                     .clients_refused
                     .fetch_add(1, Ordering::Relaxed);
+                if let Some(count) = lock(&self.refusals).note() {
+                    gst::warning!(
+                        CAT,
+                        "Refused {} viewer(s), the last from {}: max-clients ({}) reached; raise \
+                         the max-clients property (launcher: --max-clients)",
+                        count,
+                        address,
+                        max_clients
+                    );
+                }
                 return None;
             }
             let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use gst::glib;
 
+mod burst;
 pub mod hub;
 pub mod jpeg;
 pub mod protocol;

@@ -18,6 +18,11 @@ pub fn meta_header(sequence: u64, capture_time_us: u64) -> [u8; META_HEADER_LEN]
     h
 }
 
+/// A viewer's `max-fps` other than 0 (no cap) is clamped into this range: at most one frame
+/// per 10 s, at least as fast as any camera.
+pub const MIN_MAX_FPS: f64 = 0.1;
+pub const MAX_MAX_FPS: f64 = 1000.0;
+
 /// What a viewer may tell the server.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -25,6 +30,7 @@ pub enum ClientMessage {
     Pong,
     Pause,
     Resume,
+    /// `fps` is 0 (no cap) or within [`MIN_MAX_FPS`, `MAX_MAX_FPS`] once parsed.
     MaxFps {
         fps: f64,
     },
@@ -38,6 +44,8 @@ pub enum ClientMessage {
 pub enum ParseError {
     NotJson(String),
     Unknown(String),
+    /// A known message with a value it cannot have.
+    Invalid(&'static str),
 }
 
 impl std::fmt::Display for ParseError {
@@ -45,6 +53,7 @@ impl std::fmt::Display for ParseError {
         match self {
             ParseError::NotJson(e) => write!(f, "invalid JSON message: {e}"),
             ParseError::Unknown(e) => write!(f, "unsupported message: {e}"),
+            ParseError::Invalid(e) => write!(f, "invalid message: {e}"),
         }
     }
 }
@@ -56,7 +65,21 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     if !value.is_object() {
         return Err(ParseError::Unknown("a message is a JSON object".into()));
     }
-    serde_json::from_value(value).map_err(|e| ParseError::Unknown(e.to_string()))
+    let message = serde_json::from_value(value).map_err(|e| ParseError::Unknown(e.to_string()))?;
+    match message {
+        // NaN is no JSON number, but a message may be built in code too.
+        ClientMessage::MaxFps { fps } if fps.is_nan() || fps < 0.0 => Err(ParseError::Invalid(
+            "max-fps wants fps 0 (no cap) or a positive number of frames per second",
+        )),
+        ClientMessage::MaxFps { fps } => Ok(ClientMessage::MaxFps {
+            fps: if fps > 0.0 {
+                fps.clamp(MIN_MAX_FPS, MAX_MAX_FPS)
+            } else {
+                0.0
+            },
+        }),
+        message => Ok(message),
+    }
 }
 
 /// Camera state as viewers see it in `status` messages.
@@ -224,6 +247,31 @@ mod tests {
         assert!(matches!(
             parse_client_message(r#"{"type":"max-fps","fps":"x"}"#),
             Err(ParseError::Unknown(_))
+        ));
+    }
+
+    #[test]
+    fn max_fps_is_checked_and_clamped() {
+        let fps = |text: &str| match parse_client_message(text) {
+            Ok(ClientMessage::MaxFps { fps }) => Some(fps),
+            _ => None,
+        };
+        assert_eq!(fps(r#"{"type":"max-fps","fps":0}"#), Some(0.0));
+        assert_eq!(fps(r#"{"type":"max-fps","fps":1e-300}"#), Some(MIN_MAX_FPS));
+        assert_eq!(fps(r#"{"type":"max-fps","fps":5e-324}"#), Some(MIN_MAX_FPS));
+        assert_eq!(fps(r#"{"type":"max-fps","fps":1e300}"#), Some(MAX_MAX_FPS));
+        assert_eq!(fps(r#"{"type":"max-fps","fps":-0.0}"#), Some(0.0));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"max-fps","fps":-1}"#),
+            Err(ParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"max-fps","fps":"NaN"}"#),
+            Err(ParseError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_client_message(r#"{"type":"max-fps","fps":1e400}"#),
+            Err(ParseError::NotJson(_))
         ));
     }
 

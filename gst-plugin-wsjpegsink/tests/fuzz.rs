@@ -669,9 +669,11 @@ proptest! {
     fn origin_check_never_panics_and_follows_the_rules(
         list in prop::collection::vec("(https?://)?[a-zA-Z0-9.\\-:*]{0,20}/?", 0..4),
         headers in header_map(),
+        secure in any::<bool>(),
     ) {
         let allowed = AllowedOrigins::parse(&list.join(","));
-        let ok = parsers::origin_allowed(&allowed, &headers);
+        let scheme = if secure { "https" } else { "http" };
+        let ok = parsers::origin_allowed(&allowed, &headers, scheme);
         if !headers.contains_key("origin") {
             prop_assert!(ok, "requests without Origin pass");
         }
@@ -700,11 +702,17 @@ proptest! {
         let origin = format!("{scheme}://{host}");
         let origin = if upper { origin.to_ascii_uppercase() } else { origin };
         headers.insert("origin", HeaderValue::from_str(&origin).unwrap());
-        prop_assert!(parsers::origin_allowed(&AllowedOrigins::SameHost, &headers));
+        let same_host = |headers: &HeaderMap, scheme| {
+            parsers::origin_allowed(&AllowedOrigins::SameHost, headers, scheme)
+        };
+        prop_assert!(same_host(&headers, scheme));
+        let other_scheme = if scheme == "https" { "http" } else { "https" };
+        prop_assert!(!same_host(&headers, other_scheme), "another scheme is another origin");
         let default_port = if scheme == "https" { ":443" } else { ":80" };
-        if other != host && format!("{other}{default_port}") != host {
+        let without_default = |a: &str| a.strip_suffix(default_port).unwrap_or(a).to_string();
+        if without_default(&other) != without_default(&host) {
             headers.insert("origin", HeaderValue::from_str(&format!("{scheme}://{other}")).unwrap());
-            prop_assert!(!parsers::origin_allowed(&AllowedOrigins::SameHost, &headers));
+            prop_assert!(!same_host(&headers, scheme));
         }
     }
 }

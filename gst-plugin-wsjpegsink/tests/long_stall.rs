@@ -4,6 +4,10 @@
 //! for each, the others get every frame, and a stalled viewer that wakes up is shown the
 //! present, not a minute-old backlog.
 //!
+//! The server is given a `write-timeout` longer than the stall, so that the stalled viewers are
+//! kept all along; with the default (30 s) they would be disconnected and their slots freed,
+//! which `robustness.rs` tests.
+//!
 //! `WSJPEG_LONG_STALL_SECONDS` sets how long the stall lasts (default 60).
 //! Alone in its test binary so that the process's memory is the server's.
 
@@ -55,7 +59,8 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
     let jpeg = encode_jpeg(1280, 720, "snow", 20);
     assert!(jpeg.len() > 200_000, "frame is {} bytes", jpeg.len());
     let frame_len = jpeg.len() as u64;
-    let server = Server::fed("");
+    let write_timeout = stall.as_secs() + 30;
+    let server = Server::fed(&format!("write-timeout={write_timeout}"));
     let port = server.port;
 
     let mut ws_stalled = stalled(port, upgrade_request(port, "/stream?meta=1", "")).await;
@@ -114,7 +119,8 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
         growth < MAX_GROWTH,
         "memory grew by {growth} bytes over the stall"
     );
-    // Both stalled viewers are still connected: stalled is not gone.
+    // Both stalled viewers are still connected: stalled is not gone while the write timeout
+    // has not passed.
     assert_eq!(server.n_clients(), 3);
     // What went out before the windows closed sits in kernel socket buffers, not in the
     // process: every viewer socket gets a 256 KB send buffer (the kernel doubles it), so a

@@ -3,11 +3,14 @@
 //! Routing is warp's (see `routes`); connections are driven by hyper directly so that the
 //! accept loop, timeouts and the hand-off of upgraded sockets stay under our control.
 
+mod access;
+mod connections;
 mod files;
 mod mjpeg;
 pub mod recordings;
 mod report;
 mod routes;
+mod socket;
 pub mod tls;
 pub mod websocket;
 
@@ -15,10 +18,11 @@ pub mod websocket;
 /// API.
 #[doc(hidden)]
 pub mod parsers {
-    pub use super::files::resolve as resolve_document_path;
-    pub use super::routes::{
-        constant_time_eq, origin_allowed, presented_tokens, query_param, token_accepted,
+    pub use super::access::{
+        constant_time_eq, origin_allowed, presented_tokens, query_param, request_scheme,
+        token_accepted,
     };
+    pub use super::files::resolve as resolve_document_path;
 }
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -31,7 +35,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::task::TaskTracker;
 
 use crate::CAT;
+use crate::burst::Burst;
 use crate::hub::Hub;
+pub use access::AllowedOrigins;
+use connections::{BusyBody, ConnectionHandle, Connections};
+use socket::ClientSocket;
 
 /// Time a client gets to send its request headers (slow clients are cut off after it).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -39,43 +47,31 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// How long stopping waits for viewers to receive their close frame.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
-/// A TLS client must finish its handshake within this; it never holds up anyone else.
+/// Kernel send buffer for every client socket. Small enough that a stalled viewer holds at most
+/// a couple of frames in flight (seconds fresher than the autotuned default), large enough for
+/// full speed on a LAN. The kernel doubles the value.
 const VIEWER_SEND_BUFFER: usize = 256 * 1024;
+/// A TLS client must finish its handshake within this; it never holds up anyone else.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Which pages may open the WebSocket (`allowed-origins`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum AllowedOrigins {
-    /// Only pages served from the same host and port as the request.
-    #[default]
-    SameHost,
-    Any,
-    List(Vec<String>),
-}
-
-impl AllowedOrigins {
-    /// Parses the property's comma list: empty means same host, `*` means any.
-    pub fn parse(value: &str) -> Self {
-        let list: Vec<String> = value
-            .split(',')
-            .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-            .collect();
-        if list.is_empty() {
-            AllowedOrigins::SameHost
-        } else if list.iter().any(|s| s == "*") {
-            AllowedOrigins::Any
-        } else {
-            AllowedOrigins::List(list)
-        }
-    }
-}
+/// `max-connections` 0 means this many per allowed viewer.
+const CONNECTIONS_PER_CLIENT: usize = 4;
+/// Repeated refusals and accept failures are reported at most this often.
+const WARNING_INTERVAL: Duration = Duration::from_secs(5);
+/// After a failed accept (typically EMFILE) the loop waits this long, doubling up to a second.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Answer to a connection over `max-connections` when every open one is at work.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nRetry-After: 2\r\nConnection: close\r\n\r\nToo many connections\n";
 
 /// Settings the server reads per request; the element may change them while it runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub max_clients: u32,
+    /// Open connections of any kind; 0 = four per allowed viewer.
+    pub max_connections: u32,
     pub keepalive: Duration,
+    /// A client whose socket takes no byte for this long is disconnected; zero = never.
+    pub write_timeout: Duration,
     pub allowed_origins: AllowedOrigins,
     pub auth_token: Option<String>,
     pub document_root: Option<PathBuf>,
@@ -86,11 +82,22 @@ pub struct ServerConfig {
     pub recording_dir: Option<PathBuf>,
 }
 
+impl ServerConfig {
+    pub fn connection_limit(&self) -> usize {
+        match self.max_connections {
+            0 => (self.max_clients as usize).saturating_mul(CONNECTIONS_PER_CLIENT),
+            n => n as usize,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             max_clients: 64,
+            max_connections: 0,
             keepalive: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             allowed_origins: AllowedOrigins::SameHost,
             auth_token: None,
             document_root: None,
@@ -107,6 +114,7 @@ pub struct ServerContext {
     config: RwLock<ServerConfig>,
     /// Connections (HTTP or upgraded) still being served; waited for on stop.
     tracker: TaskTracker,
+    connections: Arc<Connections>,
 }
 
 impl ServerContext {
@@ -115,6 +123,7 @@ impl ServerContext {
             hub,
             config: RwLock::new(config),
             tracker: TaskTracker::new(),
+            connections: Connections::new(),
         })
     }
 
@@ -142,16 +151,20 @@ impl ServerContext {
     }
 }
 
-/// The peer address, put into each request's extensions for the handlers.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
+/// The connection a request came on, put into each request's extensions for the handlers.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The connection is TLS (https, wss).
+    pub secure: bool,
+    pub connection: ConnectionHandle,
+}
 
 #[derive(Debug)]
 pub enum StartError {
     /// The address/port pair does not resolve to a socket address.
     BadAddress(String),
     Bind(SocketAddr, std::io::Error),
-    Runtime(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -166,7 +179,6 @@ impl std::fmt::Display for StartError {
                 )
             }
             StartError::Bind(addr, e) => write!(f, "Cannot listen on {addr}: {e}"),
-            StartError::Runtime(e) => write!(f, "Cannot start the server runtime: {e}"),
         }
     }
 }
@@ -259,51 +271,103 @@ async fn accept_loop(
     let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let routes = routes::routes(ctx.clone());
     let shutdown = ctx.hub.shutdown.clone();
+    let mut refusals = Burst::new(WARNING_INTERVAL);
+    let mut accept_failures = Burst::new(WARNING_INTERVAL);
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let service = warp::service(routes.clone());
-                let shutdown = shutdown.clone();
-                let _ = stream.set_nodelay(true);
-                // Bounds what the kernel queues for a viewer that stops reading (MJPEG here,
-                // WebSocket again after the upgrade): about a frame, not seconds of video.
-                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(VIEWER_SEND_BUFFER);
-                match &tls {
-                    None => ctx.spawn(serve_connection(
-                        TokioIo::new(stream),
-                        peer,
-                        service,
-                        shutdown,
-                    )),
-                    Some(acceptor) => {
-                        let handshake = acceptor.accept(stream);
-                        ctx.spawn(async move {
-                            let stream = tokio::select! {
-                                _ = shutdown.cancelled() => return,
-                                done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => done,
-                            };
-                            match stream {
-                                Ok(Ok(stream)) => {
-                                    serve_connection(TokioIo::new(stream), peer, service, shutdown)
-                                        .await
-                                }
-                                Ok(Err(err)) => {
-                                    gst::debug!(CAT, "TLS handshake with {} failed: {}", peer, err)
-                                }
-                                Err(_) => gst::debug!(CAT, "TLS handshake with {} timed out", peer),
-                            }
-                        })
-                    }
-                }
+        let (stream, addr) = match accepted {
+            Ok(accepted) => {
+                backoff = ACCEPT_BACKOFF;
+                accepted
             }
             Err(err) => {
-                // Typically EMFILE: back off instead of spinning, keep serving the others.
-                gst::warning!(CAT, "Accept failed: {}", err);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Typically EMFILE: the pending connection stays queued and the listener stays
+                // readable, so retrying at once would spin. Close an idle connection to free a
+                // descriptor and wait a little.
+                let freed = ctx.connections.evict_one();
+                if let Some(count) = accept_failures.note() {
+                    gst::warning!(
+                        CAT,
+                        "Cannot accept connections ({} time(s)): {}; {} open, {}",
+                        count,
+                        err,
+                        ctx.connections.len(),
+                        if freed {
+                            "closing idle ones"
+                        } else {
+                            "none idle: raise the open-file limit (ulimit -n) or lower max-connections"
+                        }
+                    );
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                continue;
+            }
+        };
+        let config = ctx.config();
+        let limit = config.connection_limit();
+        let Some(slot) = ctx.connections.admit(limit) else {
+            if let Some(count) = refusals.note() {
+                gst::warning!(
+                    CAT,
+                    "Refused {} connection(s), the last from {}: all {} allowed connections are \
+                     at work (max-connections, default four per max-clients)",
+                    count,
+                    addr,
+                    limit
+                );
+            }
+            if tls.is_none() {
+                // A short answer on a fresh socket fits its buffer; `send` never raises SIGPIPE.
+                let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            }
+            continue;
+        };
+        let peer = Peer {
+            addr,
+            secure: tls.is_some(),
+            connection: slot.handle(),
+        };
+        let _ = stream.set_nodelay(true);
+        // Bounds what the kernel queues for a viewer that stops reading (MJPEG here,
+        // WebSocket again after the upgrade): about a frame, not seconds of video.
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(VIEWER_SEND_BUFFER);
+        let stream = ClientSocket::new(stream, config.write_timeout, slot);
+        let service = warp::service(routes.clone());
+        let shutdown = shutdown.clone();
+        match &tls {
+            None => ctx.spawn(serve_connection(
+                TokioIo::new(stream),
+                peer,
+                service,
+                shutdown,
+            )),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                let evicted = peer.connection.evicted();
+                ctx.spawn(async move {
+                    let stream = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = evicted.cancelled() => return,
+                        done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => done,
+                    };
+                    match stream {
+                        Ok(Ok(stream)) => {
+                            serve_connection(TokioIo::new(stream), peer, service, shutdown).await
+                        }
+                        Ok(Err(err)) => {
+                            gst::debug!(CAT, "TLS handshake with {} failed: {}", addr, err)
+                        }
+                        Err(_) => gst::debug!(CAT, "TLS handshake with {} timed out", addr),
+                    }
+                })
             }
         }
     }
@@ -320,7 +384,7 @@ async fn accept_loop(
 
 async fn serve_connection<I, S>(
     io: I,
-    peer: SocketAddr,
+    peer: Peer,
     service: S,
     shutdown: tokio_util::sync::CancellationToken,
 ) where
@@ -334,10 +398,17 @@ async fn serve_connection<I, S>(
     S::Future: Send + 'static,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let addr = peer.addr;
+    let evicted = peer.connection.evicted();
     let hyper_service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-        req.extensions_mut().insert(Peer(peer));
+        // At work from the request head until the last byte of the answer is written.
+        let busy = peer.connection.busy();
+        req.extensions_mut().insert(peer.clone());
         let mut service = service.clone();
-        async move { service.call(req).await }
+        async move {
+            let response = service.call(req).await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| BusyBody::new(body, busy)))
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -349,6 +420,10 @@ async fn serve_connection<I, S>(
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
+        _ = evicted.cancelled() => {
+            gst::debug!(CAT, "Closed the idle connection from {} to make room", addr);
+            return;
+        }
         _ = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
@@ -358,6 +433,6 @@ async fn serve_connection<I, S>(
         }
     };
     if let Err(err) = result {
-        gst::debug!(CAT, "Connection from {} ended: {}", peer, err);
+        gst::debug!(CAT, "Connection from {} ended: {}", addr, err);
     }
 }

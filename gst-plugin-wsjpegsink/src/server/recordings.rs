@@ -7,7 +7,6 @@
 //! thread, and a download is read in small chunks only as fast as the client takes them.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -17,18 +16,13 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 use warp::Rejection;
 use warp::reply::{Reply, Response};
 
-use super::routes::origin_allowed;
-use super::{Peer, ServerContext};
+use super::access::{origin_allowed, request_scheme};
+use super::{Peer, ServerContext, files};
 use crate::CAT;
 
-/// Bytes read from disk per step of a download.
-const CHUNK: usize = 64 * 1024;
-/// Chunks queued ahead of the connection: with the one being read, at most 3 × 64 KiB in memory.
-const CHUNKS_AHEAD: usize = 2;
 /// The application's `recording-control` handler must answer within this.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -387,7 +381,7 @@ pub async fn download(
                 CAT,
                 "Refused {} to {}: it links outside the recording folder",
                 name,
-                peer.0
+                peer.addr
             );
             return Ok(plain(StatusCode::NOT_FOUND, "Not found\n"));
         }
@@ -434,13 +428,13 @@ pub async fn download(
         start,
         len,
         size,
-        peer.0
+        peer.addr
     );
 
     let mut response = if method == Method::HEAD || len == 0 {
         http::Response::new(Bytes::new()).into_response()
     } else {
-        warp::reply::stream(file_stream(&ctx, file, start, len)).into_response()
+        warp::reply::stream(files::stream(&ctx, file, start, len)).into_response()
     };
     *response.status_mut() = status;
     let h = response.headers_mut();
@@ -463,81 +457,6 @@ pub async fn download(
     Ok(response)
 }
 
-/// Streams `len` bytes of `file` from `start`, reading a chunk only when the connection has
-/// room for it. A read error or a file that shrank ends the response with an error, so the
-/// client sees a broken download rather than a short one.
-fn file_stream(
-    ctx: &ServerContext,
-    file: File,
-    start: u64,
-    len: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_AHEAD);
-    let shutdown = ctx.hub.shutdown.clone();
-    ctx.spawn(async move {
-        let mut file = Some(file);
-        let mut offset = start;
-        let mut left = len;
-        while left > 0 {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                permit = tx.reserve() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return, // the client went away
-                },
-            };
-            let Some(mut f) = file.take() else { return };
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let read = tokio::task::spawn_blocking(move || {
-                let chunk = read_chunk(&mut f, offset, want);
-                (f, chunk)
-            })
-            .await;
-            match read {
-                Ok((f, Ok(chunk))) if !chunk.is_empty() => {
-                    file = Some(f);
-                    offset += chunk.len() as u64;
-                    left -= chunk.len() as u64;
-                    permit.send(Ok(chunk));
-                }
-                Ok((_, Ok(_))) => {
-                    permit.send(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the recording shrank while it was sent",
-                    )));
-                    return;
-                }
-                Ok((_, Err(err))) => {
-                    gst::warning!(CAT, "Reading a recording failed: {}", err);
-                    permit.send(Err(err));
-                    return;
-                }
-                Err(err) => {
-                    permit.send(Err(std::io::Error::other(err.to_string())));
-                    return;
-                }
-            }
-        }
-    });
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
-}
-
-fn read_chunk(file: &mut File, offset: u64, want: usize) -> std::io::Result<Bytes> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(filled);
-    Ok(Bytes::from(buf))
-}
-
 /// `POST /api/record/start` and `/api/record/stop` (any other method: 405).
 pub async fn control(
     ctx: Arc<ServerContext>,
@@ -553,12 +472,13 @@ pub async fn control(
         return r;
     }
     // A form or script on another site must not start or stop a recording.
-    if !origin_allowed(&ctx.config().allowed_origins, &headers) {
+    let scheme = request_scheme(peer.secure, &headers);
+    if !origin_allowed(&ctx.config().allowed_origins, &headers, scheme) {
         gst::info!(
             CAT,
             "Refused recording {} from {} with a foreign Origin",
             action,
-            peer.0
+            peer.addr
         );
         return error(StatusCode::FORBIDDEN, "Origin not allowed");
     }
@@ -568,7 +488,7 @@ pub async fn control(
     let call = tokio::task::spawn_blocking(move || handler(action));
     match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
         Ok(Ok(true)) => {
-            gst::info!(CAT, "Recording {} requested by {}", action, peer.0);
+            gst::info!(CAT, "Recording {} requested by {}", action, peer.addr);
             json_response(StatusCode::ACCEPTED, json!({ "ok": true }))
         }
         Ok(Ok(false)) => not_available(),

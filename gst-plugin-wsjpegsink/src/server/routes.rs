@@ -12,14 +12,14 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
+use super::access::{origin_allowed, query_param, request_scheme, token_accepted};
 use super::websocket::{self, ViewerOptions};
-use super::{AllowedOrigins, Peer, ServerContext, files, mjpeg, recordings, report};
+use super::{Peer, ServerContext, files, mjpeg, recordings, report};
 use crate::CAT;
 use crate::hub::{ClientKind, Frame};
 use crate::protocol::CameraState;
 
 const BUILTIN_PAGE: &str = include_str!("../../../web/index.html");
-pub const TOKEN_COOKIE: &str = "wsjpeg_token";
 
 #[derive(Debug)]
 struct Unauthorized;
@@ -54,87 +54,6 @@ fn with_common_headers(mut response: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// Returns the value of `name` in a URL query string.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
-}
-
-/// Compares without an early exit, so response time says nothing about the token.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for (i, x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
-}
-
-/// Finds a token in the query (`?token=`), an `Authorization: Bearer` header or the cookie.
-pub fn presented_tokens(query: &str, headers: &HeaderMap) -> Vec<String> {
-    let mut tokens = Vec::new();
-    if let Some(t) = query_param(query, "token") {
-        tokens.push(t);
-    }
-    for value in headers.get_all(header::AUTHORIZATION) {
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        if let Some((scheme, t)) = value.to_str().ok().and_then(|v| v.split_once(' '))
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            tokens.push(t.trim().to_string());
-        }
-    }
-    for value in headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            if let Some((k, v)) = pair.trim().split_once('=')
-                && k == TOKEN_COOKIE
-            {
-                tokens.push(v.to_string());
-            }
-        }
-    }
-    tokens
-}
-
-pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) -> bool {
-    let Some(expected) = expected else {
-        return true;
-    };
-    presented_tokens(query, headers)
-        .iter()
-        .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
-}
-
-/// Cross-site WebSocket hijacking guard. Requests without `Origin` (curl, VLC, scripts) pass:
-/// only browsers send it, and they always do.
-pub fn origin_allowed(allowed: &AllowedOrigins, headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    match allowed {
-        AllowedOrigins::Any => true,
-        AllowedOrigins::List(list) => list.contains(&origin),
-        AllowedOrigins::SameHost => {
-            let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-                return false;
-            };
-            let host = host.trim().to_ascii_lowercase();
-            let Some((scheme, authority)) = origin.split_once("://") else {
-                return false;
-            };
-            let default_port = if scheme == "https" { ":443" } else { ":80" };
-            authority == host || format!("{authority}{default_port}") == host
-        }
-    }
 }
 
 fn jpeg_response(frame: &Frame) -> Response {
@@ -195,7 +114,7 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
                 Ok::<_, Rejection>(match query_param(&query, "action").as_deref() {
                     Some("stream") => mjpeg_stream(&ctx, peer),
                     Some("snapshot") => snapshot(ctx, peer).await,
-                    _ => page(&ctx, "/"),
+                    _ => page(ctx, "/".to_string()).await,
                 })
             },
         );
@@ -289,7 +208,7 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             if ctx.config().document_root.is_none() {
                 return Err(warp::reject::not_found());
             }
-            Ok(page(&ctx, path.as_str()))
+            Ok(page(ctx, path.as_str().to_string()).await)
         },
     );
 
@@ -344,22 +263,33 @@ fn rejection_response(rejection: Rejection) -> Response {
     }
 }
 
-/// The viewer page: the built-in one, or a file from `document-root`.
-fn page(ctx: &ServerContext, path: &str) -> Response {
-    let config = ctx.config();
-    let Some(root) = config.document_root else {
+/// The viewer page: the built-in one, or a file from `document-root`, streamed.
+async fn page(ctx: Arc<ServerContext>, path: String) -> Response {
+    let Some(root) = ctx.config().document_root else {
         return respond(StatusCode::OK, "text/html; charset=utf-8", BUILTIN_PAGE);
     };
-    match files::resolve(&root, path) {
-        Some(file) => match std::fs::read(&file) {
-            Ok(body) => respond(StatusCode::OK, files::content_type(&file), body),
-            Err(err) => {
-                gst::warning!(CAT, "Cannot read {}: {}", file.display(), err);
-                text(StatusCode::NOT_FOUND, "Not found\n")
-            }
-        },
-        None => text(StatusCode::NOT_FOUND, "Not found\n"),
-    }
+    let opened = tokio::task::spawn_blocking(move || {
+        let resolved = files::resolve(&root, &path)?;
+        let file = std::fs::File::open(&resolved).map_err(|err| {
+            gst::warning!(CAT, "Cannot read {}: {}", resolved.display(), err);
+        });
+        let file = file.ok()?;
+        let size = file.metadata().ok()?.len();
+        Some((file, size, files::content_type(&resolved)))
+    })
+    .await;
+    let Ok(Some((file, size, content_type))) = opened else {
+        return text(StatusCode::NOT_FOUND, "Not found\n");
+    };
+    let mut response = if size == 0 {
+        http::Response::new(Bytes::new()).into_response()
+    } else {
+        warp::reply::stream(files::stream(&ctx, file, 0, size)).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    response
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
@@ -385,11 +315,12 @@ fn ws_or_mjpeg(
         return mjpeg_stream(&ctx, peer);
     }
     let config = ctx.config();
-    if !origin_allowed(&config.allowed_origins, &headers) {
+    let scheme = request_scheme(peer.secure, &headers);
+    if !origin_allowed(&config.allowed_origins, &headers, scheme) {
         gst::info!(
             CAT,
             "Refused WebSocket from {} with a foreign Origin",
-            peer.0
+            peer.addr
         );
         return text(StatusCode::FORBIDDEN, "Origin not allowed\n");
     }
@@ -415,7 +346,7 @@ fn ws_or_mjpeg(
     // Refused viewers still complete the handshake, so that they can be told why (1013).
     let guard = ctx
         .hub
-        .register(ClientKind::WebSocket, peer.0, config.max_clients);
+        .register(ClientKind::WebSocket, peer.addr, config.max_clients);
     let options = ViewerOptions {
         meta: query_param(&query, "meta").is_some_and(|v| v == "1" || v == "true"),
         keepalive: config.keepalive,
@@ -425,6 +356,7 @@ fn ws_or_mjpeg(
         guard,
         options,
         ctx.hub.clone(),
+        peer.connection.busy(),
     ));
 
     let mut response = http::Response::new(Bytes::new()).into_response();
@@ -440,7 +372,7 @@ fn mjpeg_stream(ctx: &Arc<ServerContext>, peer: Peer) -> Response {
     let config = ctx.config();
     let Some(guard) = ctx
         .hub
-        .register(ClientKind::Mjpeg, peer.0, config.max_clients)
+        .register(ClientKind::Mjpeg, peer.addr, config.max_clients)
     else {
         return service_unavailable("Too many viewers\n");
     };
@@ -467,7 +399,7 @@ async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
         return jpeg_response(&frame);
     }
     let config = ctx.config();
-    let Some(_guard) = hub.register(ClientKind::Snapshot, peer.0, config.max_clients) else {
+    let Some(_guard) = hub.register(ClientKind::Snapshot, peer.addr, config.max_clients) else {
         return service_unavailable("Too many viewers\n");
     };
     let wait = async {
@@ -485,94 +417,5 @@ async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
     match frame {
         Some(frame) => jpeg_response(&frame),
         None => service_unavailable("No frame available yet, retry shortly\n"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_str(v).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn origin_rules() {
-        let same = AllowedOrigins::SameHost;
-        assert!(origin_allowed(&same, &headers(&[("host", "cam:3003")])));
-        assert!(origin_allowed(
-            &same,
-            &headers(&[("host", "cam:3003"), ("origin", "http://cam:3003")])
-        ));
-        assert!(origin_allowed(
-            &same,
-            &headers(&[("host", "cam"), ("origin", "http://CAM")])
-        ));
-        assert!(!origin_allowed(
-            &same,
-            &headers(&[("host", "cam:3003"), ("origin", "http://evil.example")])
-        ));
-        assert!(!origin_allowed(
-            &same,
-            &headers(&[("host", "cam:3003"), ("origin", "null")])
-        ));
-        let list = AllowedOrigins::parse("https://a.example, http://b.example:8080/");
-        assert!(origin_allowed(
-            &list,
-            &headers(&[("origin", "http://b.example:8080")])
-        ));
-        assert!(!origin_allowed(
-            &list,
-            &headers(&[("origin", "http://c.example")])
-        ));
-        assert!(origin_allowed(
-            &AllowedOrigins::parse("*"),
-            &headers(&[("origin", "null")])
-        ));
-        assert_eq!(AllowedOrigins::parse(" , "), AllowedOrigins::SameHost);
-    }
-
-    #[test]
-    fn token_sources() {
-        let none = HeaderMap::new();
-        assert!(token_accepted(None, "", &none));
-        assert!(!token_accepted(Some("s3cret"), "", &none));
-        assert!(token_accepted(Some("s3cret"), "meta=1&token=s3cret", &none));
-        assert!(token_accepted(Some("a b"), "token=a%20b", &none));
-        assert!(token_accepted(
-            Some("s3cret"),
-            "",
-            &headers(&[("authorization", "Bearer s3cret")])
-        ));
-        assert!(token_accepted(
-            Some("s3cret"),
-            "",
-            &headers(&[("authorization", "bearer s3cret")])
-        ));
-        assert!(!token_accepted(
-            Some("s3cret"),
-            "",
-            &headers(&[("authorization", "Basic s3cret")])
-        ));
-        assert!(token_accepted(
-            Some("s3cret"),
-            "",
-            &headers(&[("cookie", "x=1; wsjpeg_token=s3cret")])
-        ));
-        assert!(!token_accepted(Some("s3cret"), "token=s3cre", &none));
-        assert!(!token_accepted(Some("s3cret"), "token=s3cret2", &none));
-    }
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"", b"a"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::connections::Busy;
+use super::socket::ClientSocket;
 use crate::CAT;
 use crate::hub::{ClientGuard, Frame, Hub};
 use crate::protocol::{self, ClientMessage, MAX_CLIENT_MESSAGE, ServerMessage};
@@ -27,14 +29,12 @@ pub const OPCODE_PONG: u8 = 0xA;
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+/// What a close frame without a body means (RFC 6455 §7.1.5); never sent.
+pub const CLOSE_NO_STATUS: u16 = 1005;
 pub const CLOSE_INVALID_DATA: u16 = 1007;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 pub const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
-/// Kernel send buffer for viewer sockets. Small enough that a stalled viewer holds at most a
-/// couple of frames in flight (seconds fresher than the autotuned default), large enough for
-/// full speed on a LAN. The kernel doubles the value.
-const VIEWER_SEND_BUFFER: usize = 256 * 1024;
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// After refusing a client's message, how long its remaining bytes are read and discarded.
@@ -172,14 +172,7 @@ impl MessageAssembler {
         match frame.opcode {
             OPCODE_PING => return Some(ClientInput::Ping(frame.payload)),
             OPCODE_PONG => return Some(ClientInput::Alive),
-            OPCODE_CLOSE => {
-                let code = if frame.payload.len() >= 2 {
-                    u16::from_be_bytes([frame.payload[0], frame.payload[1]])
-                } else {
-                    CLOSE_NORMAL
-                };
-                return Some(ClientInput::Close(code));
-            }
+            OPCODE_CLOSE => return Some(close_input(&frame.payload)),
             OPCODE_CONTINUATION => {
                 if self.opcode.is_none() {
                     return Some(ClientInput::Violation(
@@ -223,6 +216,31 @@ impl MessageAssembler {
             )),
         }
     }
+}
+
+/// A close frame's body: nothing, or a code a peer may send and a UTF-8 reason.
+fn close_input(payload: &[u8]) -> ClientInput {
+    match payload {
+        [] => ClientInput::Close(CLOSE_NO_STATUS),
+        [_] => ClientInput::Violation(CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte body"),
+        [high, low, reason @ ..] => {
+            let code = u16::from_be_bytes([*high, *low]);
+            if !close_code_may_be_sent(code) {
+                ClientInput::Violation(CLOSE_PROTOCOL_ERROR, "invalid close code")
+            } else if std::str::from_utf8(reason).is_err() {
+                ClientInput::Violation(CLOSE_INVALID_DATA, "close reason is not UTF-8")
+            } else {
+                ClientInput::Close(code)
+            }
+        }
+    }
+}
+
+/// The codes RFC 6455 §7.4 lets an endpoint put in a close frame: the defined ones that are
+/// not reserved for local use (1005, 1006, 1015), the IANA-registered 1012–1014, and the
+/// ranges for libraries and applications.
+pub fn close_code_may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// The reading half of a viewer connection: parses frames from `buf` and then `reader` and
@@ -327,12 +345,14 @@ pub struct ViewerOptions {
     pub keepalive: Duration,
 }
 
-/// Serves one upgraded connection until the viewer leaves or the server stops.
+/// Serves one upgraded connection until the viewer leaves or the server stops. `busy` keeps
+/// the connection from being closed to make room for others meanwhile.
 pub async fn serve_upgraded(
     upgrade: hyper::upgrade::OnUpgrade,
     guard: Option<ClientGuard>,
     options: ViewerOptions,
     hub: Arc<Hub>,
+    busy: Busy,
 ) {
     let upgraded = tokio::select! {
         _ = hub.shutdown.cancelled() => return,
@@ -341,26 +361,29 @@ pub async fn serve_upgraded(
             _ => return,
         },
     };
-    match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
+    match upgraded.downcast::<hyper_util::rt::TokioIo<ClientSocket<tokio::net::TcpStream>>>() {
         Ok(parts) => {
-            let stream = parts.io.into_inner();
-            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(VIEWER_SEND_BUFFER);
-            let (reader, writer) = stream.into_split();
-            run_viewer(
-                reader,
-                writer,
-                BytesMut::from(&parts.read_buf[..]),
-                guard,
-                options,
-                hub,
-            )
-            .await
+            let (reader, writer) = parts.io.into_inner().into_split();
+            let read_buf = BytesMut::from(&parts.read_buf[..]);
+            run_viewer(reader, writer, read_buf, guard, options, hub).await
         }
+        // TLS: reads and writes go through rustls to the same kind of socket underneath.
         Err(upgraded) => {
             let io = hyper_util::rt::TokioIo::new(upgraded);
             let (reader, writer) = tokio::io::split(io);
             run_viewer(reader, writer, BytesMut::new(), guard, options, hub).await
         }
+    }
+    drop(busy);
+}
+
+/// Aborts the task when dropped, so that the reader ends with its viewer even if the viewer's
+/// task unwinds.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -383,7 +406,7 @@ async fn run_viewer<R, W>(
         return;
     };
     let (input_tx, mut inputs) = mpsc::channel(8);
-    let mut reader_task = tokio::spawn(read_client(reader, read_buf, input_tx));
+    let mut reader_task = AbortOnDrop(tokio::spawn(read_client(reader, read_buf, input_tx)));
     let mut viewer = Viewer::new(guard, options);
     let code = match viewer.run(&mut writer, &mut inputs).await {
         Ok(code) => code,
@@ -401,12 +424,14 @@ async fn run_viewer<R, W>(
         writer.send_close(code, reason).await;
         if code != CLOSE_GOING_AWAY {
             // The reader is discarding what the client still sends; let it see the EOF.
-            let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, &mut reader_task).await;
+            let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, &mut reader_task.0).await;
         }
     }
-    reader_task.abort();
     drop(hub);
 }
+
+/// How long a viewer task sleeps when nothing is due.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// What ends a viewer's session and how to say goodbye.
 type CloseReason = Option<(u16, &'static str)>;
@@ -551,17 +576,20 @@ impl Viewer {
     }
 
     fn next_wake(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(3600);
-        let mut wake = far;
+        let now = Instant::now();
+        let mut wake = now.checked_add(IDLE_WAKE).unwrap_or(now);
         if self.held_back {
             wake = wake.min(self.next_allowed);
         }
         let ka = self.options.keepalive;
         if !ka.is_zero() {
-            wake = wake
-                .min(self.last_sent + ka)
-                .min(self.last_heard.max(self.last_probe) + ka)
-                .min(self.last_heard + ka * 3);
+            let due = [
+                self.last_sent.checked_add(ka),
+                self.last_heard.max(self.last_probe).checked_add(ka),
+                ka.checked_mul(3)
+                    .and_then(|silence| self.last_heard.checked_add(silence)),
+            ];
+            wake = due.into_iter().flatten().fold(wake, Instant::min);
         }
         wake
     }
@@ -583,15 +611,20 @@ impl Viewer {
         if ka.is_zero() {
             return Ok(None);
         }
-        if now >= self.last_heard + ka * 3 {
+        let reached = |since: Instant, after: Option<Duration>| {
+            after
+                .and_then(|after| since.checked_add(after))
+                .is_some_and(|t| now >= t)
+        };
+        if reached(self.last_heard, ka.checked_mul(3)) {
             gst::debug!(CAT, "Viewer {} stopped answering", self.guard.stats.address);
             return Ok(Some(Some((CLOSE_GOING_AWAY, "no answer to pings"))));
         }
-        if now >= self.last_sent + ka {
+        if reached(self.last_sent, Some(ka)) {
             self.send_text(writer, &ServerMessage::Ping.to_json())
                 .await?;
         }
-        if now >= self.last_heard.max(self.last_probe) + ka {
+        if reached(self.last_heard.max(self.last_probe), Some(ka)) {
             // A protocol ping: every WebSocket client answers it, even ones that ignore JSON.
             self.last_probe = now;
             writer.send(OPCODE_PING, &[]).await?;
@@ -654,12 +687,10 @@ impl Viewer {
                 }
             }
             ClientInput::Message(ClientMessage::MaxFps { fps }) => {
-                let fps = if fps.is_finite() {
-                    fps.clamp(0.0, 1000.0)
-                } else {
-                    0.0
-                };
-                self.min_interval = (fps > 0.0).then(|| Duration::from_secs_f64(1.0 / fps));
+                // The protocol has checked the value; a zero or unusable one means no cap.
+                self.min_interval = Duration::try_from_secs_f64(1.0 / fps)
+                    .ok()
+                    .filter(|interval| fps > 0.0 && !interval.is_zero());
                 self.guard
                     .stats
                     .max_fps_bits
@@ -716,7 +747,7 @@ impl Viewer {
         self.last_sent_seq = frame.sequence;
         self.held_back = false;
         if let Some(interval) = self.min_interval {
-            self.next_allowed = now + interval;
+            self.next_allowed = now.checked_add(interval).unwrap_or(now);
         }
         self.guard.record_sent(parts[0].len() + parts[1].len());
         Ok(())

@@ -30,7 +30,7 @@
  */
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gst::glib;
@@ -40,6 +40,7 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::notifier;
+use crate::burst::Burst;
 use crate::hub::{Hub, VideoInfo, lock};
 use crate::protocol::{CameraState, CameraStatus, RecordingStatus, unix_time_us};
 use crate::server::{self, AllowedOrigins, RunningServer, ServerConfig, ServerContext};
@@ -48,7 +49,12 @@ use crate::{CAT, RUNTIME, jpeg};
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_PORT: u32 = 3003;
 const DEFAULT_MAX_CLIENTS: u32 = 64;
+const DEFAULT_MAX_CONNECTIONS: u32 = 0;
 const DEFAULT_KEEPALIVE: u32 = 30;
+const DEFAULT_WRITE_TIMEOUT: u32 = 30;
+/// What reading `auth-token` gives while one is set: the token itself never leaves the element
+/// (not into pipeline dumps, not into `gst-launch-1.0 -v`).
+const MASKED_TOKEN: &str = "*****";
 const DEFAULT_SNAPSHOT_TIMEOUT: u32 = 5000;
 /// Invalid frames are reported at most this often; the rest of a burst is only counted.
 const INVALID_WARNING_INTERVAL: Duration = Duration::from_secs(5);
@@ -58,8 +64,10 @@ struct Settings {
     address: String,
     port: u32,
     max_clients: u32,
+    max_connections: u32,
     document_root: Option<String>,
     keepalive: u32,
+    write_timeout: u32,
     allowed_origins: String,
     auth_token: Option<String>,
     snapshot_timeout: u32,
@@ -77,8 +85,10 @@ impl Default for Settings {
             address: DEFAULT_ADDRESS.to_string(),
             port: DEFAULT_PORT,
             max_clients: DEFAULT_MAX_CLIENTS,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             document_root: None,
             keepalive: DEFAULT_KEEPALIVE,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             allowed_origins: String::new(),
             auth_token: None,
             snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
@@ -96,7 +106,9 @@ impl Settings {
     fn server_config(&self) -> ServerConfig {
         ServerConfig {
             max_clients: self.max_clients,
+            max_connections: self.max_connections,
             keepalive: Duration::from_secs(self.keepalive as u64),
+            write_timeout: Duration::from_secs(self.write_timeout as u64),
             allowed_origins: AllowedOrigins::parse(&self.allowed_origins),
             auth_token: self.auth_token.clone().filter(|t| !t.is_empty()),
             document_root: self
@@ -115,12 +127,20 @@ impl Settings {
     }
 }
 
-#[derive(Default)]
 struct State {
     server: Option<RunningServer>,
     hub: Option<Arc<Hub>>,
-    last_invalid_warning: Option<Instant>,
-    invalid_since_warning: u64,
+    invalid_frames: Burst,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            server: None,
+            hub: None,
+            invalid_frames: Burst::new(INVALID_WARNING_INTERVAL),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -169,6 +189,12 @@ impl ObjectImpl for WsJpegSink {
                     .default_value(DEFAULT_MAX_CLIENTS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("max-connections")
+                    .nick("Maximum connections")
+                    .blurb("Open connections of any kind (viewers, page loads, idle keep-alive); at the limit the oldest idle one is closed to make room, and when all are at work a newcomer gets 503. 0 = four times max-clients. Applies to new connections")
+                    .default_value(DEFAULT_MAX_CONNECTIONS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("document-root")
                     .nick("Document root")
                     .blurb("Serve the viewer page and its files from this folder instead of the built-in page. Applies at the next NULL→READY")
@@ -180,6 +206,13 @@ impl ObjectImpl for WsJpegSink {
                     .default_value(DEFAULT_KEEPALIVE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("write-timeout")
+                    .nick("Write timeout")
+                    .blurb("Seconds a client's socket may accept no data at all before it is disconnected and its slot freed; a slow client that still makes progress is kept (it gets the newest frame when ready). 0 = never. Applies to new connections")
+                    .maximum(24 * 3600)
+                    .default_value(DEFAULT_WRITE_TIMEOUT)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecString::builder("allowed-origins")
                     .nick("Allowed origins")
                     .blurb("Comma-separated Origins (e.g. https://app.example) whose pages may open the WebSocket; empty = pages from this server only; * = any")
@@ -188,7 +221,7 @@ impl ObjectImpl for WsJpegSink {
                     .build(),
                 glib::ParamSpecString::builder("auth-token")
                     .nick("Auth token")
-                    .blurb("When set, every request except /healthz must present it: ?token=, Authorization: Bearer, or the wsjpeg_token cookie")
+                    .blurb("When set, every request except /healthz must present it: ?token=, Authorization: Bearer, or the wsjpeg_token cookie. Reads back as ***** while set")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("snapshot-timeout")
@@ -328,10 +361,16 @@ impl ObjectImpl for WsJpegSink {
             "address" => settings.address.to_value(),
             "port" => settings.port.to_value(),
             "max-clients" => settings.max_clients.to_value(),
+            "max-connections" => settings.max_connections.to_value(),
             "document-root" => settings.document_root.to_value(),
             "keepalive" => settings.keepalive.to_value(),
+            "write-timeout" => settings.write_timeout.to_value(),
             "allowed-origins" => settings.allowed_origins.to_value(),
-            "auth-token" => settings.auth_token.to_value(),
+            "auth-token" => settings
+                .auth_token
+                .as_ref()
+                .map(|_| MASKED_TOKEN)
+                .to_value(),
             "snapshot-timeout" => settings.snapshot_timeout.to_value(),
             "camera-error" => settings.camera_error.to_value(),
             "source-info" => settings.source_info.to_value(),
@@ -374,15 +413,24 @@ impl WsJpegSink {
             }
             "port" => settings.port = value.get().expect("type checked upstream"),
             "max-clients" => settings.max_clients = value.get().expect("type checked upstream"),
+            "max-connections" => {
+                settings.max_connections = value.get().expect("type checked upstream")
+            }
             "document-root" => settings.document_root = value.get().expect("type checked upstream"),
             "keepalive" => settings.keepalive = value.get().expect("type checked upstream"),
+            "write-timeout" => settings.write_timeout = value.get().expect("type checked upstream"),
             "allowed-origins" => {
                 settings.allowed_origins = value
                     .get::<Option<String>>()
                     .expect("type checked upstream")
                     .unwrap_or_default();
             }
-            "auth-token" => settings.auth_token = value.get().expect("type checked upstream"),
+            "auth-token" => {
+                settings.auth_token = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|t| !t.is_empty());
+            }
             "snapshot-timeout" => {
                 settings.snapshot_timeout = value.get().expect("type checked upstream")
             }
@@ -627,15 +675,8 @@ impl WsJpegSink {
     }
 
     fn warn_invalid(&self, err: jpeg::JpegError) {
-        let mut state = lock(&self.state);
-        state.invalid_since_warning += 1;
-        let due = state
-            .last_invalid_warning
-            .is_none_or(|t| t.elapsed() >= INVALID_WARNING_INTERVAL);
-        if due {
-            let count = std::mem::take(&mut state.invalid_since_warning);
-            state.last_invalid_warning = Some(Instant::now());
-            drop(state);
+        let due = lock(&self.state).invalid_frames.note();
+        if let Some(count) = due {
             gst::warning!(
                 CAT,
                 imp = self,

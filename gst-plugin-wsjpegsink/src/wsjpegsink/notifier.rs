@@ -5,6 +5,9 @@
 //! They are emitted from a thread of their own, so a slow handler delays neither the streaming
 //! thread nor the server's runtime.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use gst::prelude::*;
 
 use crate::CAT;
@@ -12,22 +15,40 @@ use crate::hub::{ClientEvent, ClientEventSink};
 
 pub const CLIENTS_MESSAGE: &str = "wsjpegsink-clients";
 
+/// Viewer changes waiting for the notification thread, at most. Beyond that (a signal handler
+/// that blocks, a flood of connections) changes are dropped rather than queued without bound,
+/// and `notify::n-clients` is emitted after the next one: `n-clients` read then is the live
+/// count, whatever was dropped.
+const QUEUE_LIMIT: usize = 1024;
+
 pub fn spawn(element: &super::WsJpegSink) -> Result<ClientEventSink, std::io::Error> {
-    let (tx, rx) = std::sync::mpsc::channel::<ClientEvent>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ClientEvent>(QUEUE_LIMIT);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let lost = dropped.clone();
     let weak = element.downgrade();
     std::thread::Builder::new()
         .name("wsjpeg-notify".into())
         .spawn(move || {
             // Ends when the hub, which owns the sender, is gone.
-            for event in rx {
+            while let Ok(event) = rx.recv() {
                 let Some(element) = weak.upgrade() else { break };
                 emit(&element, event);
+                let lost = lost.swap(0, Ordering::Relaxed);
+                if lost > 0 {
+                    gst::warning!(
+                        CAT,
+                        obj = &element,
+                        "{} viewer change(s) not signalled: the handlers of client-connected / \
+                         client-disconnected are too slow",
+                        lost
+                    );
+                    element.notify("n-clients");
+                }
             }
         })?;
-    let tx = std::sync::Mutex::new(tx);
     Ok(Box::new(move |event| {
-        if let Ok(tx) = tx.lock() {
-            let _ = tx.send(event);
+        if tx.try_send(event).is_err() {
+            dropped.fetch_add(1, Ordering::Relaxed);
         }
     }))
 }
