@@ -1002,27 +1002,6 @@ fn the_root_itself_and_its_folders_serve_their_index() {
 
 // ---------------------------------------------------------------- a live server
 
-/// One request on a fresh connection; returns the status (0 when there was no answer) and
-/// the body.
-fn raw_request(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("server accepts");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let _ = stream.write_all(request);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let status = raw
-        .get(9..12)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = common::find(&raw, b"\r\n\r\n")
-        .map(|end| raw[end + 4..].to_vec())
-        .unwrap_or_default();
-    (status, body)
-}
-
 struct LiveServers {
     /// document-root set, no token.
     open: common::Server,
@@ -1080,7 +1059,7 @@ proptest! {
             .map(|c| if c.is_ascii_graphic() { c } else { '_' })
             .collect();
         let target = if target.starts_with('/') { target } else { format!("/{target}") };
-        let (status, body) = raw_request(live().open.port, &request_bytes(&target, &headers));
+        let (status, body) = common::exchange_blocking(live().open.port, &request_bytes(&target, &headers));
         prop_assert!(!String::from_utf8_lossy(&body).contains("SECRET-d3c1"), "{} leaked", target);
         prop_assert!(!String::from_utf8_lossy(&body).contains("root:x:0"), "{} leaked", target);
         prop_assert!(status != 0 && status < 500 || status == 503, "{} answered {}", target, status);
@@ -1099,7 +1078,7 @@ proptest! {
         prop_assume!(!q.contains("Fuzz-Token-8d2a"));
         prop_assume!(!headers.iter().any(|(_, v)| v.contains("Fuzz-Token-8d2a")));
         let target = if q.is_empty() { path.to_string() } else { format!("{path}?{q}") };
-        let (status, body) = raw_request(live().locked.port, &request_bytes(&target, &headers));
+        let (status, body) = common::exchange_blocking(live().locked.port, &request_bytes(&target, &headers));
         prop_assert!(status == 401 || status == 400, "{} answered {}", target, status);
         prop_assert!(body.len() < 200);
     }
@@ -1127,7 +1106,7 @@ fn live_servers_are_healthy_after_the_fuzzing() {
     let live = live();
     for _ in 0..20 {
         for port in [live.open.port, live.locked.port] {
-            let (status, _) = raw_request(port, &request_bytes("/healthz", &[]));
+            let (status, _) = common::exchange_blocking(port, &request_bytes("/healthz", &[]));
             assert_eq!(status, 200);
         }
         std::thread::sleep(Duration::from_millis(100));

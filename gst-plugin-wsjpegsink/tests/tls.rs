@@ -206,3 +206,39 @@ fn certificate_without_key_is_refused() {
     assert!(sink.set_state(gst::State::Ready).is_err());
     let _ = sink.set_state(gst::State::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_clients_that_hang_up_mid_frame_never_kill_a_gst_launch_host() {
+    let cert = Certificate::generate();
+    let big = encode_jpeg(1280, 720, "snow", 20);
+    let mut host = GstLaunch::repeating(&big, 30, &cert.sink_props());
+    let port = host.port;
+    for round in 0..40 {
+        let mut tls = cert.connect(port).await;
+        let request = if round % 2 == 0 {
+            format!("GET /stream.mjpg HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n")
+        } else {
+            upgrade_request(port, "/stream", "")
+        };
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut got = 0;
+        while got < 20_000 {
+            match tokio::time::timeout(5 * SECOND, tls.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => got += n,
+                other => panic!("the stream ended early: {other:?}"),
+            }
+        }
+        let (tcp, _) = tls.get_ref();
+        if round % 4 < 2 {
+            socket2::SockRef::from(tcp)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+    }
+    tokio::time::sleep(SECOND / 2).await;
+    host.assert_alive("TLS viewers leaving mid-frame");
+    let health = https_get(&cert, port, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    host.assert_clean_exit();
+}

@@ -124,12 +124,22 @@ pub struct RunArgs {
     pub stall_timeout: Duration,
 
     /// Viewers beyond this are refused (HTTP 503, WebSocket close 1013).
-    #[arg(long, env = "WSJPEG_MAX_CLIENTS", default_value_t = 64)]
+    #[arg(long, env = "WSJPEG_MAX_CLIENTS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_clients: u32,
 
+    /// Open connections of any kind (viewers, page loads, idle keep-alive). At the limit the
+    /// oldest idle one is closed to make room; 0 = four per --max-clients.
+    #[arg(long, env = "WSJPEG_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: u32,
+
     /// Seconds of silence after which a viewer is pinged (0 = never).
-    #[arg(long, env = "WSJPEG_KEEPALIVE", default_value_t = 30)]
+    #[arg(long, env = "WSJPEG_KEEPALIVE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=86_400))]
     pub keepalive: u32,
+
+    /// Seconds a viewer's socket may take no data at all before the viewer is disconnected
+    /// and its slot freed; slow viewers that still take data are kept (0 = never).
+    #[arg(long, env = "WSJPEG_WRITE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub write_timeout: u32,
 
     /// Comma-separated Origins allowed to open the WebSocket; empty = pages from this server
     /// only; "*" = any.

@@ -79,7 +79,9 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
         server: server::ServerSettings {
             address: args.address.clone(),
             max_clients: args.max_clients,
+            max_connections: args.max_connections,
             keepalive: args.keepalive,
+            write_timeout: args.write_timeout,
             allowed_origins: args.allowed_origins.clone(),
             auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
             document_root: args.document_root.clone(),

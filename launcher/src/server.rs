@@ -14,7 +14,9 @@ use crate::controller::Event;
 pub struct ServerSettings {
     pub address: String,
     pub max_clients: u32,
+    pub max_connections: u32,
     pub keepalive: u32,
+    pub write_timeout: u32,
     pub allowed_origins: String,
     pub auth_token: Option<String>,
     pub document_root: Option<PathBuf>,
@@ -51,7 +53,9 @@ impl ServerPipeline {
             .property("address", &settings.address)
             .property("port", port as u32)
             .property("max-clients", settings.max_clients)
+            .property("max-connections", settings.max_connections)
             .property("keepalive", settings.keepalive)
+            .property("write-timeout", settings.write_timeout)
             .property("allowed-origins", &settings.allowed_origins)
             .property("auth-token", settings.auth_token.as_deref())
             .property(

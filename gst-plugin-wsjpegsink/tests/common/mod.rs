@@ -2,6 +2,10 @@
 //! Helpers shared by the integration tests: real pipelines, real sockets on 127.0.0.1.
 #![allow(dead_code)]
 
+mod host;
+#[allow(unused_imports)]
+pub use host::*;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};

@@ -38,7 +38,9 @@ pub fn config(source: Source) -> Config {
         server: ServerSettings {
             address: "127.0.0.1".to_string(),
             max_clients: 64,
+            max_connections: 0,
             keepalive: 30,
+            write_timeout: 30,
             allowed_origins: String::new(),
             auth_token: None,
             document_root: None,
