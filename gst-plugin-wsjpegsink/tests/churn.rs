@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //! A thousand viewers come and go, politely or not: afterwards nobody is counted, and the
-//! process has the file descriptors and (nearly) the memory it had before.
-//! Alone in its test binary so that /proc/self is the server's (plus the test's own sockets,
-//! all closed by the time it measures).
+//! process has the file descriptors and (nearly) the memory it had before. In this process and
+//! inside gst-launch-1.0, one at a time: alone in its test binary, so that /proc/self is the
+//! server's (plus the test's own sockets, all closed by the time it measures).
 
 mod common;
 
@@ -137,25 +137,30 @@ async fn churn(port: u16, count: usize) {
 }
 
 /// Waits until no viewer is counted and the descriptor count has settled at or below `limit`.
-async fn settle(server: &Server, fd_limit: usize) -> (bool, bool) {
+async fn settle(server: &Host, fd_limit: usize) -> (bool, bool) {
     let clients_gone = eventually(15 * SECOND, || server.n_clients() == 0).await;
-    let fds_back = eventually(10 * SECOND, || fd_count() <= fd_limit).await;
+    let fds_back = eventually(10 * SECOND, || server.fd_count() <= fd_limit).await;
     (clients_gone, fds_back)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_viewers_come_and_go_and_leave_nothing_behind() {
-    let server = Server::test_pattern(320, 240, 30, "");
-    // The element posts a bus message at each viewer change; an application reads them. Here
-    // nobody would, and the bus would keep thousands of them, which is not the server's memory.
-    server
-        .pipeline
-        .bus()
-        .expect("a bus")
-        .set_sync_handler(|_, _| gst::BusSyncReply::Drop);
+on_both_hosts!(a_thousand_viewers_come_and_go_and_leave_nothing_behind);
+
+async fn a_thousand_viewers_come_and_go_and_leave_nothing_behind(kind: HostKind) {
+    let _alone = serial().await;
+    let server = Host::test_pattern(kind, 320, 240, 30, "");
+    if let Host::InProcess { server, .. } = &server {
+        // The element posts a bus message at each viewer change; an application reads them
+        // (gst-launch does). Here nobody would, and the bus would keep thousands of them,
+        // which is not the server's memory.
+        server
+            .pipeline
+            .bus()
+            .expect("a bus")
+            .set_sync_handler(|_, _| gst::BusSyncReply::Drop);
+    }
     // Warm up: the first visits of each kind create what lives for ever (runtime threads,
     // caches, the allocator's arenas); what is left after the thousand is what leaks.
-    churn(server.port, 4 * VISITS.len() * WORKERS).await;
+    churn(server.port(), 4 * VISITS.len() * WORKERS).await;
     let (clients_gone, _) = settle(&server, usize::MAX).await;
     assert!(
         clients_gone,
@@ -163,20 +168,20 @@ async fn a_thousand_viewers_come_and_go_and_leave_nothing_behind() {
         server.n_clients()
     );
     tokio::time::sleep(SECOND / 2).await;
-    let fd_start = fd_count();
-    let rss_start = rss_bytes();
-    let frames_in_start: u64 = server.stats().get("frames-in").unwrap();
+    let fd_start = server.fd_count();
+    let rss_start = server.rss_bytes();
+    let frames_in_start = server.frames_in();
 
     let started = Instant::now();
-    churn(server.port, CYCLES).await;
+    churn(server.port(), CYCLES).await;
     let churn_time = started.elapsed();
-    let fd_peak = fd_count();
+    let fd_peak = server.fd_count();
     let (clients_gone, fds_back) = settle(&server, fd_start + FD_SLACK).await;
-    let fd_end = fd_count();
-    let rss_end = rss_bytes();
-    let frames_in: u64 = server.stats().get("frames-in").unwrap();
+    let fd_end = server.fd_count();
+    let rss_end = server.rss_bytes();
+    let frames_in = server.frames_in();
     eprintln!(
-        "{CYCLES} visits in {churn_time:?}; fds {fd_start} -> {fd_peak} (right after) -> {fd_end}; \
+        "{kind:?}: {CYCLES} visits in {churn_time:?}; fds {fd_start} -> {fd_peak} (right after) -> {fd_end}; \
          RSS {} -> {} MB; {} frames in meanwhile",
         rss_start / 1_000_000,
         rss_end / 1_000_000,
@@ -205,7 +210,9 @@ async fn a_thousand_viewers_come_and_go_and_leave_nothing_behind() {
         frames_in - frames_in_start >= (churn_time.as_secs_f64() * 30.0 * 0.8) as u64,
         "the source kept its rate during the churn"
     );
-    let mut ws = connect(server.port, "/stream").await;
+    let mut ws = connect(server.port(), "/stream").await;
     let frames = count_frames(&mut ws, SECOND).await;
     assert!(frames >= 20, "a newcomer got {frames} frames in a second");
+    drop(ws);
+    server.finish();
 }

@@ -228,6 +228,8 @@ fn properties_have_documented_defaults() {
     assert_eq!(sink.property::<u32>("port"), 3003);
     assert_eq!(sink.property::<u32>("max-clients"), 64);
     assert_eq!(sink.property::<u32>("keepalive"), 30);
+    assert_eq!(sink.property::<u32>("write-timeout"), 30);
+    assert_eq!(sink.property::<u32>("max-connections"), 0);
     assert_eq!(sink.property::<u32>("bound-port"), 0);
     assert_eq!(sink.property::<u32>("n-clients"), 0);
     assert!(sink.property::<Option<String>>("auth-token").is_none());
@@ -235,6 +237,25 @@ fn properties_have_documented_defaults() {
     let pad = sink.static_pad("sink").unwrap();
     let caps = pad.pad_template_caps();
     assert_eq!(caps.structure(0).unwrap().name(), "image/jpeg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_cannot_be_read_back() {
+    let server = Server::fed("auth-token=Read-Back-7c2e");
+    let read = server.sink.property::<Option<String>>("auth-token");
+    assert_eq!(read.as_deref(), Some("*****"), "set, and masked");
+    // Still the real token that is checked.
+    let response = http_get(server.port, "/status?token=Read-Back-7c2e", &[], usize::MAX).await;
+    assert_eq!(response.status, 200);
+    let masked = http_get(server.port, "/status?token=*****", &[], usize::MAX).await;
+    assert_eq!(masked.status, 401);
+    server.sink.set_property("auth-token", None::<String>);
+    assert!(
+        server
+            .sink
+            .property::<Option<String>>("auth-token")
+            .is_none()
+    );
 }
 
 #[test]

@@ -1100,6 +1100,98 @@ proptest! {
     }
 }
 
+/// Numbers at and beyond the edges of what a double or an integer holds, written as a client
+/// might: the cases that once panicked a viewer task (`max-fps` 1e-300).
+fn extreme_number() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "0",
+            "-0",
+            "-0.0",
+            "1e-300",
+            "5e-324",
+            "-5e-324",
+            "2.2250738585072014e-308",
+            "1e300",
+            "-1e300",
+            "1.7976931348623157e308",
+            "-1.7976931348623157e308",
+            "1e309",
+            "-1e400",
+            "1e-400",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "123456789012345678901234567890",
+            "0.1",
+            "1",
+            "\"NaN\"",
+            "\"Infinity\"",
+            "null",
+            "true",
+            "[]",
+            "{}",
+        ])
+        .prop_map(str::to_string),
+        any::<f64>().prop_map(|f| format!("{f:e}")),
+        any::<i64>().prop_map(|i| i.to_string()),
+    ]
+}
+
+/// A client message of any known type whose number fields (and an extra one) hold `n`.
+fn message_with_number() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["max-fps", "time", "pause", "resume", "pong"]),
+        extreme_number(),
+        extreme_number(),
+    )
+        .prop_map(|(kind, a, b)| {
+            format!(r#"{{"type":"{kind}","fps":{a},"client":{b},"extra":{a}}}"#)
+        })
+}
+
+proptest! {
+    #![proptest_config(config(150))]
+
+    #[test]
+    fn live_viewer_survives_extreme_numbers_in_every_message(
+        messages in prop::collection::vec(message_with_number(), 1..6),
+    ) {
+        let port = live().open.port;
+        let outcome = runtime().block_on(async {
+            use futures_util::SinkExt;
+            let mut ws = common::connect(port, "/stream").await;
+            for text in &messages {
+                ws.send(tokio_tungstenite::tungstenite::Message::text(text.as_str()))
+                    .await
+                    .map_err(|e| format!("sending {text}: {e}"))?;
+            }
+            // The session still runs after all of them: it answers a clock request.
+            // (Earlier `time` messages have answers of their own; this one's says 4242.)
+            common::send_json(&mut ws, serde_json::json!({"type": "time", "client": 4242})).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let answered = loop {
+                let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                    break false;
+                };
+                match common::next_text_of_type(&mut ws, "time", left).await {
+                    Some(reply) if reply["client"] == 4242 => break true,
+                    Some(_) => continue,
+                    None => break false,
+                }
+            };
+            let _ = ws.close(None).await;
+            if answered {
+                Ok(())
+            } else {
+                Err(format!("no clock answer after {messages:?}"))
+            }
+        });
+        prop_assert!(outcome.is_ok(), "{:?}", outcome);
+        prop_assert_eq!(common::server_panics(), 0, "a server thread panicked");
+    }
+}
+
 #[test]
 fn live_servers_are_healthy_after_the_fuzzing() {
     // Runs alongside the properties above; checks the servers keep answering meanwhile.

@@ -166,8 +166,7 @@ async fn a_thousand_aborted_upgrades() {
 #[test]
 fn the_token_never_shows_in_verbose_output_or_pipeline_dumps() {
     const TOKEN: &str = "Secret-Token-5a1f";
-    let dumps = std::env::temp_dir().join(format!("wsjpeg-dot-{}", std::process::id()));
-    std::fs::create_dir_all(&dumps).unwrap();
+    let dumps = unique_temp_dir("dot");
     let mut host = GstLaunch::launch_with(
         &format!(
             "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! jpegenc \
@@ -296,5 +295,37 @@ async fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
         eventually(15 * SECOND, || get_blocking(port, "/healthz").0 == 200).await,
         "the server answers again once descriptors are free"
     );
+    host.assert_clean_exit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_viewers_are_warned_about_once_per_burst() {
+    let mut host = GstLaunch::test_pattern(160, 120, 10, "max-clients=2");
+    let port = host.port;
+    let mut viewers = Vec::new();
+    for _ in 0..2 {
+        viewers.push(connect(port, "/stream").await);
+    }
+    for _ in 0..10 {
+        let mut refused = connect(port, "/stream").await;
+        assert_eq!(close_code(&mut refused, 5 * SECOND).await, Some(1013));
+    }
+    let warned = |host: &GstLaunch| {
+        host.output()
+            .lines()
+            .filter(|l| l.contains("max-clients (2) reached"))
+            .count()
+    };
+    assert!(
+        eventually(5 * SECOND, || warned(&host) >= 1).await,
+        "a refusal is warned about, naming the limit:\n{}",
+        host.output()
+    );
+    assert_eq!(warned(&host), 1, "once per burst:\n{}", host.output());
+    assert!(
+        host.output().contains("--max-clients"),
+        "and how to raise it"
+    );
+    drop(viewers);
     host.assert_clean_exit();
 }

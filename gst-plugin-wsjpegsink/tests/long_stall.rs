@@ -9,15 +9,14 @@
 //! which `robustness.rs` tests.
 //!
 //! `WSJPEG_LONG_STALL_SECONDS` sets how long the stall lasts (default 60).
-//! Alone in its test binary so that the process's memory is the server's.
+//! In this process and inside gst-launch-1.0, one at a time: alone in its test binary, so that
+//! the process's memory is the server's.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 30;
@@ -34,49 +33,42 @@ fn stall_duration() -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
-/// Connects with a 16 KB receive window and sends `request`; the test then reads nothing.
-async fn stalled(port: u16, request: String) -> TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
-    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream
-}
-
-/// The server's per-viewer figures for the viewer connected from `address`.
-fn client_stats(server: &Server, address: std::net::SocketAddr) -> Option<gst::Structure> {
-    let clients = server.stats().get::<gst::Array>("clients").ok()?;
-    clients
+/// The server's per-viewer figures (`/status`) for the viewer connected from `address`.
+fn client_stats(server: &Host, address: std::net::SocketAddr) -> Option<serde_json::Value> {
+    let status = server.status();
+    status["clients"]
+        .as_array()?
         .iter()
-        .filter_map(|v| v.get::<gst::Structure>().ok())
-        .find(|s| s.get::<String>("address").ok() == Some(address.to_string()))
+        .find(|c| c["address"] == address.to_string())
+        .cloned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
+on_both_hosts!(viewers_stalled_for_a_minute_cost_a_frame_each);
+
+async fn viewers_stalled_for_a_minute_cost_a_frame_each(kind: HostKind) {
+    let _alone = serial().await;
     let stall = stall_duration();
     // Noise at quality 20: about 250 KB, like a busy 720p camera frame.
     let jpeg = encode_jpeg(1280, 720, "snow", 20);
     assert!(jpeg.len() > 200_000, "frame is {} bytes", jpeg.len());
     let frame_len = jpeg.len() as u64;
     let write_timeout = stall.as_secs() + 30;
-    let server = Server::fed(&format!("write-timeout={write_timeout}"));
-    let port = server.port;
+    let server = Host::repeating(kind, &jpeg, FPS, &format!("write-timeout={write_timeout}"));
+    let port = server.port();
 
-    let mut ws_stalled = stalled(port, upgrade_request(port, "/stream?meta=1", "")).await;
-    let mjpeg_stalled = stalled(
+    let mut ws_stalled = stalled_client(port, &upgrade_request(port, "/stream?meta=1", "")).await;
+    let mjpeg_stalled = stalled_client(
         port,
-        format!("GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
+        &format!("GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"),
     )
     .await;
     let mut reader = connect(port, "/stream?meta=1").await;
     assert!(eventually(5 * SECOND, || server.n_clients() == 3).await);
 
-    let feeder = server.feed(jpeg, FPS);
     // Long enough for the stalled sockets' buffers to fill and the allocator to settle.
     measure_delivery(&mut reader, 3 * SECOND).await;
-    let rss_start = rss_bytes();
-    let frames_in_start: u64 = server.stats().get("frames-in").unwrap();
+    let rss_start = server.rss_bytes();
+    let frames_in_start = server.frames_in();
 
     // The reader reads throughout while the test samples memory once a second.
     let reading = tokio::spawn(async move { (measure_delivery(&mut reader, stall).await, reader) });
@@ -84,14 +76,14 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
     let mut rss_max = rss_start;
     while started.elapsed() < stall {
         tokio::time::sleep(SECOND.min(stall.saturating_sub(started.elapsed()))).await;
-        rss_max = rss_max.max(rss_bytes());
+        rss_max = rss_max.max(server.rss_bytes());
     }
     let (delivery, mut reader) = reading.await.expect("the reader did not panic");
-    let frames_in: u64 = server.stats().get::<u64>("frames-in").unwrap() - frames_in_start;
+    let frames_in = server.frames_in() - frames_in_start;
     let ws_figures = client_stats(&server, ws_stalled.local_addr().unwrap());
     let mjpeg_figures = client_stats(&server, mjpeg_stalled.local_addr().unwrap());
     eprintln!(
-        "{stall:?} stall, {frames_in} frames of {frame_len} bytes in; reader {delivery:?} \
+        "{kind:?}: {stall:?} stall, {frames_in} frames of {frame_len} bytes in; reader {delivery:?} \
          ({:.1} fps); RSS {} -> max {} MB; stalled WebSocket {ws_figures:?}; stalled MJPEG \
          {mjpeg_figures:?}",
         delivery.fps(),
@@ -130,7 +122,7 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
         ("MJPEG", mjpeg_figures, 512 * 1024 + 3 * frame_len),
     ] {
         let figures = figures.unwrap_or_else(|| panic!("the stalled {what} viewer is listed"));
-        let sent = figures.get::<u64>("bytes-sent").unwrap();
+        let sent = figures["bytes_sent"].as_u64().expect("bytes_sent");
         assert!(
             sent <= in_flight,
             "the stalled {what} viewer was sent {sent} bytes with its window full"
@@ -139,7 +131,7 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
 
     // The stalled WebSocket viewer wakes up: after what was in flight it gets the newest
     // frame, not a backlog.
-    let latest_before: u64 = server.stats().get("frames-in").unwrap();
+    let latest_before = server.frames_in();
     let mut stale_bytes = 0u64;
     let caught_up = tokio::time::timeout(10 * SECOND, async {
         // Skip the handshake answer.
@@ -167,7 +159,8 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each() {
         stale_bytes <= 8 * frame_len,
         "the woken viewer first got {stale_bytes} bytes of old frames"
     );
-    drop(feeder);
     let _ = reader.close(None).await;
     drop(mjpeg_stalled);
+    drop(ws_stalled);
+    server.finish();
 }

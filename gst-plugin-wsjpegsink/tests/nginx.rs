@@ -95,6 +95,8 @@ http {{
             # The Host the browser used, port included: wsjpegsink's same-host Origin check
             # compares the page's Origin with it.
             proxy_set_header Host $http_host;
+            # The page's scheme, for the same check when nginx terminates TLS.
+            proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_buffering off;
             # Streams are long; keepalive pings come every 30 s at the latest.

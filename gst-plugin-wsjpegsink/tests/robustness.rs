@@ -15,6 +15,23 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECOND: Duration = Duration::from_secs(1);
+
+on_both_hosts!(
+    garbage_bytes_get_400_or_are_closed,
+    oversized_request_line_and_headers_get_4xx_and_are_closed,
+    requests_that_never_finish_are_cut_off,
+    an_idle_keep_alive_connection_is_closed,
+    invalid_websocket_frames_are_closed_with_the_right_code,
+    invalid_json_gets_an_error_and_the_viewer_stays,
+    max_clients_refuses_with_503_and_1013_until_a_slot_frees,
+    document_root_cannot_be_escaped,
+    error_answers_reveal_no_server_details,
+    max_fps_at_the_edges_of_a_double_neither_panics_nor_loses_a_viewer,
+    viewers_that_read_nothing_lose_their_slots_after_the_write_timeout,
+    a_slow_viewer_that_keeps_reading_keeps_its_slot,
+    idle_connections_make_room_for_real_clients,
+    when_every_connection_is_at_work_a_newcomer_gets_503,
+);
 const FPS: u32 = 25;
 
 /// The watcher judges the delivery over at least this long, however quick the attacks are.
@@ -181,10 +198,9 @@ async fn assert_still_serving(port: u16) {
     assert_eq!(health.status, 200, "the server still answers");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn garbage_bytes_get_400_or_are_closed() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let watcher = Watcher::start(server.port).await;
+async fn garbage_bytes_get_400_or_are_closed(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let watcher = Watcher::start(server.port()).await;
 
     let mut tls_hello = vec![
         0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03,
@@ -239,7 +255,7 @@ async fn garbage_bytes_get_400_or_are_closed() {
         ),
     ];
     for (what, request) in cases {
-        let outcome = exchange(server.port, request, 5 * SECOND).await;
+        let outcome = exchange(server.port(), request, 5 * SECOND).await;
         eprintln!(
             "{what}: {:?} closed={} in {:?}",
             outcome.status, outcome.closed, outcome.elapsed
@@ -255,14 +271,14 @@ async fn garbage_bytes_get_400_or_are_closed() {
             );
         }
     }
-    assert_still_serving(server.port).await;
+    assert_still_serving(server.port()).await;
     watcher.assert_undisturbed("garbage").await;
+    server.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_request_line_and_headers_get_4xx_and_are_closed() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let watcher = Watcher::start(server.port).await;
+async fn oversized_request_line_and_headers_get_4xx_and_are_closed(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let watcher = Watcher::start(server.port()).await;
 
     let long_path = format!(
         "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -292,7 +308,7 @@ async fn oversized_request_line_and_headers_get_4xx_and_are_closed() {
         ("150 small headers", header_count),
     ];
     for (what, request) in cases {
-        let outcome = exchange(server.port, request.into_bytes(), 5 * SECOND).await;
+        let outcome = exchange(server.port(), request.into_bytes(), 5 * SECOND).await;
         eprintln!(
             "{what}: {:?} closed={} in {:?}",
             outcome.status, outcome.closed, outcome.elapsed
@@ -306,8 +322,9 @@ async fn oversized_request_line_and_headers_get_4xx_and_are_closed() {
         );
         assert!(outcome.closed, "{what}: closed after the answer");
     }
-    assert_still_serving(server.port).await;
+    assert_still_serving(server.port()).await;
     watcher.assert_undisturbed("oversized").await;
+    server.finish();
 }
 
 /// Sends `prefix`, then one more byte of an endless header every `every`, never finishing.
@@ -335,11 +352,10 @@ async fn slowloris(port: u16, prefix: &'static [u8], every: Duration) -> (bool, 
     (false, start.elapsed())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_that_never_finish_are_cut_off() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let watcher = Watcher::start(server.port).await;
-    let port = server.port;
+async fn requests_that_never_finish_are_cut_off(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let watcher = Watcher::start(server.port()).await;
+    let port = server.port();
 
     let mut attacks = Vec::new();
     // Many at once: none of them may hold up the accept loop or the others.
@@ -384,12 +400,12 @@ async fn requests_that_never_finish_are_cut_off() {
     assert_eq!(connect_only, 10);
     assert_still_serving(port).await;
     watcher.assert_undisturbed("slowloris").await;
+    server.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_keep_alive_connection_is_closed() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let mut stream = TcpStream::connect(("127.0.0.1", server.port))
+async fn an_idle_keep_alive_connection_is_closed(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port()))
         .await
         .unwrap();
     stream
@@ -415,6 +431,7 @@ async fn an_idle_keep_alive_connection_is_closed() {
         "closed after {:?}",
         start.elapsed()
     );
+    server.finish();
 }
 
 /// Sends `frames` on a fresh raw WebSocket and returns the close code the server answers with.
@@ -441,10 +458,9 @@ async fn violation(port: u16, frames: &[Vec<u8>]) -> Option<u16> {
     code
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_websocket_frames_are_closed_with_the_right_code() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let watcher = Watcher::start(server.port).await;
+async fn invalid_websocket_frames_are_closed_with_the_right_code(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let watcher = Watcher::start(server.port()).await;
     let m = [0x37, 0xfa, 0x21, 0x3d];
     let pause = br#"{"type":"pause"}"#;
 
@@ -523,12 +539,12 @@ async fn invalid_websocket_frames_are_closed_with_the_right_code() {
     ];
     for (what, frames, expected) in cases {
         let started = Instant::now();
-        let code = violation(server.port, &frames).await;
+        let code = violation(server.port(), &frames).await;
         eprintln!("{what}: close {code:?} in {:?}", started.elapsed());
         assert_eq!(code, Some(expected), "{what}");
     }
     // A valid fragmented message with a ping in between is fine.
-    let mut stream = raw_websocket(server.port, "/stream").await;
+    let mut stream = raw_websocket(server.port(), "/stream").await;
     stream
         .write_all(
             &[
@@ -552,15 +568,15 @@ async fn invalid_websocket_frames_are_closed_with_the_right_code() {
             && String::from_utf8_lossy(&frame.payload).contains("\"client\":42");
     }
     assert!(pong && time, "pong {pong}, time reply {time}");
-    assert_still_serving(server.port).await;
+    assert_still_serving(server.port()).await;
     watcher.assert_undisturbed("invalid frames").await;
+    server.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_json_gets_an_error_and_the_viewer_stays() {
-    let server = Server::test_pattern(320, 240, FPS, "");
-    let watcher = Watcher::start(server.port).await;
-    let mut ws = connect(server.port, "/stream").await;
+async fn invalid_json_gets_an_error_and_the_viewer_stays(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    let watcher = Watcher::start(server.port()).await;
+    let mut ws = connect(server.port(), "/stream").await;
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let texts = [
         "not json",
@@ -599,14 +615,14 @@ async fn invalid_json_gets_an_error_and_the_viewer_stays() {
     );
     assert_eq!(server.n_clients(), 2);
     watcher.assert_undisturbed("invalid JSON").await;
+    server.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_clients_refuses_with_503_and_1013_until_a_slot_frees() {
-    let server = Server::test_pattern(320, 240, FPS, "max-clients=2");
-    let watcher = Watcher::start(server.port).await;
+async fn max_clients_refuses_with_503_and_1013_until_a_slot_frees(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "max-clients=2");
+    let watcher = Watcher::start(server.port()).await;
     // The second slot: an MJPEG viewer on a raw socket that the test can drop.
-    let mut mjpeg = TcpStream::connect(("127.0.0.1", server.port))
+    let mut mjpeg = TcpStream::connect(("127.0.0.1", server.port()))
         .await
         .unwrap();
     mjpeg
@@ -617,13 +633,13 @@ async fn max_clients_refuses_with_503_and_1013_until_a_slot_frees() {
     assert!(eventually(5 * SECOND, || server.n_clients() == 2).await);
 
     for path in ["/stream.mjpg", "/?action=stream", "/stream"] {
-        let refused = http_get(server.port, path, &[], 0).await;
+        let refused = http_get(server.port(), path, &[], 0).await;
         assert_eq!(refused.status, 503, "{path}");
         assert!(refused.header("retry-after").is_some(), "{path}");
     }
-    let mut ws = connect(server.port, "/stream").await;
+    let mut ws = connect(server.port(), "/stream").await;
     assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1013));
-    let mut raw = raw_websocket(server.port, "/stream").await;
+    let mut raw = raw_websocket(server.port(), "/stream").await;
     assert_eq!(raw_close_code(&mut raw, 5 * SECOND).await, Some(1013));
     assert_eq!(server.n_clients(), 2, "refused viewers are not counted");
 
@@ -632,15 +648,16 @@ async fn max_clients_refuses_with_503_and_1013_until_a_slot_frees() {
         eventually(5 * SECOND, || server.n_clients() == 1).await,
         "the MJPEG viewer's slot frees"
     );
-    let mut ws = connect(server.port, "/stream").await;
+    let mut ws = connect(server.port(), "/stream").await;
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
-    let refused = http_get(server.port, "/stream.mjpg", &[], 0).await;
+    let refused = http_get(server.port(), "/stream.mjpg", &[], 0).await;
     assert_eq!(refused.status, 503, "full again");
     drop(ws);
     assert!(eventually(5 * SECOND, || server.n_clients() == 1).await);
-    let response = http_get(server.port, "/stream.mjpg", &[], 50_000).await;
+    let response = http_get(server.port(), "/stream.mjpg", &[], 50_000).await;
     assert_eq!(response.status, 200, "an MJPEG viewer gets the freed slot");
     watcher.assert_undisturbed("max-clients").await;
+    server.finish();
 }
 
 /// A document root with a secret next to it and symlinks that point out of it.
@@ -654,11 +671,7 @@ const PAGE: &str = "<!doctype html><title>custom page 93ab</title>";
 
 impl DocumentRoot {
     fn new() -> DocumentRoot {
-        let dir = std::env::temp_dir().join(format!(
-            "wsjpeg-robustness-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        let dir = unique_temp_dir("robustness");
         let root = dir.join("root");
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::create_dir_all(dir.join("outside")).unwrap();
@@ -683,19 +696,19 @@ impl Drop for DocumentRoot {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn document_root_cannot_be_escaped() {
+async fn document_root_cannot_be_escaped(kind: HostKind) {
     let docs = DocumentRoot::new();
-    let server = Server::test_pattern(
+    let server = Host::test_pattern(
+        kind,
         320,
         240,
         FPS,
         &format!("document-root={}", docs.root.display()),
     );
-    let watcher = Watcher::start(server.port).await;
+    let watcher = Watcher::start(server.port()).await;
 
     for path in ["/", "/index.html", "/sub/page.html", "/inside.html"] {
-        let response = http_get(server.port, path, &[], usize::MAX).await;
+        let response = http_get(server.port(), path, &[], usize::MAX).await;
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.text(), PAGE, "{path}");
     }
@@ -732,7 +745,7 @@ async fn document_root_cannot_be_escaped() {
     ];
     for path in attacks {
         let outcome = exchange(
-            server.port,
+            server.port(),
             format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").into_bytes(),
             5 * SECOND,
         )
@@ -754,6 +767,7 @@ async fn document_root_cannot_be_escaped() {
         }
     }
     watcher.assert_undisturbed("traversal").await;
+    server.finish();
 }
 
 /// Checks that an error answer says nothing about the software behind it.
@@ -799,55 +813,60 @@ fn assert_discreet(what: &str, status: u16, head: &str, body: &[u8]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn error_answers_reveal_no_server_details() {
+async fn error_answers_reveal_no_server_details(kind: HostKind) {
     let docs = DocumentRoot::new();
-    let open = Server::test_pattern(
+    let open = Host::test_pattern(
+        kind,
         320,
         240,
         FPS,
         &format!("document-root={}", docs.root.display()),
     );
-    let locked = Server::test_pattern(320, 240, FPS, "auth-token=hunter2hunter2");
-    let watcher = Watcher::start(open.port).await;
+    let locked = Host::test_pattern(kind, 320, 240, FPS, "auth-token=hunter2hunter2");
+    let watcher = Watcher::start(open.port()).await;
 
     let request = |path: &str, extra: &str| {
         format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n{extra}\r\n").into_bytes()
     };
     let cases: Vec<(&str, u16, Vec<u8>, u16)> = vec![
-        ("unknown path", open.port, request("/nope", ""), 404),
-        ("traversal", open.port, request("/../secret.txt", ""), 404),
+        ("unknown path", open.port(), request("/nope", ""), 404),
+        ("traversal", open.port(), request("/../secret.txt", ""), 404),
         (
             "wrong method",
-            open.port,
+            open.port(),
             b"DELETE /status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_vec(),
             405,
         ),
-        ("garbage", open.port, b"\x01\x02\x03\r\n\r\n".to_vec(), 400),
+        (
+            "garbage",
+            open.port(),
+            b"\x01\x02\x03\r\n\r\n".to_vec(),
+            400,
+        ),
         (
             "huge header",
-            open.port,
+            open.port(),
             request("/", &format!("X-Big: {}\r\n", "b".repeat(20_000))),
             431,
         ),
         (
             "foreign origin",
-            open.port,
-            upgrade_request(open.port, "/stream", "Origin: http://evil.example\r\n").into_bytes(),
+            open.port(),
+            upgrade_request(open.port(), "/stream", "Origin: http://evil.example\r\n").into_bytes(),
             403,
         ),
         (
             "old WebSocket version",
-            open.port,
-            upgrade_request(open.port, "/stream", "")
+            open.port(),
+            upgrade_request(open.port(), "/stream", "")
                 .replace("Version: 13", "Version: 8")
                 .into_bytes(),
             426,
         ),
-        ("no token", locked.port, request("/status", ""), 401),
+        ("no token", locked.port(), request("/status", ""), 401),
         (
             "wrong token",
-            locked.port,
+            locked.port(),
             request("/snapshot.jpg?token=hunter3hunter3", ""),
             401,
         ),
@@ -865,4 +884,232 @@ async fn error_answers_reveal_no_server_details() {
         }
     }
     watcher.assert_undisturbed("error answers").await;
+    open.finish();
+    locked.finish();
+}
+
+/// Text messages up to (and including) the first one of type `kind`.
+async fn texts_until(ws: &mut WebSocket, kind: &str) -> Vec<serde_json::Value> {
+    let mut texts = Vec::new();
+    let deadline = Instant::now() + 5 * SECOND;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match next_message(ws, left).await {
+            Some(Received::Text(value)) => {
+                let done = value["type"] == kind;
+                texts.push(value);
+                if done {
+                    break;
+                }
+            }
+            Some(Received::Binary(_)) => {}
+            Some(Received::Closed(code)) => panic!("viewer closed: {code:?}"),
+            None => break,
+        }
+    }
+    texts
+}
+
+async fn max_fps_at_the_edges_of_a_double_neither_panics_nor_loses_a_viewer(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "");
+    // (value, refused with an error, frames in 2 s at most)
+    let cases: [(&str, bool, Option<usize>); 9] = [
+        ("1e-300", false, Some(2)),
+        ("5e-324", false, Some(2)),
+        ("1e300", false, None),
+        ("1.7976931348623157e308", false, None),
+        ("0", false, None),
+        ("-0.0", false, None),
+        ("-1", true, None),
+        ("-1e-300", true, None),
+        ("\"NaN\"", true, None),
+    ];
+    let mut viewers = Vec::new();
+    for (value, _, _) in cases {
+        let mut ws = connect(server.port(), "/stream").await;
+        ws.send(Message::text(format!(
+            r#"{{"type":"max-fps","fps":{value}}}"#
+        )))
+        .await
+        .unwrap();
+        viewers.push(ws);
+    }
+    for ((value, refused, _), ws) in cases.iter().zip(&mut viewers) {
+        // Every viewer's session still runs: it answers a clock request after the cap.
+        send_json(ws, serde_json::json!({"type": "time", "client": 1})).await;
+        let texts = texts_until(ws, "time").await;
+        assert!(
+            texts.last().is_some_and(|t| t["type"] == "time"),
+            "fps {value}: the viewer is still served: {texts:?}"
+        );
+        let errors = texts.iter().filter(|t| t["type"] == "error").count();
+        assert_eq!(errors, usize::from(*refused), "fps {value}: {texts:?}");
+    }
+    for ((value, _, at_most), ws) in cases.iter().zip(&mut viewers) {
+        let frames = count_frames(ws, 2 * SECOND).await;
+        match at_most {
+            // Clamped to a frame every 10 s: the one due at once, perhaps, and no more.
+            Some(limit) => assert!(frames <= *limit, "fps {value}: {frames} frames in 2 s"),
+            None => assert!(
+                frames >= FPS as usize,
+                "fps {value}: {frames} frames in 2 s"
+            ),
+        }
+    }
+    assert_eq!(
+        server.n_clients() as usize,
+        viewers.len(),
+        "every connection still open is counted"
+    );
+    drop(viewers);
+    assert!(eventually(5 * SECOND, || server.n_clients() == 0).await);
+    server.finish();
+}
+
+/// A frame of about 250 KB, like a busy 720p camera picture.
+fn big_frame() -> Vec<u8> {
+    static FRAME: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    FRAME
+        .get_or_init(|| encode_jpeg(1280, 720, "snow", 20))
+        .clone()
+}
+
+async fn viewers_that_read_nothing_lose_their_slots_after_the_write_timeout(kind: HostKind) {
+    const WRITE_TIMEOUT: u32 = 2;
+    let server = Host::repeating(
+        kind,
+        &big_frame(),
+        30,
+        &format!("max-clients=3 write-timeout={WRITE_TIMEOUT}"),
+    );
+    let port = server.port();
+    let mjpeg = format!("GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let stalled = [
+        stalled_client(port, &upgrade_request(port, "/stream", "")).await,
+        stalled_client(port, &upgrade_request(port, "/stream?meta=1", "")).await,
+        stalled_client(port, &mjpeg).await,
+    ];
+    assert!(eventually(5 * SECOND, || server.n_clients() == 3).await);
+    let mut refused = connect(port, "/stream").await;
+    assert_eq!(
+        close_code(&mut refused, 5 * SECOND).await,
+        Some(1013),
+        "full while the three hold their slots"
+    );
+    let started = Instant::now();
+    assert!(
+        eventually(5 * WRITE_TIMEOUT * SECOND, || server.n_clients() == 0).await,
+        "the viewers that read nothing were let go ({} left)",
+        server.n_clients()
+    );
+    let freed_after = started.elapsed();
+    eprintln!("stalled viewers dropped {freed_after:?} after the server was full");
+    let mut newcomer = connect(port, "/stream").await;
+    assert!(
+        next_frame(&mut newcomer, 5 * SECOND).await.is_some(),
+        "a new viewer gets the freed slot and frames"
+    );
+    // What they were sent before is still theirs to read, then the connection ends.
+    for mut stream in stalled {
+        let mut sink = Vec::new();
+        let ended = tokio::time::timeout(10 * SECOND, stream.read_to_end(&mut sink)).await;
+        assert!(ended.is_ok(), "a dropped viewer's connection is closed");
+    }
+    server.finish();
+}
+
+async fn a_slow_viewer_that_keeps_reading_keeps_its_slot(kind: HostKind) {
+    let server = Host::repeating(kind, &big_frame(), 30, "write-timeout=1");
+    let port = server.port();
+    let mut slow = stalled_client(port, &upgrade_request(port, "/stream?meta=1", "")).await;
+    assert_eq!(read_response_head(&mut slow, 5 * SECOND).await, Some(101));
+    // Two frames a second for three times the write timeout: its socket is full most of the
+    // time, but it takes bytes whenever the server offers them.
+    let mut sequences = Vec::new();
+    let until = Instant::now() + 3 * SECOND;
+    while Instant::now() < until {
+        let frame = read_server_frame(&mut slow, 5 * SECOND)
+            .await
+            .expect("the slow viewer is still served");
+        if frame.opcode == 0x2 {
+            sequences.push(u64::from_be_bytes(frame.payload[8..16].try_into().unwrap()));
+            tokio::time::sleep(SECOND / 2).await;
+        }
+    }
+    assert_eq!(server.n_clients(), 1, "the slow viewer is still counted");
+    assert!(sequences.len() >= 4, "frames: {sequences:?}");
+    let jumps = sequences.windows(2).filter(|w| w[1] > w[0] + 1).count();
+    assert!(
+        jumps > 0,
+        "it skips to newer frames instead of queueing: {sequences:?}"
+    );
+    drop(slow);
+    server.finish();
+}
+
+async fn idle_connections_make_room_for_real_clients(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "max-connections=8");
+    let port = server.port();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    assert!(
+        eventually(5 * SECOND, || {
+            server.status()["connections"]["open"].as_u64() >= Some(8)
+        })
+        .await,
+        "the server took the idle connections"
+    );
+    let started = Instant::now();
+    let health = http_get(port, "/healthz", &[], usize::MAX).await;
+    assert_eq!(health.status, 200);
+    let mut viewer = connect(port, "/stream").await;
+    assert!(next_frame(&mut viewer, 5 * SECOND).await.is_some());
+    assert!(
+        started.elapsed() < 3 * SECOND,
+        "room was made at once: {:?}",
+        started.elapsed()
+    );
+    // The health check took the place of the oldest idle connection; the viewer found the
+    // place the health check left. The other idle ones are still open.
+    let mut closed = Vec::new();
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(SECOND / 10, stream.read(&mut byte)).await;
+        closed.push(matches!(read, Ok(Ok(0) | Err(_))));
+    }
+    let mut expected = vec![false; idle.len()];
+    expected[0] = true;
+    assert_eq!(closed, expected, "which idle connections were closed");
+    assert_eq!(server.n_clients(), 1);
+    drop(viewer);
+    server.finish();
+}
+
+async fn when_every_connection_is_at_work_a_newcomer_gets_503(kind: HostKind) {
+    let server = Host::test_pattern(kind, 320, 240, FPS, "max-clients=4 max-connections=4");
+    let port = server.port();
+    let mut viewers = Vec::new();
+    for _ in 0..4 {
+        let mut ws = connect(port, "/stream").await;
+        assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+        viewers.push(ws);
+    }
+    let refused = http_get(port, "/healthz", &[], usize::MAX).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.text(), "Too many connections\n");
+    assert!(refused.header("retry-after").is_some());
+    for ws in &mut viewers {
+        assert!(
+            count_frames(ws, SECOND / 2).await > 0,
+            "the viewers are unaffected"
+        );
+    }
+    viewers.pop();
+    assert!(
+        eventually(5 * SECOND, || get_blocking(port, "/healthz").0 == 200).await,
+        "a freed connection lets the next client in"
+    );
+    drop(viewers);
+    server.finish();
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::*;
 use futures_util::SinkExt;
 use serde_json::json;
+use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -238,4 +239,79 @@ async fn new_viewer_gets_a_fresh_frame_at_once() {
         .await
         .expect("the latest frame without waiting");
     assert_eq!(frame, jpeg);
+}
+
+/// Sends a close frame with `body` and returns the code of the server's close frame.
+async fn close_answer(body: &[u8]) -> Option<u16> {
+    let server = Server::fed("");
+    let mut stream = raw_websocket(server.port, "/stream").await;
+    stream
+        .write_all(&masked_frame(true, 0x8, body, [9, 8, 7, 6]))
+        .await
+        .expect("close frame is sent");
+    raw_close_code(&mut stream, 5 * SECOND).await
+}
+
+fn close_body(code: u16, reason: &[u8]) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(reason);
+    body
+}
+
+/// One test per RFC 6455 rule for a client's close frame: `name: body => the server's code`.
+macro_rules! close_frame_cases {
+    ($($name:ident: $body:expr => $answer:expr;)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                assert_eq!(close_answer(&$body).await, Some($answer));
+            }
+        )+
+    };
+}
+
+close_frame_cases! {
+    close_without_a_body_is_answered_normally: [] => 1000;
+    close_1000_is_answered_normally: close_body(1000, b"bye") => 1000;
+    close_1001_is_answered_going_away: close_body(1001, b"") => 1001;
+    close_1012_registered_code_is_accepted: close_body(1012, b"") => 1000;
+    close_3000_library_code_is_accepted: close_body(3000, b"") => 1000;
+    close_4999_application_code_is_accepted: close_body(4999, "ünïcode".as_bytes()) => 1000;
+    close_with_a_one_byte_body_is_a_protocol_error: [0x03] => 1002;
+    close_code_999_is_a_protocol_error: close_body(999, b"") => 1002;
+    close_code_1004_is_a_protocol_error: close_body(1004, b"") => 1002;
+    close_code_1005_is_a_protocol_error: close_body(1005, b"") => 1002;
+    close_code_1006_is_a_protocol_error: close_body(1006, b"") => 1002;
+    close_code_1015_is_a_protocol_error: close_body(1015, b"") => 1002;
+    close_code_1016_is_a_protocol_error: close_body(1016, b"") => 1002;
+    close_code_2999_is_a_protocol_error: close_body(2999, b"") => 1002;
+    close_code_5000_is_a_protocol_error: close_body(5000, b"") => 1002;
+    close_reason_that_is_not_utf8_is_invalid_data: close_body(1000, &[0xff, 0xfe]) => 1007;
+}
+
+/// The status the server answers an upgrade with, given extra header lines.
+async fn upgrade_status(port: u16, extra: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(upgrade_request(port, "/stream", extra).as_bytes())
+        .await
+        .unwrap();
+    read_response_head(&mut stream, 5 * SECOND).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_with_another_scheme_is_another_origin() {
+    let server = Server::fed("");
+    let port = server.port;
+    let same = format!("Origin: http://127.0.0.1:{port}\r\n");
+    let https = format!("Origin: https://127.0.0.1:{port}\r\n");
+    assert_eq!(upgrade_status(port, &same).await, Some(101));
+    assert_eq!(upgrade_status(port, &https).await, Some(403));
+    // Behind a reverse proxy that terminates TLS, the proxy says which scheme the page used.
+    let proxied = format!("{https}X-Forwarded-Proto: https\r\n");
+    assert_eq!(upgrade_status(port, &proxied).await, Some(101));
+    let proxied_plain = format!("{same}X-Forwarded-Proto: https\r\n");
+    assert_eq!(upgrade_status(port, &proxied_plain).await, Some(403));
 }

@@ -40,6 +40,10 @@ pub fn status_json(ctx: &ServerContext) -> Value {
         "uptime_seconds": hub.started.elapsed().as_secs(),
         "connected_clients": clients.len(),
         "max_clients": config.max_clients,
+        "connections": {
+            "open": ctx.connections.len(),
+            "max": config.connection_limit(),
+        },
         "camera_active": camera.state == CameraState::Streaming,
         "camera": { "state": camera.state, "message": camera.message },
         "settings": {
@@ -123,6 +127,12 @@ pub fn metrics_text(ctx: &ServerContext) -> String {
         "gauge",
         "Viewers now connected.",
         hub.n_clients().to_string(),
+    );
+    metric(
+        "connections",
+        "gauge",
+        "Open connections of any kind (viewers, requests, idle keep-alive).",
+        ctx.connections.len().to_string(),
     );
     metric(
         "camera_streaming",

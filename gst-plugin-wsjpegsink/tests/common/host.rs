@@ -29,9 +29,9 @@ pub fn plugin_dir() -> &'static Path {
             .iter()
             .find(|p| p.exists())
             .unwrap_or_else(|| panic!("no built plugin in {candidates:?}"));
-        let dir = std::env::temp_dir().join(format!("wsjpeg-plugin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::copy(library, dir.join("libgstwsjpeg.so")).expect("plugin copied");
+        let dir = super::unique_temp_dir("plugin");
+        // A link, not a copy: a debug build of the library is about 90 MB.
+        std::os::unix::fs::symlink(library, dir.join("libgstwsjpeg.so")).expect("plugin linked");
         dir
     })
 }
@@ -150,15 +150,15 @@ impl GstLaunch {
 
     /// One JPEG, sent again and again at `fps` (no encoder: cheap even for big frames).
     pub fn repeating(jpeg: &[u8], fps: u32, sink_props: &str) -> GstLaunch {
-        let file = std::env::temp_dir().join(format!(
-            "wsjpeg-frame-{}-{}.jpg",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos()
-        ));
+        let file = super::unique_temp_dir("frame").join("frame.jpg");
         std::fs::write(&file, jpeg).expect("frame written");
+        // multifilesrc reads the whole file per buffer but stamps no time: identity gives each
+        // buffer its time from the byte rate, and the sink, synchronised, waits for it.
+        let byte_rate = jpeg.len() as u64 * u64::from(fps);
         GstLaunch::launch(&format!(
             "multifilesrc location={} loop=true caps=image/jpeg,framerate={fps}/1 \
-             ! identity sync=true ! wsjpegsink name=sink port=0 address=127.0.0.1 {sink_props}",
+             ! identity datarate={byte_rate} \
+             ! wsjpegsink name=sink sync=true port=0 address=127.0.0.1 {sink_props}",
             file.display()
         ))
     }
@@ -320,11 +320,17 @@ impl Host {
             .unwrap_or(0)
     }
 
-    /// After a suite: a process host must still run, and stop cleanly on Ctrl-C.
+    /// After a suite: no panic on the element's threads; a process host must still run, and
+    /// stop cleanly on Ctrl-C.
     pub fn finish(self) {
-        if let Host::GstLaunch(mut process) = self {
-            process.assert_alive("the test");
-            process.assert_clean_exit();
+        match self {
+            Host::InProcess { .. } => {
+                assert_eq!(super::server_panics(), 0, "a server thread panicked")
+            }
+            Host::GstLaunch(mut process) => {
+                process.assert_alive("the test");
+                process.assert_clean_exit();
+            }
         }
     }
 

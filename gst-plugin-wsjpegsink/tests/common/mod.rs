@@ -22,9 +22,49 @@ pub type WebSocket =
 pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
+        count_server_panics();
         gst::init().expect("GStreamer initialises");
         gstwsjpeg::plugin_register_static().expect("wsjpeg plugin registers");
     });
+}
+
+static SERVER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts panics on the element's own threads (`wsjpeg-…`), which tokio would otherwise only
+/// print: a panicking viewer task is a bug even when the test around it passes.
+fn count_server_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with("wsjpeg"))
+        {
+            SERVER_PANICS.fetch_add(1, Ordering::Relaxed);
+        }
+        previous(info)
+    }));
+}
+
+/// Panics on the element's threads in this process so far.
+pub fn server_panics() -> usize {
+    SERVER_PANICS.load(Ordering::Relaxed)
+}
+
+/// A new folder under the temp dir, unique in this process and among processes.
+pub fn unique_temp_dir(label: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("wsjpeg-{label}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
+
+/// Takes this process's lock for tests that measure the process (memory, descriptors) and
+/// must not share it with other tests of their binary.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// Encodes one JPEG with GStreamer's own encoder.
@@ -463,6 +503,22 @@ pub async fn wait_camera_state(
 }
 
 // ---- Raw sockets: for clients that misbehave in ways tungstenite will not. ----
+
+/// Connects with a 16 KB receive window and sends `request`; the caller then reads as little
+/// as it likes, down to nothing.
+pub async fn stalled_client(port: u16, request: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let mut stream = socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("server accepts");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("request is sent");
+    stream
+}
 
 /// Open file descriptors of this process (the server's, plus whatever the test holds).
 pub fn fd_count() -> usize {
