@@ -240,6 +240,65 @@ fn properties_have_documented_defaults() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_signal_handler_never_queues_viewer_changes_without_bound() {
+    let server = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    server
+        .pipeline
+        .bus()
+        .unwrap()
+        .set_sync_handler(|_, _| gst::BusSyncReply::Drop);
+    // The application's handler blocks on the first viewer until the test releases it.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Mutex::new(Some(blocked));
+    let signalled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for signal in ["client-connected", "client-disconnected"] {
+        let signalled = signalled.clone();
+        let blocked = Mutex::new(blocked.lock().unwrap().take());
+        server.sink.connect(signal, false, move |_| {
+            if let Some(blocked) = blocked.lock().unwrap().take() {
+                let _ = blocked.recv();
+            }
+            signalled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+    }
+    let last_notified = Arc::new(Mutex::new(None::<u32>));
+    {
+        let last_notified = last_notified.clone();
+        server
+            .sink
+            .connect_notify(Some("n-clients"), move |sink, _| {
+                *last_notified.lock().unwrap() = Some(sink.property::<u32>("n-clients"));
+            });
+    }
+    // 1,500 visits make 3,000 changes while the handler is stuck.
+    let port = server.port;
+    let workers = (0..6).map(|w| {
+        tokio::spawn(async move {
+            for _ in (w..1500).step_by(6) {
+                let mut stream = raw_websocket(port, "/stream").await;
+                let _ = read_server_frame(&mut stream, 5 * SECOND).await;
+            }
+        })
+    });
+    for worker in futures_util::future::join_all(workers).await {
+        worker.unwrap();
+    }
+    assert!(eventually(10 * SECOND, || server.n_clients() == 0).await);
+    release.send(()).unwrap();
+    assert!(
+        eventually(10 * SECOND, || *last_notified.lock().unwrap() == Some(0)).await,
+        "after the drops, n-clients is notified and reads the live count"
+    );
+    let signalled = signalled.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("3,000 viewer changes, {signalled} signalled");
+    assert!(
+        signalled <= 1100,
+        "{signalled} changes were queued for a handler that was stuck"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_cannot_be_read_back() {
     let server = Server::fed("auth-token=Read-Back-7c2e");
     let read = server.sink.property::<Option<String>>("auth-token");
