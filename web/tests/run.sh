@@ -47,8 +47,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 [ -x "$CHROMIUM" ] || die "no Chromium at $CHROMIUM"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' \
-    || die "Node.js 18 or newer is needed (found $(node --version))"
+# package.json's "engines": node:test with --test-reporter arrived in 18.15; playwright-core is
+# pinned to the last release line that runs on Debian 12's Node 18.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 15) ? 0 : 1)' \
+    || die "Node.js 18.15 or newer is needed (found $(node --version))"
 
 # ---- npm packages (playwright-core without its browser download, ws) ------------------------
 stamp="$HERE/node_modules/.package-lock.json"
