@@ -79,6 +79,11 @@ if [[ ${1:-} == --inside-namespace ]]; then
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
     if [[ $MODE == apt ]]; then
+        # This machine's apt reaches the mirror with settings the new root lacks: a proxy,
+        # or, on a mirror snapshot older than the clock, no Valid-Until check.
+        apt-config dump 2>/dev/null |
+            grep -E '^Acquire::(Check-Valid-Until|Check-Date|Max-ValidTime|[A-Za-z]+::Proxy)' \
+            >"$ROOT/etc/apt/apt.conf.d/90host-acquire" || true
         # debootstrap's own resolver cannot pick providers of virtual packages
         # (dconf-service needs "dbus-session-bus"), so the real package set is
         # installed by apt inside the fresh root.

@@ -20,16 +20,16 @@ step "load smoke: 20 viewers, MJPEG and a stalled one (wsjpeg-bench)"
 cargo build --locked -p wsjpeg-bench
 target/debug/wsjpeg-bench run --viewers 20 --mjpeg 2 --stalled 1 --ramp 1 --settle 0.5 \
     --duration 3 --probes 3 --min-fps 25 --max-failed 0
-if [[ -x web/tests/run.sh ]]; then
-    step "viewer in headless Chromium"
-    web/tests/run.sh
-fi
-if [[ -x packaging/check-dockerfile.sh ]]; then
-    step "Dockerfile matches the repository"
-    packaging/check-dockerfile.sh
-fi
-if [[ -x packaging/compat-check.sh ]]; then
-    step "plugin and launcher on GStreamer 1.18 (Debian 11 root)"
-    WSJPEG_COMPAT_OPTIONAL=1 packaging/compat-check.sh
+step "viewer in headless Chromium"
+bash web/tests/run.sh
+step "Dockerfile matches the repository"
+bash packaging/check-dockerfile.sh
+step "plugin and launcher on GStreamer 1.18 (Debian 11 root)"
+# On a developer's machine without root the check may be skipped, and says so; in CI a check
+# that cannot run is a failure.
+if [[ -n ${CI:-} ]]; then
+    bash packaging/compat-check.sh
+else
+    WSJPEG_COMPAT_OPTIONAL=1 bash packaging/compat-check.sh
 fi
 step "all checks passed"

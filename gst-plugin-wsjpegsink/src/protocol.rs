@@ -122,6 +122,9 @@ pub enum ServerMessage<'a> {
         framerate: Option<f64>,
         meta: bool,
         camera: CameraState,
+        /// What went wrong, while `camera` is `error`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
     },
     Ping,
     Status {

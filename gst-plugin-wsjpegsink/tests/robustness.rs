@@ -1050,16 +1050,18 @@ async fn idle_connections_make_room_for_real_clients(kind: HostKind) {
     let server = Host::test_pattern(kind, 320, 240, FPS, "max-connections=8");
     let port = server.port();
     let mut idle = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..7 {
         idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     }
+    // Seven idle ones and the request asking: the table is full, nobody had to make room.
     assert!(
         eventually(5 * SECOND, || {
-            server.status()["connections"]["open"].as_u64() >= Some(8)
+            server.status()["connections"]["open"].as_u64() == Some(8)
         })
         .await,
         "the server took the idle connections"
     );
+    idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
     let started = Instant::now();
     let health = http_get(port, "/healthz", &[], usize::MAX).await;
     assert_eq!(health.status, 200);
@@ -1070,17 +1072,19 @@ async fn idle_connections_make_room_for_real_clients(kind: HostKind) {
         "room was made at once: {:?}",
         started.elapsed()
     );
-    // The health check took the place of the oldest idle connection; the viewer found the
-    // place the health check left. The other idle ones are still open.
+    // Room was made by closing idle connections, the oldest first; the rest are still open.
+    // (How many depends on when the requests above gave their places back.)
     let mut closed = Vec::new();
     for stream in &mut idle {
         let mut byte = [0u8; 1];
         let read = tokio::time::timeout(SECOND / 10, stream.read(&mut byte)).await;
         closed.push(matches!(read, Ok(Ok(0) | Err(_))));
     }
-    let mut expected = vec![false; idle.len()];
-    expected[0] = true;
-    assert_eq!(closed, expected, "which idle connections were closed");
+    let n_closed = closed.iter().filter(|c| **c).count();
+    assert!(
+        (1..=3).contains(&n_closed) && closed[..n_closed].iter().all(|c| *c),
+        "the oldest idle connections are closed, and only as many as needed: {closed:?}"
+    );
     assert_eq!(server.n_clients(), 1);
     drop(viewer);
     server.finish();

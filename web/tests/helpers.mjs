@@ -192,7 +192,7 @@ export async function startProtocolServer({
   });
   const wss = new WebSocketServer({ server, path: '/stream' });
   const received = [];
-  const state = { camera, sequence: 0 };
+  const state = { camera, sequence: 0, frozen: false };
   wss.on('connection', (socket, req) => {
     const meta = new URL(req.url, 'http://x').searchParams.get('meta') === '1';
     socket.send(JSON.stringify({
@@ -202,7 +202,7 @@ export async function startProtocolServer({
     let i = 0;
     let paused = false;
     const timer = setInterval(() => {
-      if (paused || state.camera !== 'streaming' || socket.readyState !== socket.OPEN) return;
+      if (paused || state.frozen || state.camera !== 'streaming' || socket.readyState !== socket.OPEN) return;
       state.sequence += sequenceStep;
       const jpeg = frames[i++ % frames.length];
       if (!meta) { socket.send(jpeg, { binary: true }); return; }
@@ -233,6 +233,10 @@ export async function startProtocolServer({
     port,
     received,
     recordRequests,
+    /** Stops (true) or restarts (false) the frames while the camera stays "streaming". */
+    freeze(frozen) {
+      state.frozen = frozen;
+    },
     /** Sends a JSON message to every connected viewer. */
     broadcast(message) {
       if (message.type === 'status') state.camera = message.camera;

@@ -493,10 +493,11 @@ impl Viewer {
             framerate: video.framerate,
             meta: self.options.meta,
             camera: status.state,
+            message: status.message.as_deref(),
         }
         .to_json();
+        // The hello says the camera state; `status` messages follow only when it changes.
         writer.send_text(&hello).await?;
-        writer.send_text(&protocol::status_message(&status)).await?;
         // Only the fields of the message count: byte counters alone do not make viewers busy.
         let mut last_recording = recording
             .borrow_and_update()

@@ -486,7 +486,8 @@ pub async fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -
     }
 }
 
-/// Waits for a `status` message announcing `state`.
+/// Waits for the camera to be announced in `state`: by the `hello` (which says the state on
+/// arrival) or a later `status` message. Returns that message.
 pub async fn wait_camera_state(
     ws: &mut WebSocket,
     state: &str,
@@ -495,9 +496,15 @@ pub async fn wait_camera_state(
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.checked_duration_since(Instant::now())?;
-        let status = next_text_of_type(ws, "status", left).await?;
-        if status["camera"] == state {
-            return Some(status);
+        match next_message(ws, left).await? {
+            Received::Text(message)
+                if matches!(message["type"].as_str(), Some("hello" | "status"))
+                    && message["camera"] == state =>
+            {
+                return Some(message);
+            }
+            Received::Closed(_) => return None,
+            _ => continue,
         }
     }
 }
