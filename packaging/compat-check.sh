@@ -70,9 +70,19 @@ cannot_run() {
 # ---------------------------------------------------------------------------
 # Inner part: runs as `unshare -m` child with a private mount namespace.
 # ---------------------------------------------------------------------------
+# Whether / is a mount point. It is not inside a plain chroot (some CI and container setups),
+# and then its propagation cannot be changed: the root of the build is made a mount of its own.
+root_is_a_mount() { awk '$5 == "/" { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+if root_is_a_mount; then PROPAGATION=private; else PROPAGATION=unchanged; fi
+
 if [[ ${1:-} == --inside-namespace ]]; then
     MODE=$2
-    mount --make-rprivate /
+    if root_is_a_mount; then
+        mount --make-rprivate /
+    else
+        mount --bind "$ROOT" "$ROOT"
+        mount --make-rprivate "$ROOT"
+    fi
     mount -t proc proc "$ROOT/proc"
     mount --rbind /sys "$ROOT/sys"
     mount --rbind /dev "$ROOT/dev"
@@ -150,7 +160,7 @@ if [[ -f $STAMP && $(cat "$STAMP") == "$want_stamp" ]]; then
     log "reusing cached $SUITE root at $ROOT"
 elif [[ -f $STAMP ]]; then
     log "package list changed: updating cached root"
-    unshare --mount --propagation private -- "$0" --inside-namespace apt ||
+    unshare --mount --propagation "$PROPAGATION" -- "$0" --inside-namespace apt ||
         cannot_run "apt-get install in the cached root failed (no mirror?)"
     echo "$want_stamp" >"$STAMP"
 else
@@ -180,7 +190,7 @@ else
     fi
     mv "$tmp" "$ROOT"
     log "installing ${PACKAGES[*]} into the root"
-    if ! unshare --mount --propagation private -- "$0" --inside-namespace apt; then
+    if ! unshare --mount --propagation "$PROPAGATION" -- "$0" --inside-namespace apt; then
         mv "$ROOT" "$tmp"
         cannot_run "apt-get install inside the new root failed (no mirror?)"
     fi
@@ -189,7 +199,7 @@ else
 fi
 
 # Build and test inside the root, in a throwaway mount namespace.
-unshare --mount --propagation private -- "$0" --inside-namespace build "$SYSROOT" "$CARGO_DIR" ||
+unshare --mount --propagation "$PROPAGATION" -- "$0" --inside-namespace build "$SYSROOT" "$CARGO_DIR" ||
     die "plugin does not build or run on Debian $SUITE's GStreamer (see above)"
 what="wsjpegsink builds, loads and streams"
 if [[ ${WSJPEG_COMPAT_LAUNCHER:-$([[ -f $REPO/launcher/Cargo.toml ]] && echo 1 || echo 0)} == 1 ]]; then

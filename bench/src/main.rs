@@ -198,6 +198,14 @@ struct LoadArgs {
     /// Fail if more viewers than this could not connect or were dropped.
     #[arg(long)]
     max_failed: Option<usize>,
+    /// Fail if a stalled viewer gets fewer frames per second than this (it must still be
+    /// served, with the newest frame when it reads).
+    #[arg(long)]
+    min_stalled_fps: Option<f64>,
+    /// Fail if a frame a stalled viewer receives is older than this (ms): latest frame wins,
+    /// so it must never fall seconds behind.
+    #[arg(long)]
+    max_stalled_age_ms: Option<f64>,
     /// Write the full report as JSON to this file ("-" for stdout).
     #[arg(long)]
     json: Option<String>,
@@ -209,6 +217,8 @@ impl LoadArgs {
             min_fps: self.min_fps,
             max_p99_ms: self.max_p99_ms,
             max_failed: self.max_failed,
+            min_stalled_fps: self.min_stalled_fps,
+            max_stalled_age_ms: self.max_stalled_age_ms,
         }
     }
 

@@ -166,9 +166,32 @@ mod tests {
     #[test]
     fn reads_own_process() {
         let pid = std::process::id();
-        assert!(cpu_seconds(pid).unwrap() >= 0.0);
-        assert!(rss_bytes(pid).unwrap() > 0);
-        assert!(cpu_seconds_precise(pid).unwrap() > 0.0);
+        // Burn a known amount of CPU on this thread: both clocks must see it.
+        let before = (cpu_seconds(pid).unwrap(), cpu_seconds_precise(pid).unwrap());
+        let start = std::time::Instant::now();
+        let mut x = 1u64;
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let spent = (
+            cpu_seconds(pid).unwrap() - before.0,
+            cpu_seconds_precise(pid).unwrap() - before.1,
+        );
+        assert!(
+            spent.1 >= 0.2 && spent.1 < 5.0,
+            "precise CPU time grew by {}",
+            spent.1
+        );
+        // Clock ticks are 10 ms: the coarse figure follows within a few of them.
+        assert!(spent.0 >= 0.15, "CPU time in ticks grew by {}", spent.0);
+        let rss = rss_bytes(pid).unwrap();
+        let held = vec![1u8; 64 << 20];
+        let grown = rss_bytes(pid).unwrap();
+        assert!(
+            grown >= rss + (48 << 20),
+            "64 MB touched, RSS {rss} -> {grown}"
+        );
+        drop(std::hint::black_box(held));
         let m = machine_jiffies().unwrap();
         assert!(m.total >= m.busy && m.busy >= m.irq);
         assert!(cpu_seconds(u32::MAX).is_err());

@@ -109,6 +109,10 @@ pub struct Thresholds {
     pub max_p99_ms: Option<f64>,
     /// Failed plus dropped viewers allowed.
     pub max_failed: Option<usize>,
+    /// Every stalled viewer must still get this rate.
+    pub min_stalled_fps: Option<f64>,
+    /// The oldest frame a stalled viewer may receive.
+    pub max_stalled_age_ms: Option<f64>,
 }
 
 const MB: f64 = 1024.0 * 1024.0;
@@ -245,6 +249,29 @@ impl Report {
                 detail: match p99 {
                     Some(p) => format!("p99 {p:.2} ms"),
                     None => "no latency measured".into(),
+                },
+            });
+        }
+        let stalled = self.group(Kind::Stalled);
+        if let Some(min) = t.min_stalled_fps {
+            let got = stalled.and_then(|g| g.fps_min);
+            checks.push(Check {
+                name: format!("stalled min fps >= {min}"),
+                passed: got.is_some_and(|f| f >= min),
+                detail: match got {
+                    Some(f) => format!("slowest stalled viewer {f:.2} fps"),
+                    None => "no stalled viewer".into(),
+                },
+            });
+        }
+        if let Some(max) = t.max_stalled_age_ms {
+            let oldest = stalled.and_then(|g| g.latency_ms.as_ref()).map(|d| d.max);
+            checks.push(Check {
+                name: format!("stalled frame age <= {max} ms"),
+                passed: oldest.is_some_and(|a| a <= max),
+                detail: match oldest {
+                    Some(a) => format!("oldest frame a stalled viewer got: {a:.0} ms"),
+                    None => "no stalled latency measured".into(),
                 },
             });
         }

@@ -317,10 +317,130 @@ async fn the_token_cannot_be_read_back() {
     );
 }
 
-#[test]
-fn two_sinks_in_one_process_serve_independently() {
-    init();
-    let a = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
-    let b = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sinks_in_one_process_serve_independently() {
+    let a = Server::fed("");
+    let b = Server::fed("");
     assert_ne!(a.port, b.port);
+    let frame_a = encode_jpeg(320, 240, "smpte", 80);
+    let frame_b = encode_jpeg(320, 240, "ball", 80);
+    let mut viewer_a = connect(a.port, "/stream").await;
+    let mut viewer_b = connect(b.port, "/stream").await;
+    for _ in 0..3 {
+        a.push(&frame_a);
+        b.push(&frame_b);
+        assert_eq!(
+            next_frame(&mut viewer_a, 5 * SECOND).await.as_ref(),
+            Some(&frame_a)
+        );
+        assert_eq!(
+            next_frame(&mut viewer_b, 5 * SECOND).await.as_ref(),
+            Some(&frame_b)
+        );
+    }
+    // Their figures are their own too.
+    assert_eq!(a.stats().get::<u64>("frames-in").unwrap(), 3);
+    assert_eq!(b.stats().get::<u64>("frames-in").unwrap(), 3);
+    assert_eq!((a.n_clients(), b.n_clients()), (1, 1));
+    // One stopping leaves the other serving.
+    a.pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(close_code(&mut viewer_a, 5 * SECOND).await, Some(1001));
+    b.push(&frame_b);
+    assert_eq!(
+        next_frame(&mut viewer_b, 5 * SECOND).await.as_ref(),
+        Some(&frame_b)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_error_is_cleared_by_the_next_frame() {
+    let server = Server::fed("");
+    let frame = encode_jpeg(320, 240, "smpte", 80);
+    let mut ws = connect(server.port, "/stream").await;
+    server.push(&frame);
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    server.sink.set_property("camera-error", "unplugged");
+    let error = wait_camera_state(&mut ws, "error", 5 * SECOND)
+        .await
+        .expect("an error status");
+    assert_eq!(error["message"], "unplugged");
+    assert_eq!(
+        http_get(server.port, "/healthz", &[], usize::MAX)
+            .await
+            .status,
+        503
+    );
+    server.push(&frame);
+    assert!(
+        wait_camera_state(&mut ws, "streaming", 5 * SECOND)
+            .await
+            .is_some(),
+        "the next frame says the camera works again"
+    );
+    assert_eq!(
+        http_get(server.port, "/healthz", &[], usize::MAX)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_never_shown_a_frame_older_than_a_second() {
+    let server = Server::fed("");
+    let old = encode_jpeg(320, 240, "smpte", 80);
+    let new = encode_jpeg(320, 240, "ball", 80);
+    server.push(&old);
+    let mut early = connect(server.port, "/stream").await;
+    assert_eq!(
+        next_frame(&mut early, 5 * SECOND).await.as_ref(),
+        Some(&old),
+        "fresh: shown at once"
+    );
+    // Wait until the frame is past its second, by the server's own account.
+    assert!(
+        eventually(5 * SECOND, || {
+            status_blocking(server.port)["last_frame_age_seconds"]
+                .as_f64()
+                .is_some_and(|age| age > 1.05)
+        })
+        .await
+    );
+    let mut late = connect(server.port, "/stream").await;
+    assert!(
+        next_frame(&mut late, SECOND / 2).await.is_none(),
+        "the stale frame is not shown as live"
+    );
+    server.push(&new);
+    assert_eq!(
+        next_frame(&mut late, 5 * SECOND).await.as_ref(),
+        Some(&new),
+        "the next one is"
+    );
+    // A snapshot waits for a fresh frame too (and gets the newest).
+    let snapshot = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
+    assert_eq!(snapshot.body, new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_frame_is_forgotten_on_ready() {
+    let server = Server::fed("snapshot-timeout=300");
+    let frame = encode_jpeg(320, 240, "smpte", 80);
+    server.push(&frame);
+    let mut ws = connect(server.port, "/stream").await;
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    server.pipeline.set_state(gst::State::Ready).unwrap();
+    assert!(
+        wait_camera_state(&mut ws, "idle", 5 * SECOND)
+            .await
+            .is_some()
+    );
+    // Seconds younger than the freshness limit, but the camera is parked: nothing to show.
+    let mut newcomer = connect(server.port, "/stream").await;
+    assert!(
+        next_frame(&mut newcomer, SECOND / 2).await.is_none(),
+        "a parked camera's last picture is not shown as live"
+    );
+    let snapshot = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
+    assert_eq!(snapshot.status, 503, "no snapshot of a parked camera");
 }

@@ -252,8 +252,15 @@ async fn auth_token_is_required_everywhere_but_healthz() {
         assert_eq!(wrong.status, 401, "{path} with a wrong token");
     }
     assert_eq!(http_get(server.port, "/healthz", &[], 1).await.status, 200);
-    let refused = tokio_tungstenite::connect_async(server.url("/stream")).await;
-    assert!(refused.is_err(), "WebSocket without token is refused");
+    match tokio_tungstenite::connect_async(server.url("/stream")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401, "WebSocket without token")
+        }
+        other => panic!(
+            "WebSocket without token: expected 401, got {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
     let mut ws = connect(server.port, "/stream?token=s3cret").await;
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
 }
@@ -280,4 +287,60 @@ async fn cross_site_websocket_is_refused() {
         .insert("Origin", origin.parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(same_host).await.unwrap();
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+}
+
+/// Whether this machine has IPv6 loopback. In CI its absence is a failure, not a skip.
+fn ipv6_loopback() -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(err) if std::env::var_os("CI").is_some() => {
+            panic!("CI must be able to test IPv6, but [::1] cannot be bound: {err}")
+        }
+        Err(err) => {
+            eprintln!("SKIP: no IPv6 loopback here ({err})");
+            false
+        }
+    }
+}
+
+async fn snapshot_status(host: &str, port: u16) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect((host, port))
+        .await
+        .unwrap_or_else(|e| panic!("{host}:{port} accepts: {e}"));
+    stream
+        .write_all(b"GET /snapshot.jpg HTTP/1.1\r\nHost: cam\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_alone_and_dual_stack() {
+    if !ipv6_loopback() {
+        return;
+    }
+    let v6 = Server::launch(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! jpegenc \
+         ! wsjpegsink name=sink port=0 address=::1",
+    );
+    assert_eq!(snapshot_status("::1", v6.port).await, 200);
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", v6.port))
+            .await
+            .is_err(),
+        "::1 alone does not listen on IPv4"
+    );
+    let dual = Server::launch(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! jpegenc \
+         ! wsjpegsink name=sink port=0 address=::",
+    );
+    assert_eq!(snapshot_status("::1", dual.port).await, 200, "IPv6 on ::");
+    assert_eq!(
+        snapshot_status("127.0.0.1", dual.port).await,
+        200,
+        "IPv4 on ::"
+    );
 }

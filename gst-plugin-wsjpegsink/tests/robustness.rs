@@ -39,8 +39,17 @@ const MIN_WATCH: Duration = Duration::from_secs(3);
 
 /// A `?meta=1` viewer reading in the background for the whole test.
 struct Watcher {
+    port: u16,
+    frames_in_before: u64,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<Delivery>,
+}
+
+/// Frames the server has taken in, from its own `/status`.
+fn frames_in(port: u16) -> u64 {
+    status_blocking(port)["frames"]["in"]
+        .as_u64()
+        .expect("/status answers with frame counters")
 }
 
 impl Watcher {
@@ -50,6 +59,7 @@ impl Watcher {
             next_frame(&mut ws, 5 * SECOND).await.is_some(),
             "the watcher gets a first frame"
         );
+        let frames_in_before = frames_in(port);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let min_end = Instant::now() + MIN_WATCH;
@@ -59,24 +69,31 @@ impl Watcher {
             })
             .await
         });
-        Watcher { stop, task }
+        Watcher {
+            port,
+            frames_in_before,
+            stop,
+            task,
+        }
     }
 
-    /// Stops watching and checks that the viewer got (nearly) every frame at the source rate.
+    /// Stops watching and checks that the viewer got the frames the server took in meanwhile.
+    /// An attack that held up the accept loop or the runtime would leave it with next to
+    /// nothing; a busy test machine costs it a frame here and there (latest frame wins).
     async fn assert_undisturbed(self, what: &str) {
         self.stop.store(true, Ordering::Relaxed);
         let delivery = self.task.await.expect("the watcher did not panic");
-        eprintln!("{what}: watcher {delivery:?}, {:.1} fps", delivery.fps());
+        let frames_in = frames_in(self.port) - self.frames_in_before;
+        eprintln!("{what}: watcher {delivery:?}, {frames_in} frames in meanwhile");
         assert!(
-            delivery.fps() >= 0.75 * FPS as f64,
-            "{what}: the watcher got {:.1} fps of {FPS}",
-            delivery.fps()
+            frames_in >= u64::from(FPS),
+            "{what}: the source gave only {frames_in} frames in {:.1} s",
+            delivery.seconds
         );
         assert!(
-            delivery.ratio() >= 0.9,
-            "{what}: the watcher got {} of {} published frames",
-            delivery.received,
-            delivery.published
+            delivery.received as f64 >= 0.75 * frames_in as f64,
+            "{what}: the watcher got {} of the {frames_in} frames the server took in",
+            delivery.received
         );
     }
 }
@@ -264,12 +281,13 @@ async fn garbage_bytes_get_400_or_are_closed(kind: HostKind) {
             outcome.closed,
             "{what}: the connection is closed within 5 s"
         );
-        if let Some(status) = outcome.status {
-            assert!(
-                (400..500).contains(&status) || status == 505,
-                "{what}: answered {status}"
-            );
-        }
+        // hyper answers what it can parse as HTTP/1 with 400; the HTTP/2 preface it closes.
+        let expected = if what == "HTTP/2 preface" {
+            None
+        } else {
+            Some(400)
+        };
+        assert_eq!(outcome.status, expected, "{what}");
     }
     assert_still_serving(server.port()).await;
     watcher.assert_undisturbed("garbage").await;
@@ -313,13 +331,8 @@ async fn oversized_request_line_and_headers_get_4xx_and_are_closed(kind: HostKin
             "{what}: {:?} closed={} in {:?}",
             outcome.status, outcome.closed, outcome.elapsed
         );
-        let status = outcome
-            .status
-            .unwrap_or_else(|| panic!("{what}: no answer"));
-        assert!(
-            [400, 414, 431].contains(&status),
-            "{what}: answered {status}"
-        );
+        // Past the 16 KiB limit for a request head: "Request Header Fields Too Large".
+        assert_eq!(outcome.status, Some(431), "{what}");
         assert!(outcome.closed, "{what}: closed after the answer");
     }
     assert_still_serving(server.port()).await;
@@ -760,10 +773,8 @@ async fn document_root_cannot_be_escaped(kind: HostKind) {
             assert_eq!(status, 200, "{path}");
             assert_eq!(body, PAGE, "{path}");
         } else {
-            assert!(
-                [400, 403, 404].contains(&status),
-                "{path}: answered {status}"
-            );
+            // One answer for everything outside the root: not found, as if it did not exist.
+            assert_eq!(status, 404, "{path}");
         }
     }
     watcher.assert_undisturbed("traversal").await;

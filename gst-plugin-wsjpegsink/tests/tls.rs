@@ -140,9 +140,13 @@ async fn stalled_and_failed_handshakes_do_not_hold_up_others() {
             .unwrap();
         idle.push(garbage);
     }
-    // A plain-http client on the TLS port gets nothing useful, and no crash.
+    // A plain-http client on the TLS port is told to use https, in plain text it can read.
     let plain = http_get_raw(server.port).await;
-    assert!(!plain.starts_with("HTTP/1.1 200"));
+    assert!(plain.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{plain}");
+    assert!(
+        plain.ends_with("\r\n\r\nThis port serves HTTPS: use https:// and wss:// URLs.\n"),
+        "{plain}"
+    );
 
     let started = Instant::now();
     let status = https_get(&cert, server.port, "/healthz").await;
@@ -241,4 +245,77 @@ async fn tls_clients_that_hang_up_mid_frame_never_kill_a_gst_launch_host() {
     let health = https_get(&cert, port, "/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     host.assert_clean_exit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_a_token_together() {
+    let cert = Certificate::generate();
+    let props = format!("{} auth-token=Tls-Token-41c", cert.sink_props());
+    let server = Server::test_pattern(320, 240, 30, &props);
+    let port = server.port;
+    let refused = https_get(&cert, port, "/status").await;
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let allowed = https_get(&cert, port, "/status?token=Tls-Token-41c").await;
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    let health = https_get(&cert, port, "/healthz").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200"),
+        "/healthz needs no token: {health}"
+    );
+
+    // wss: without the token the handshake is refused with 401; with it, frames arrive.
+    let mut tls = cert.connect(port).await;
+    tls.write_all(upgrade_request(port, "/stream", "").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(5 * SECOND, tls.read(&mut head))
+        .await
+        .expect("an answer in time")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let tls = cert.connect(port).await;
+    let url = format!("wss://localhost:{port}/stream?token=Tls-Token-41c");
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    use futures_util::StreamExt;
+    let frame = tokio::time::timeout(5 * SECOND, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(data))) => return data,
+                Some(Ok(_)) => continue,
+                other => panic!("wss stream ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame in time");
+    assert!(is_complete_jpeg(&frame));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_the_tls_handshake_is_closed_after_ten_seconds() {
+    let cert = Certificate::generate();
+    let server = Server::test_pattern(160, 120, 10, &cert.sink_props());
+    // Half a ClientHello, then nothing.
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00])
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let ended = tokio::time::timeout(20 * SECOND, stalled.read_to_end(&mut rest)).await;
+    let after = started.elapsed();
+    eprintln!("stalled TLS handshake closed after {after:?}");
+    assert!(ended.is_ok(), "the stalled handshake was never cut off");
+    assert!(
+        after >= 9 * SECOND && after < 15 * SECOND,
+        "cut off after {after:?}, the deadline is 10 s"
+    );
+    // Meanwhile everyone else was served.
+    let health = https_get(&cert, server.port, "/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
 }

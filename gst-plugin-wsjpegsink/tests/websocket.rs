@@ -208,6 +208,63 @@ async fn keepalive_ping_after_idle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_never_answers_pings_is_dropped_after_three_intervals() {
+    let server = Server::build(
+        "appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1 keepalive=1",
+    );
+    // A raw socket reads everything and answers nothing, not even the protocol ping.
+    let mut silent = raw_websocket(server.port, "/stream").await;
+    // tungstenite answers protocol pings by itself while it reads, as browsers do; this one
+    // reads all along and ignores the JSON pings.
+    let mut answering = connect(server.port, "/stream").await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reading = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(Received::Closed(code)) =
+                    next_message(&mut answering, Duration::from_millis(100)).await
+                {
+                    panic!("the viewer that answers pings was closed: {code:?}");
+                }
+            }
+            answering
+        })
+    };
+    let started = Instant::now();
+    let mut pings = 0;
+    let code = loop {
+        let frame = read_server_frame(&mut silent, 10 * SECOND)
+            .await
+            .expect("the server ends the silent viewer with a close frame");
+        if frame.opcode == 0x9 {
+            pings += 1;
+        }
+        if let Some(code) = frame.close_code() {
+            break code;
+        }
+    };
+    let after = started.elapsed();
+    eprintln!("silent viewer closed with {code} after {after:?} and {pings} pings");
+    assert_eq!(code, 1001);
+    assert!(pings >= 1, "it was pinged before being dropped");
+    assert!(
+        after >= Duration::from_millis(2500),
+        "dropped after {after:?}, before three intervals of silence"
+    );
+    // The one that answers is still there, and counted alone.
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answering = reading.await.expect("the answering viewer stayed");
+    send_json(&mut answering, json!({"type": "time", "client": 7})).await;
+    assert!(
+        next_text_of_type(&mut answering, "time", 5 * SECOND)
+            .await
+            .is_some()
+    );
+    assert!(eventually(5 * SECOND, || server.n_clients() == 1).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_beyond_max_clients_gets_1013() {
     let server = Server::test_pattern(320, 240, 30, "max-clients=1");
     let mut first = connect(server.port, "/stream").await;

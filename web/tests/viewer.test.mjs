@@ -44,6 +44,19 @@ after(async () => {
 
 // ---- Page helpers -------------------------------------------------------------------------------
 
+/** Installed in a page: records when each WebSocket is opened (performance.now()). */
+function recordSocketOpens() {
+  const Native = window.WebSocket;
+  const opens = [];
+  Object.defineProperty(window, '__socketOpens', { value: opens });
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      opens.push(performance.now());
+    }
+  };
+}
+
 async function openViewer(url, { context: contextOptions = {}, initScripts = [] } = {}) {
   const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
   await context.addInitScript(leakTracker);
@@ -125,7 +138,7 @@ describe('viewer on a live wsjpegsink pipeline', () => {
   let view;
 
   before(async () => {
-    view = await openViewer(`http://127.0.0.1:${sink.port}/`);
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`, { initScripts: [recordSocketOpens] });
   });
   after(async () => {
     if (view) await view.context.close();
@@ -273,7 +286,18 @@ describe('viewer on a live wsjpegsink pipeline', () => {
     assert.equal(await text(page, '#latency'), '—');
     await sleep(400); // let the picture dim
     await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-disconnected.png') });
-    await sleep(2500); // let at least one reconnect attempt fail
+    // It tries again on its own, backing off: 2 s after the loss, then 3 s after that.
+    const lostAt = await page.evaluate(() => performance.now());
+    const attempts = await waitFor('two reconnect attempts', async () => {
+      const opened = await page.evaluate(() => window.__socketOpens.slice());
+      const after = opened.filter((t) => t > lostAt - 500);
+      return after.length >= 2 ? after : null;
+    }, { timeout: 12000 });
+    const [first, second] = attempts;
+    assert.ok(second - first > 2500 && second - first < 4000,
+      `the second attempt came ${Math.round(second - first)} ms after the first (backoff 2 s, then 3 s)`);
+    await waitFor('the attempts failed', async () =>
+      (await page.getAttribute('#status', 'data-state')) === 'disconnected', { timeout: 3000 });
 
     const drawnBefore = (await stats(page)).drawn;
     sink = await startSink({ port: sink.port });

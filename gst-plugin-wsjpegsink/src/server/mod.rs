@@ -60,6 +60,8 @@ const WARNING_INTERVAL: Duration = Duration::from_secs(5);
 /// After a failed accept (typically EMFILE) the loop waits this long, doubling up to a second.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Answer to a plain http:// request on a port that serves https.
+const PLAIN_HTTP_ON_TLS_PORT: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 54\r\nConnection: close\r\n\r\nThis port serves HTTPS: use https:// and wss:// URLs.\n";
 /// Answer to a connection over `max-connections` when every open one is at work.
 const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 21\r\nRetry-After: 2\r\nConnection: close\r\n\r\nToo many connections\n";
 
@@ -350,19 +352,27 @@ async fn accept_loop(
                 shutdown,
             )),
             Some(acceptor) => {
-                let handshake = acceptor.accept(stream);
+                let acceptor = acceptor.clone();
                 let evicted = peer.connection.evicted();
                 ctx.spawn(async move {
+                    let handshake = async {
+                        if speaks_plain_http(&stream).await {
+                            answer_plain_http(stream).await;
+                            return None;
+                        }
+                        Some(acceptor.accept(stream).await)
+                    };
                     let stream = tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = evicted.cancelled() => return,
                         done = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake) => done,
                     };
                     match stream {
-                        Ok(Ok(stream)) => {
+                        Ok(Some(Ok(stream))) => {
                             serve_connection(TokioIo::new(stream), peer, service, shutdown).await
                         }
-                        Ok(Err(err)) => {
+                        Ok(None) => gst::debug!(CAT, "Plain HTTP from {} on the TLS port", addr),
+                        Ok(Some(Err(err))) => {
                             gst::debug!(CAT, "TLS handshake with {} failed: {}", addr, err)
                         }
                         Err(_) => gst::debug!(CAT, "TLS handshake with {} timed out", addr),
@@ -380,6 +390,24 @@ async fn accept_loop(
         gst::debug!(CAT, "Some connections were still closing at shutdown");
     }
     let _ = finished.send(());
+}
+
+/// Whether a client on the TLS port started with a plain HTTP request line (a method name)
+/// rather than a TLS record.
+async fn speaks_plain_http(stream: &ClientSocket<tokio::net::TcpStream>) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
+}
+
+/// Tells a browser that typed http:// for an https port what to do instead.
+async fn answer_plain_http(mut stream: ClientSocket<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Read the request first: closing with it unread would reset the connection and could
+    // destroy the answer before the client sees it.
+    let mut request = vec![0u8; MAX_REQUEST_HEAD];
+    let _ = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut request)).await;
+    let _ = stream.write_all(PLAIN_HTTP_ON_TLS_PORT).await;
+    let _ = stream.shutdown().await;
 }
 
 async fn serve_connection<I, S>(

@@ -203,14 +203,25 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             },
         );
 
-    let static_files = warp::path::full().and(get).and(with_ctx).and_then(
-        |path: warp::path::FullPath, ctx: Arc<ServerContext>| async move {
-            if ctx.config().document_root.is_none() {
-                return Err(warp::reject::not_found());
-            }
-            Ok(page(ctx, path.as_str().to_string()).await)
-        },
-    );
+    // Without a document root there are no files: any other path is unknown, whatever the
+    // method (404, not 405).
+    let static_files = warp::path::full()
+        .and(with_ctx)
+        .and_then(
+            |path: warp::path::FullPath, ctx: Arc<ServerContext>| async move {
+                if ctx.config().document_root.is_none() {
+                    return Err(warp::reject::not_found());
+                }
+                Ok((path, ctx))
+            },
+        )
+        .untuple_one()
+        .and(get)
+        .then(
+            |path: warp::path::FullPath, ctx: Arc<ServerContext>| async move {
+                page(ctx, path.as_str().to_string()).await
+            },
+        );
 
     let guarded = authorized.and(
         index

@@ -56,6 +56,11 @@ impl ClientSocket<TcpStream> {
         }
     }
 
+    /// Reads without taking the bytes off the socket.
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io.peek(buf).await
+    }
+
     /// The read half and a write half that keeps the deadline and the connection's slot.
     pub fn into_split(self) -> (OwnedReadHalf, ClientSocket<OwnedWriteHalf>) {
         let (read, write) = self.io.into_split();
