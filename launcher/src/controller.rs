@@ -3,6 +3,7 @@
 //! last one leaves (plus the linger), restarts it with backoff when it is lost, and stops
 //! everything on shutdown. Signal handlers and element callbacks only send it events.
 
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::camera::{CameraPipeline, RecordTap, StartRequest};
 use crate::cli::EncoderChoice;
 use crate::encoder::{Format, JpegPath};
-use crate::recorder::{self, RecordingConfig, RecordingPipeline};
+use crate::recorder::{RecordingConfig, RecordingPipeline, Writing};
 use crate::server::{ServerPipeline, ServerSettings};
 use crate::source::Source;
 
@@ -42,6 +43,7 @@ pub enum Event {
         generation: u64,
         reason: String,
     },
+    /// Only wakes the loop, which then reports the bytes written.
     SegmentClosed {
         camera: usize,
     },
@@ -109,10 +111,13 @@ struct Recording {
     tap: RecordTap,
     generation: u64,
     started: Option<std::time::SystemTime>,
-    segments_deleted: u64,
+    /// Figures of the recordings that ended, added to the running one's.
+    deleted_before: u64,
     bytes_before: u64,
     error: Option<String>,
     last_state: Option<gst::Structure>,
+    /// Shared by every camera's recording.
+    writing: Arc<Writing>,
 }
 
 pub struct Launcher {
@@ -127,6 +132,7 @@ impl Launcher {
     /// Starts every camera's server (parked). Fails when a port cannot be bound.
     pub fn new(config: Config) -> Result<Launcher> {
         let (sender, events) = channel();
+        let writing = Arc::new(Writing::default());
         let mut cameras = Vec::new();
         for (index, source) in config.sources.iter().enumerate() {
             let port = if config.port == 0 {
@@ -159,6 +165,7 @@ impl Launcher {
                 error: None,
                 record: Recording {
                     wanted: config.recording.as_ref().is_some_and(|r| r.autostart),
+                    writing: writing.clone(),
                     ..Recording::default()
                 },
             });
@@ -248,14 +255,8 @@ impl Launcher {
                         camera.recording_failed(&reason);
                     }
                 }
-                Ok(Event::SegmentClosed { camera }) => {
-                    if let (Some(camera), Some(config)) =
-                        (self.cameras.get_mut(camera), &self.config.recording)
-                    {
-                        camera.apply_retention(config);
-                    }
-                }
-                Ok(Event::SegmentOpened { .. }) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Event::SegmentClosed { .. } | Event::SegmentOpened { .. })
+                | Err(RecvTimeoutError::Timeout) => {}
             }
         }
         log::info!("Shutting down");
@@ -263,6 +264,11 @@ impl Launcher {
             camera.stop_recording();
             if let Phase::Running(pipeline) = camera.phase {
                 pipeline.stop();
+                log::info!(
+                    "Camera {} ({}): released",
+                    camera.index,
+                    camera.source.name()
+                );
             }
             camera.server.stop();
         }
@@ -408,7 +414,7 @@ impl Camera {
             pipeline.stop();
         }
         self.attempt = self.attempt.saturating_add(1);
-        let backoff = Duration::from_secs(1u64 << (self.attempt - 1).min(5)).min(MAX_BACKOFF);
+        let backoff = retry_delay(self.attempt);
         log::warn!(
             "Camera {} ({}) unavailable: {}; retrying in {} s",
             self.index,
@@ -463,7 +469,13 @@ impl Camera {
             return;
         }
         self.record.generation += 1;
-        match RecordingPipeline::start(config, self.index, self.record.generation, events.clone()) {
+        match RecordingPipeline::start(
+            config,
+            self.index,
+            self.record.generation,
+            self.record.writing.clone(),
+            events.clone(),
+        ) {
             Ok(pipeline) => {
                 if let Ok(mut tap) = self.record.tap.lock() {
                     *tap = Some((pipeline.appsrc.clone(), pipeline.figures.clone()));
@@ -491,6 +503,7 @@ impl Camera {
         }
         if let Some(pipeline) = self.record.pipeline.take() {
             self.record.bytes_before += pipeline.bytes_written();
+            self.record.deleted_before += pipeline.figures.deleted.load(Ordering::Relaxed);
             pipeline.finalize();
         }
     }
@@ -503,22 +516,12 @@ impl Camera {
         }
         if let Some(pipeline) = self.record.pipeline.take() {
             self.record.bytes_before += pipeline.bytes_written();
+            self.record.deleted_before += pipeline.figures.deleted.load(Ordering::Relaxed);
             drop(pipeline);
         }
         self.record.wanted = false;
         self.record.started = None;
         self.record.error = Some(reason.to_string());
-    }
-
-    fn apply_retention(&mut self, config: &RecordingConfig) {
-        let current: Vec<String> = self
-            .record
-            .pipeline
-            .as_ref()
-            .and_then(|p| p.current_file())
-            .into_iter()
-            .collect();
-        self.record.segments_deleted += recorder::enforce_retention(config, &current);
     }
 
     /// Tells the element (and so the viewers, /status and /metrics) how the recording goes.
@@ -535,11 +538,17 @@ impl Camera {
                 "bytes-written",
                 self.record.bytes_before + pipeline.map(|p| p.bytes_written()).unwrap_or(0),
             )
-            .field("segments-deleted", self.record.segments_deleted)
+            .field(
+                "segments-deleted",
+                self.record.deleted_before
+                    + pipeline
+                        .map(|p| p.figures.deleted.load(Ordering::Relaxed))
+                        .unwrap_or(0),
+            )
             .field(
                 "frames-dropped",
                 pipeline
-                    .map(|p| p.figures.dropped.load(std::sync::atomic::Ordering::Relaxed))
+                    .map(|p| p.figures.dropped.load(Ordering::Relaxed))
                     .unwrap_or(0),
             )
             .build();
@@ -562,6 +571,13 @@ impl Camera {
     }
 }
 
+/// How long to wait before the `attempt`-th retry of a lost camera (counting from 1): 1, 2,
+/// 4, 8, 16 s, then every 30 s.
+pub fn retry_delay(attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(1).min(5);
+    Duration::from_secs(1 << doublings).min(MAX_BACKOFF)
+}
+
 fn source_info(source: &Source, path: JpegPath, format: &Format) -> gst::Structure {
     let mut info = gst::Structure::builder("source")
         .field("encoder", path.encoder_name())
@@ -571,4 +587,16 @@ fn source_info(source: &Source, path: JpegPath, format: &Format) -> gst::Structu
         info.set("jpeg-quality", format.quality);
     }
     info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_1_2_4_8_16_then_30_seconds() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(30));
+    }
 }

@@ -4,11 +4,16 @@
 //! A pipeline of its own, `appsrc ! [encode] ! splitmuxsink`, fed from the camera pipeline's
 //! frame callback. Its appsrc is the only queue: when the disk is slower than the camera, frames
 //! are dropped there and counted, so neither the camera nor the viewers ever wait on the disk.
+//!
+//! Retention runs each time a segment is about to be opened, when the previous one is closed
+//! and the new one does not exist yet: the finished segments then fit the limits, so the folder
+//! never holds more than `--record-max-bytes` plus the segments being written.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -132,6 +137,12 @@ pub fn segment_name(start: SystemTime, camera: &str, format: RecordFormat) -> St
     format!("{stamp}_{camera}.{}", format.extension())
 }
 
+/// Orders segment names by age: start time, then camera, then the restarts within one second
+/// (`_cam0` before `_cam0-1`, which a plain name sort puts the other way round).
+pub fn segment_age_key(name: &str) -> &str {
+    name.rsplit_once('.').map_or(name, |(stem, _)| stem)
+}
+
 /// Whether `name` is one of ours, by its shape.
 pub fn is_segment_name(name: &str) -> bool {
     let Some((stamp, rest)) = name.split_once('_') else {
@@ -158,6 +169,20 @@ pub struct RecordingFigures {
     pub current: Mutex<Option<String>>,
     pub finished_bytes: AtomicU64,
     pub dropped: AtomicU64,
+    /// Segments this recording deleted to stay within the limits.
+    pub deleted: AtomicU64,
+}
+
+/// The segments being written now, by every camera's recording (they share the folder), so that
+/// no camera's retention deletes another's. Held while a segment is named and room is made for
+/// it, which also keeps two cameras from deleting at once.
+#[derive(Debug, Default)]
+pub struct Writing(Mutex<HashSet<String>>);
+
+impl Writing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 pub struct RecordingPipeline {
@@ -165,6 +190,7 @@ pub struct RecordingPipeline {
     pub appsrc: gst_app::AppSrc,
     pub figures: Arc<RecordingFigures>,
     dir: PathBuf,
+    writing: Arc<Writing>,
 }
 
 impl RecordingPipeline {
@@ -172,6 +198,7 @@ impl RecordingPipeline {
         config: &RecordingConfig,
         camera: usize,
         generation: u64,
+        writing: Arc<Writing>,
         events: Sender<Event>,
     ) -> Result<RecordingPipeline> {
         check_dir(&config.dir)?;
@@ -219,22 +246,31 @@ impl RecordingPipeline {
                 )
             })?;
         let figures = Arc::new(RecordingFigures::default());
-        name_segments(&split, config, camera, figures.clone(), events.clone());
+        name_segments(
+            &split,
+            config,
+            camera,
+            figures.clone(),
+            writing.clone(),
+            events.clone(),
+        );
         watch_bus(&pipeline, camera, generation, figures.clone(), events);
-        if pipeline.set_state(gst::State::Playing).is_err() {
-            let reason = crate::server::take_error(&pipeline);
-            let _ = pipeline.set_state(gst::State::Null);
+        // Built first, so that a failure to start is cleaned up by its `Drop`.
+        let recording = RecordingPipeline {
+            pipeline,
+            appsrc,
+            figures,
+            dir: config.dir.clone(),
+            writing,
+        };
+        if recording.pipeline.set_state(gst::State::Playing).is_err() {
+            let reason = crate::server::take_error(&recording.pipeline);
             bail!(
                 "cannot start recording: {}",
                 reason.unwrap_or_else(|| "the pipeline failed".into())
             );
         }
-        Ok(RecordingPipeline {
-            pipeline,
-            appsrc,
-            figures,
-            dir: config.dir.clone(),
-        })
+        Ok(recording)
     }
 
     /// Bytes in finished segments plus the one being written.
@@ -266,6 +302,10 @@ impl RecordingPipeline {
 impl Drop for RecordingPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        // Closed now: from here on it is a finished segment like the others.
+        if let Some(name) = self.current_file() {
+            self.writing.lock().remove(&name);
+        }
     }
 }
 
@@ -283,28 +323,42 @@ fn name_segments(
     config: &RecordingConfig,
     camera: usize,
     figures: Arc<RecordingFigures>,
+    writing: Arc<Writing>,
     events: Sender<Event>,
 ) {
     let events = Mutex::new(events);
-    let dir = config.dir.clone();
-    let format = config.format;
+    let config = config.clone();
     let camera_name = format!("cam{camera}");
+    // Called when the previous segment is closed (its file too) and before the new one is opened.
     split.connect("format-location-full", false, move |_| {
-        let mut name = segment_name(SystemTime::now(), &camera_name, format);
+        let mut writing = writing.lock();
+        let mut current = figures
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(previous) = current.take() {
+            writing.remove(&previous);
+        }
+        let deleted = make_room(&config, &writing);
+        figures.deleted.fetch_add(deleted, Ordering::Relaxed);
+        let mut name = segment_name(SystemTime::now(), &camera_name, config.format);
         // Two segments within one second (a quick restart): keep both.
         let mut n = 1;
-        while dir.join(&name).exists() {
-            name = segment_name(SystemTime::now(), &format!("{camera_name}-{n}"), format);
+        while config.dir.join(&name).exists() {
+            name = segment_name(
+                SystemTime::now(),
+                &format!("{camera_name}-{n}"),
+                config.format,
+            );
             n += 1;
         }
-        if let Ok(mut current) = figures.current.lock() {
-            *current = Some(name.clone());
-        }
+        writing.insert(name.clone());
+        *current = Some(name.clone());
         // The listing marks the file being written from the state the control loop reports.
         if let Ok(events) = events.lock() {
             let _ = events.send(Event::SegmentOpened { camera });
         }
-        Some(dir.join(name).display().to_string().to_value())
+        Some(config.dir.join(name).display().to_string().to_value())
     });
 }
 
@@ -349,9 +403,10 @@ fn watch_bus(
     });
 }
 
-/// Deletes the oldest finished segments until the folder holds at most `max_bytes` and `keep`
-/// segments. Returns how many were deleted.
-pub fn enforce_retention(config: &RecordingConfig, current: &[String]) -> u64 {
+/// Makes room for a new segment: deletes the oldest finished segments until the folder holds at
+/// most `max_bytes` and, counting the new one, at most `keep` segments. The segments in `writing`
+/// are never deleted (they still count). Returns how many were deleted.
+pub fn make_room(config: &RecordingConfig, writing: &HashSet<String>) -> u64 {
     if config.max_bytes.is_none() && config.keep.is_none() {
         return 0;
     }
@@ -366,10 +421,9 @@ pub fn enforce_retention(config: &RecordingConfig, current: &[String]) -> u64 {
             (meta.is_file() && is_segment_name(&name)).then_some((name, meta.len()))
         })
         .collect();
-    // Names start with the UTC start time: sorting by name is sorting by age.
-    segments.sort();
+    segments.sort_by(|(a, _), (b, _)| segment_age_key(a).cmp(segment_age_key(b)));
     let mut total: u64 = segments.iter().map(|(_, size)| size).sum();
-    let mut count = segments.len();
+    let mut count = segments.len() + 1;
     let mut deleted = 0;
     for (name, size) in segments {
         let over_bytes = config.max_bytes.is_some_and(|max| total > max);
@@ -377,7 +431,7 @@ pub fn enforce_retention(config: &RecordingConfig, current: &[String]) -> u64 {
         if !over_bytes && !over_count {
             break;
         }
-        if current.contains(&name) {
+        if writing.contains(&name) {
             continue;
         }
         if std::fs::remove_file(config.dir.join(&name)).is_ok() {
@@ -410,5 +464,103 @@ mod tests {
         ] {
             assert!(!is_segment_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn restarts_within_one_second_sort_after_the_first_segment() {
+        let mut names = [
+            "2026-11-18T07-46-41Z_cam0.mkv",
+            "2026-11-18T07-46-40Z_cam0-1.mkv",
+            "2026-11-18T07-46-40Z_cam1.mkv",
+            "2026-11-18T07-46-40Z_cam0.mkv",
+        ];
+        names.sort_by_key(|n| segment_age_key(n));
+        assert_eq!(
+            names,
+            [
+                "2026-11-18T07-46-40Z_cam0.mkv",
+                "2026-11-18T07-46-40Z_cam0-1.mkv",
+                "2026-11-18T07-46-40Z_cam1.mkv",
+                "2026-11-18T07-46-41Z_cam0.mkv",
+            ]
+        );
+    }
+
+    /// A folder holding segments of `sizes` bytes, one second apart, oldest first.
+    fn folder_with_segments(tag: &str, sizes: &[usize]) -> (PathBuf, Vec<String>) {
+        let dir = std::env::temp_dir().join(format!("wsjpeg-room-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        let names: Vec<String> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| {
+                let name = segment_name(
+                    start + Duration::from_secs(i as u64),
+                    "cam0",
+                    RecordFormat::Mjpeg,
+                );
+                std::fs::write(dir.join(&name), vec![0u8; *size]).unwrap();
+                name
+            })
+            .collect();
+        // Not a segment: never counted, never deleted.
+        std::fs::write(dir.join("notes.txt"), vec![0u8; 5000]).unwrap();
+        (dir, names)
+    }
+
+    fn remaining(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn limits(dir: &Path, max_bytes: Option<u64>, keep: Option<usize>) -> RecordingConfig {
+        RecordingConfig {
+            dir: dir.to_path_buf(),
+            segment: Duration::from_secs(1),
+            max_bytes,
+            keep,
+            format: RecordFormat::Mjpeg,
+            h264: H264Choice::Auto,
+            autostart: true,
+        }
+    }
+
+    #[test]
+    fn making_room_deletes_the_oldest_until_the_bytes_fit() {
+        let (dir, names) = folder_with_segments("bytes", &[100, 100, 100, 100]);
+        let deleted = make_room(&limits(&dir, Some(250), None), &HashSet::new());
+        assert_eq!(deleted, 2);
+        let mut expected = vec![names[2].clone(), names[3].clone(), "notes.txt".into()];
+        expected.sort();
+        assert_eq!(remaining(&dir), expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn making_room_counts_the_segment_about_to_be_opened() {
+        let (dir, names) = folder_with_segments("keep", &[10, 10, 10]);
+        assert_eq!(make_room(&limits(&dir, None, Some(2)), &HashSet::new()), 2);
+        let mut expected = vec![names[2].clone(), "notes.txt".into()];
+        expected.sort();
+        assert_eq!(remaining(&dir), expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn making_room_never_deletes_a_segment_being_written() {
+        let (dir, names) = folder_with_segments("writing", &[100, 100, 100]);
+        // Another camera's segment, the oldest here, is still being written.
+        let writing = HashSet::from([names[0].clone()]);
+        assert_eq!(make_room(&limits(&dir, Some(1), Some(1)), &writing), 2);
+        let mut expected = vec![names[0].clone(), "notes.txt".into()];
+        expected.sort();
+        assert_eq!(remaining(&dir), expected);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::client::*;
@@ -27,6 +29,36 @@ fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("the launcher starts")
+}
+
+/// The launcher with its log (RUST_LOG=info) read from stderr by a thread that returns it all
+/// once the program has exited.
+fn spawn_logged(args: &[&str]) -> (Child, JoinHandle<String>) {
+    let mut child = Command::new(LAUNCHER)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the launcher starts");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        let _ = stderr.read_to_string(&mut log);
+        log
+    });
+    (child, log)
+}
+
+async fn wait_for_exit(child: &mut Child, within: Duration) -> ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the launcher did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The launcher with the test pattern on a free local port, plus `extra` flags.
@@ -124,30 +156,52 @@ fn taken_port_is_a_clear_error() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_closes_viewers_with_1001_and_exits_0_quickly() {
-    let (mut child, port) = spawn_test_pattern(&[]);
+/// `signal` to a launcher streaming to a viewer: the viewer gets close code 1001, the camera is
+/// released (the launcher logs it once its pipeline is stopped) and the program exits 0 within
+/// 2 s.
+async fn stops_cleanly_on(signal: &str, number: i32) {
+    let port = free_port();
+    let port_text = port.to_string();
+    let (mut child, log) = spawn_logged(&[
+        "--test-pattern",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ]);
     wait_for_server(port).await;
     let mut ws = connect(port, "/stream").await;
     assert!(next_frame(&mut ws, 10 * SECOND).await.is_some());
 
     let started = Instant::now();
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
     assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(started.elapsed() < 5 * SECOND, "the launcher did not exit");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = wait_for_exit(&mut child, 5 * SECOND).await;
     let took = started.elapsed();
-    assert_eq!(status.code(), Some(0));
+    let log = log.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
     assert!(took < 2 * SECOND, "exit took {took:?}");
+    let received = log
+        .find(&format!("Signal {number} received"))
+        .unwrap_or_else(|| panic!("the signal is logged: {log}"));
+    let released = log
+        .find("Camera 0 (test pattern): released")
+        .unwrap_or_else(|| panic!("the camera release is logged: {log}"));
+    assert!(received < released, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_viewers_with_1001_releases_the_camera_and_exits_0_quickly() {
+    stops_cleanly_on("TERM", libc::SIGTERM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_closes_viewers_with_1001_releases_the_camera_and_exits_0_quickly() {
+    stops_cleanly_on("INT", libc::SIGINT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,6 +231,44 @@ async fn healthcheck_subcommand_reports_the_server() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+fn healthcheck(port: u16) -> std::process::Output {
+    Command::new(LAUNCHER)
+        .args(["healthcheck", "--port", &port.to_string()])
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_fails_on_503_and_when_nothing_listens() {
+    let port = free_port();
+    let port_text = port.to_string();
+    let mut child = spawn(&[
+        "--device",
+        "/dev/video-missing",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        &port_text,
+    ]);
+    wait_for_server(port).await;
+    // The camera is opened, and found missing, when someone watches.
+    let mut ws = connect(port, "/stream").await;
+    let error = wait_camera_state(&mut ws, "error", 5 * SECOND).await;
+    let health = http_get(port, "/healthz", &[], usize::MAX).await.status;
+    let unhealthy = healthcheck(port);
+    let _ = child.kill();
+    let _ = child.wait();
+    let gone = healthcheck(port);
+    assert!(error.is_some(), "the camera is in error");
+    assert_eq!(health, 503);
+    let stderr = String::from_utf8_lossy(&unhealthy.stderr);
+    assert_eq!(unhealthy.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("503"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("nothing listens"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

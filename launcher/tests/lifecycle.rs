@@ -15,10 +15,11 @@ const SECOND: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_runs_only_while_someone_watches() {
-    let running = Running::start(config(Source::TestPattern));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut config = config(Source::TestPattern);
+    config.linger = Duration::from_millis(100);
+    let running = Running::start(config);
     assert!(
-        !running.view().running,
+        always(Duration::from_millis(300), || !running.view().running).await,
         "no viewer: the camera is not opened"
     );
 
@@ -44,19 +45,43 @@ async fn camera_runs_only_while_someone_watches() {
     let mut ws = connect(running.port, "/stream").await;
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
     assert!(eventually(5 * SECOND, || running.view().starts == 2).await);
+}
 
-    // A reload within the linger keeps the camera running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_within_the_linger_keeps_the_camera_running() {
+    // Far longer than the test: the reload is within the linger however slow the machine.
+    let mut config = config(Source::TestPattern);
+    config.linger = Duration::from_secs(600);
+    let running = Running::start(config);
+    let mut ws = connect(running.port, "/stream").await;
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    assert_eq!(running.view().starts, 1);
+
     drop(ws);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        viewers_become(running.port, 0).await,
+        "the server saw the viewer leave"
+    );
+    assert!(running.view().running, "lingering");
     let mut reloaded = connect(running.port, "/stream").await;
     assert!(next_frame(&mut reloaded, 5 * SECOND).await.is_some());
-    tokio::time::sleep(SECOND).await;
-    assert!(running.view().running);
-    assert_eq!(
-        running.view().starts,
-        2,
-        "the reload did not restart the camera"
+    assert!(
+        always(SECOND, || running.view().running
+            && running.view().starts == 1)
+        .await,
+        "the reload did not restart the camera: {:?}",
+        running.view()
     );
+}
+
+/// Waits until the server counts `n` viewers.
+async fn viewers_become(port: u16, n: u64) -> bool {
+    wait_for(5 * SECOND, || async {
+        let status = http_get(port, "/status", &[], usize::MAX).await.json();
+        (status["connected_clients"] == n).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,8 +93,45 @@ async fn a_paused_viewer_keeps_the_camera_running() {
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
     // Pause is not leaving: the viewer stays connected and keeps the camera wanted.
     send_json(&mut ws, serde_json::json!({"type": "pause"})).await;
-    tokio::time::sleep(SECOND).await;
-    assert!(running.view().running);
+    assert!(
+        always(SECOND, || running.view().running
+            && running.view().starts == 1)
+        .await,
+        "ten lingers later the camera still runs, never restarted: {:?}",
+        running.view()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_the_camera_before_the_control_loop_returns() {
+    let dir = unique_temp_dir("camera-file");
+    let camera = dir.join("camera.raw");
+    // Sparse: endless black frames that take no disk space.
+    std::fs::File::create(&camera)
+        .unwrap()
+        .set_len(64 << 30)
+        .unwrap();
+    let source = Source::Fragment(format!(
+        "filesrc location={} blocksize=115200 \
+         ! rawvideoparse width=320 height=240 format=i420 framerate=30/1 ! clocksync",
+        camera.display()
+    ));
+    let mut running = Running::start(config(source));
+    let mut ws = connect(running.port, "/stream").await;
+    assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
+    assert!(holds_open(&camera), "the running camera has its file open");
+    running.shutdown();
+    assert!(!holds_open(&camera), "released before the loop returned");
+    assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether this process has `path` open.
+fn holds_open(path: &std::path::Path) -> bool {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .any(|target| target == path)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,10 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::client::*;
 use common::*;
@@ -22,6 +23,7 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The segments in `dir`, oldest first.
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -36,8 +38,17 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
                 .collect()
         })
         .unwrap_or_default();
-    files.sort();
+    files.sort_by_key(|f| age_key(f));
     files
+}
+
+fn age_key(file: &Path) -> String {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    recorder::segment_age_key(name).to_string()
+}
+
+fn size(file: &Path) -> u64 {
+    std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
 }
 
 /// What ffprobe says of a file: (format, codec, duration in s, frames).
@@ -90,11 +101,25 @@ fn spawn_recording(dir: &Path, segment: &str) -> std::process::Child {
         .unwrap()
 }
 
-/// Waits (bounded) until `dir` holds at least `n` segments.
-fn wait_for_segments(dir: &Path, n: usize) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while segments(dir).len() < n && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
+/// Waits (20 s at most) until `condition` holds for the segments in `dir`, oldest first.
+fn wait_for_segments(dir: &Path, mut condition: impl FnMut(&[PathBuf]) -> bool) -> bool {
+    let deadline = Instant::now() + 20 * SECOND;
+    loop {
+        if condition(&segments(dir)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// At least `n` segments, the newest being written and half as big as the one before: well
+/// inside a segment, away from both of its ends.
+fn halfway_through(n: usize) -> impl FnMut(&[PathBuf]) -> bool {
+    move |files| {
+        files.len() >= n && 2 * size(&files[files.len() - 1]) >= size(&files[files.len() - 2])
     }
 }
 
@@ -114,14 +139,14 @@ fn recording_config(dir: &Path, segment: u64) -> RecordingConfig {
 fn record_flag_cuts_playable_segments_and_sigterm_finalizes_the_last() {
     let dir = temp_dir("segments");
     let mut child = spawn_recording(&dir, "2");
-    // 7 s of recording once the first segment exists.
-    wait_for_segments(&dir, 1);
-    std::thread::sleep(Duration::from_secs(7));
+    // Three whole segments, and stopped halfway through the fourth.
+    let recorded = wait_for_segments(&dir, halfway_through(4));
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
+    assert!(recorded, "segments: {:?}", segments(&dir));
     assert_eq!(status.code(), Some(0));
 
     let files = segments(&dir);
@@ -159,10 +184,10 @@ fn sigkill_leaves_finished_segments_playable() {
     let dir = temp_dir("sigkill");
     let mut child = spawn_recording(&dir, "1");
     // Killed while the third segment is being written.
-    wait_for_segments(&dir, 3);
-    std::thread::sleep(Duration::from_millis(500));
+    let recorded = wait_for_segments(&dir, halfway_through(3));
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(recorded, "segments: {:?}", segments(&dir));
     let files = segments(&dir);
     assert!(files.len() >= 3, "segments: {files:?}");
     for file in &files[..files.len() - 1] {
@@ -174,38 +199,123 @@ fn sigkill_leaves_finished_segments_playable() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn retention_keeps_the_folder_under_its_limit_oldest_first() {
+/// Watches a recording folder under retention, checking what the launcher guarantees at every
+/// look: the finished segments (all but the newest, the one being written) fit `max_bytes`,
+/// there are at most `keep` segments, the segment being written is never deleted, and deleted
+/// segments are always older than the ones kept.
+struct RetentionWatch {
+    dir: PathBuf,
+    max_bytes: Option<u64>,
+    keep: Option<usize>,
+    /// Every segment seen, by age key.
+    seen: BTreeSet<String>,
+    deleted: usize,
+}
+
+impl RetentionWatch {
+    fn new(recording: &RecordingConfig) -> RetentionWatch {
+        RetentionWatch {
+            dir: recording.dir.clone(),
+            max_bytes: recording.max_bytes,
+            keep: recording.keep,
+            seen: BTreeSet::new(),
+            deleted: 0,
+        }
+    }
+
+    fn look(&mut self) {
+        let files = segments(&self.dir);
+        let Some((newest, finished)) = files.split_last() else {
+            assert!(self.seen.is_empty(), "every segment was deleted");
+            return;
+        };
+        let present: Vec<String> = files.iter().map(|f| age_key(f)).collect();
+        self.seen.extend(present.iter().cloned());
+        if let Some(max) = self.max_bytes {
+            let total: u64 = finished.iter().map(|f| size(f)).sum();
+            assert!(
+                total <= max,
+                "finished segments hold {total} bytes > {max}: {files:?}"
+            );
+        }
+        if let Some(keep) = self.keep {
+            assert!(files.len() <= keep, "more than {keep} segments: {files:?}");
+        }
+        let latest = self.seen.last().cloned().unwrap_or_default();
+        assert_eq!(
+            age_key(newest),
+            latest,
+            "the segment being written was deleted: {files:?}"
+        );
+        let gone: Vec<&String> = self.seen.iter().filter(|s| !present.contains(s)).collect();
+        assert!(
+            gone.iter().all(|g| **g < present[0]),
+            "deleted {gone:?} while keeping older ones: {files:?}"
+        );
+        self.deleted = gone.len();
+    }
+
+    /// Looks every 20 ms until `n` segments were started.
+    async fn until_started(&mut self, n: usize) {
+        let deadline = Instant::now() + 30 * SECOND;
+        while self.seen.len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{} segments in 30 s",
+                self.seen.len()
+            );
+            self.look();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_folder_under_its_limit_oldest_first() {
     let dir = temp_dir("retention");
     let mut config = config(Source::TestPattern);
     let mut recording = recording_config(&dir, 1);
-    recording.max_bytes = Some(400_000);
-    config.recording = Some(recording);
+    // A few of the test pattern's one-second segments.
+    recording.max_bytes = Some(250_000);
+    config.recording = Some(recording.clone());
     let running = Running::start(config);
-    let mut first_seen = None;
-    let mut max_total = 0;
-    for _ in 0..12 {
-        std::thread::sleep(Duration::from_millis(500));
-        let files = segments(&dir);
-        if first_seen.is_none() {
-            first_seen = files.first().cloned();
-        }
-        let total: u64 = files
-            .iter()
-            .filter_map(|f| std::fs::metadata(f).ok())
-            .map(|m| m.len())
-            .sum();
-        max_total = max_total.max(total);
-    }
+    let mut watch = RetentionWatch::new(&recording);
+    watch.until_started(7).await;
     drop(running);
-    let files = segments(&dir);
-    let first = first_seen.expect("segments were written");
-    assert!(!files.contains(&first), "the oldest segment went first");
-    // The limit holds for finished segments; the one being written comes on top.
+    let first = watch.seen.first().cloned().unwrap_or_default();
     assert!(
-        max_total < 400_000 + 600_000,
-        "folder reached {max_total} bytes"
+        segments(&dir).iter().all(|f| age_key(f) != first),
+        "the oldest segment went first"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_keep_holds_that_many_segments_and_spares_the_one_being_written() {
+    let dir = temp_dir("keep");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 1);
+    recording.keep = Some(2);
+    config.recording = Some(recording.clone());
+    let running = Running::start(config);
+    let mut watch = RetentionWatch::new(&recording);
+    watch.until_started(5).await;
+    assert!(watch.deleted >= 3, "{} deleted", watch.deleted);
+    let status = http_get(running.port, "/status", &[], usize::MAX)
+        .await
+        .json();
+    let current = status["recording"]["file"].as_str().unwrap_or_default();
+    assert!(
+        !current.is_empty() && dir.join(current).is_file(),
+        "the file reported as being written exists: {}",
+        status["recording"]
+    );
+    assert!(
+        status["recording"]["segments_deleted"].as_u64() >= Some(3),
+        "{}",
+        status["recording"]
+    );
+    drop(running);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -218,7 +328,10 @@ async fn a_vanished_folder_stops_the_recording_not_the_stream() {
     let mut ws = connect(running.port, "/stream").await;
     assert!(next_frame(&mut ws, 5 * SECOND).await.is_some());
     assert!(eventually(5 * SECOND, || running.view().recording).await);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        eventually(5 * SECOND, || !segments(&dir).is_empty()).await,
+        "a segment is being written"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
     let counting = count_frames(&mut ws, 4 * SECOND);
     let (frames, failed) = tokio::join!(counting, async {
@@ -236,15 +349,19 @@ fn h264_recording_is_mp4_that_plays() {
     }
     let dir = temp_dir("h264");
     let mut config = config(Source::TestPattern);
-    let mut recording = recording_config(&dir, 2);
+    let mut recording = recording_config(&dir, 3);
     recording.format = RecordFormat::H264;
     recording.h264 = H264Choice::X264enc;
     config.recording = Some(recording);
     let running = Running::start(config);
-    std::thread::sleep(Duration::from_millis(3000));
+    // Fragmented MP4 plays while it is written: stop once the second segment does, well
+    // before a third one starts.
+    let second_plays = wait_for_segments(&dir, |files| {
+        files.len() >= 2 && probe(&files[1]).is_some_and(|(_, _, _, frames)| frames > 10)
+    });
     drop(running);
     let files = segments(&dir);
-    assert!(!files.is_empty());
+    assert!(second_plays, "segments: {files:?}");
     for file in &files {
         assert_eq!(file.extension().and_then(|e| e.to_str()), Some("mp4"));
         let (format, codec, _, frames) =
@@ -325,11 +442,21 @@ async fn http_start_list_download_stop() {
         "recording starts, and with it the camera, without any viewer"
     );
     assert!(running.view().running);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-
-    let list = http_get(port, "/api/recordings", &auth, usize::MAX)
-        .await
-        .json();
+    // A finished segment, and the launcher reporting the next one as being written.
+    let listed = wait_for(10 * SECOND, || async {
+        let list = http_get(port, "/api/recordings", &auth, usize::MAX)
+            .await
+            .json();
+        let entries = list["recordings"].as_array()?;
+        (entries.len() >= 2 && entries[0]["in_progress"] == true).then_some(list)
+    })
+    .await;
+    let list = match listed {
+        Some(list) => list,
+        None => http_get(port, "/api/recordings", &auth, usize::MAX)
+            .await
+            .json(),
+    };
     let entries = list["recordings"].as_array().expect("a list").clone();
     assert!(entries.len() >= 2, "{list}");
     let status = http_get(port, "/status", &auth, usize::MAX).await.json();
@@ -364,7 +491,7 @@ async fn http_start_list_download_stop() {
         usize::MAX,
     )
     .await;
-    assert!([400, 404].contains(&traversal.status));
+    assert_eq!(traversal.status, 400, "not a recording's name");
 
     let stopped = http_request(port, "POST", "/api/record/stop", &auth, b"").await;
     assert_eq!(stopped.status, 202);

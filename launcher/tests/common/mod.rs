@@ -6,9 +6,10 @@
 pub mod client;
 pub mod standins;
 
+use std::future::Future;
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wsjpeg_launcher::cli::EncoderChoice;
 use wsjpeg_launcher::controller::{CameraView, Observer};
@@ -53,7 +54,10 @@ pub fn config(source: Source) -> Config {
 
 /// A launcher running its control loop on a thread; shut down on drop.
 pub struct Running {
+    /// The first camera's port.
     pub port: u16,
+    /// Every camera's port, in the order of `Config::sources`.
+    pub ports: Vec<u16>,
     pub observer: Observer,
     events: Sender<Event>,
     thread: Option<JoinHandle<()>>,
@@ -63,12 +67,13 @@ impl Running {
     pub fn start(config: Config) -> Running {
         client::init();
         let launcher = Launcher::new(config).expect("launcher starts");
-        let port = launcher.ports()[0];
+        let ports = launcher.ports();
         let observer = launcher.observer();
         let events = launcher.sender();
         let thread = std::thread::spawn(move || launcher.run());
         Running {
-            port,
+            port: ports[0],
+            ports,
             observer,
             events,
             thread: Some(thread),
@@ -76,7 +81,11 @@ impl Running {
     }
 
     pub fn view(&self) -> CameraView {
-        self.observer.lock().unwrap()[0].clone()
+        self.view_of(0)
+    }
+
+    pub fn view_of(&self, camera: usize) -> CameraView {
+        self.observer.lock().unwrap()[camera].clone()
     }
 
     pub fn shutdown(&mut self) {
@@ -91,4 +100,56 @@ impl Drop for Running {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Polls `probe` every 20 ms until it gives a value or `within` passes.
+pub async fn wait_for<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `condition` holds at every check (every 20 ms) for `during`: for what must not
+/// happen, such as a restart.
+pub async fn always(during: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + during;
+    while Instant::now() < deadline {
+        if !condition() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// The instant `condition` first held, checked every 5 ms, or `None` after `within`.
+pub async fn when(within: Duration, mut condition: impl FnMut() -> bool) -> Option<Instant> {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return Some(Instant::now());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `/healthz`'s status code.
+pub async fn health(port: u16) -> u16 {
+    client::http_get(port, "/healthz", &[], usize::MAX)
+        .await
+        .status
 }

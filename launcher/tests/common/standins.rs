@@ -290,3 +290,152 @@ pub fn register_broken() {
     )
     .unwrap();
 }
+
+/// A `filesink` on a slow disk: writes every buffer to `location` as the real one does, then
+/// takes as long as a disk writing `SLOW_DISK_BYTES_PER_SECOND` would. It does not seek, so
+/// muxers write their streamable form.
+mod slow_file_sink {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use gst_base::prelude::*;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct SlowFileSink {
+        location: Mutex<Option<String>>,
+        file: Mutex<Option<std::fs::File>>,
+        unlocked: AtomicBool,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for SlowFileSink {
+        const NAME: &'static str = "WsjpegTestSlowFileSink";
+        type Type = super::SlowFileSink;
+        type ParentType = gst_base::BaseSink;
+    }
+
+    impl ObjectImpl for SlowFileSink {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> =
+                LazyLock::new(|| vec![glib::ParamSpecString::builder("location").build()]);
+            PROPERTIES.as_ref()
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, _pspec: &glib::ParamSpec) {
+            *self.location.lock().unwrap() = value.get().unwrap();
+        }
+
+        fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
+            self.location.lock().unwrap().to_value()
+        }
+
+        fn constructed(&self) {
+            self.parent_constructed();
+            // As filesink: a file takes data as fast as it can, not in time with the clock.
+            self.obj().set_sync(false);
+        }
+    }
+
+    impl GstObjectImpl for SlowFileSink {}
+
+    impl ElementImpl for SlowFileSink {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new(
+                    "filesink on a slow disk",
+                    "Sink/File",
+                    "test",
+                    "wsjpeg",
+                )
+            });
+            Some(&META)
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+                vec![
+                    gst::PadTemplate::new(
+                        "sink",
+                        gst::PadDirection::Sink,
+                        gst::PadPresence::Always,
+                        &gst::Caps::new_any(),
+                    )
+                    .unwrap(),
+                ]
+            });
+            TEMPLATES.as_ref()
+        }
+    }
+
+    impl BaseSinkImpl for SlowFileSink {
+        fn start(&self) -> Result<(), gst::ErrorMessage> {
+            let location = self.location.lock().unwrap().clone().unwrap_or_default();
+            let file = std::fs::File::create(&location).map_err(|err| {
+                gst::error_msg!(gst::ResourceError::OpenWrite, ["{location}: {err}"])
+            })?;
+            *self.file.lock().unwrap() = Some(file);
+            Ok(())
+        }
+
+        fn stop(&self) -> Result<(), gst::ErrorMessage> {
+            *self.file.lock().unwrap() = None;
+            Ok(())
+        }
+
+        fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+            let data = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+            if let Some(file) = self.file.lock().unwrap().as_mut() {
+                file.write_all(&data).map_err(|_| gst::FlowError::Error)?;
+            }
+            let mut left =
+                Duration::from_secs_f64(data.len() as f64 / super::SLOW_DISK_BYTES_PER_SECOND);
+            while !left.is_zero() {
+                if self.unlocked.load(Ordering::SeqCst) {
+                    return Err(gst::FlowError::Flushing);
+                }
+                let step = left.min(Duration::from_millis(10));
+                std::thread::sleep(step);
+                left -= step;
+            }
+            Ok(gst::FlowSuccess::Ok)
+        }
+
+        fn unlock(&self) -> Result<(), gst::ErrorMessage> {
+            self.unlocked.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+
+        fn unlock_stop(&self) -> Result<(), gst::ErrorMessage> {
+            self.unlocked.store(false, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct SlowFileSink(ObjectSubclass<slow_file_sink::SlowFileSink>)
+        @extends gst_base::BaseSink, gst::Element, gst::Object;
+}
+
+/// How fast the stand-in disk of [`register_slow_filesink`] writes.
+pub const SLOW_DISK_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+
+/// Puts every file this process writes with `filesink` (as splitmuxsink does the recordings) on
+/// a slow disk.
+pub fn register_slow_filesink() {
+    // Loads the real one's plugin first: loading it later would register the real one again.
+    gst::ElementFactory::make("filesink").build().unwrap();
+    gst::Element::register(
+        None,
+        "filesink",
+        gst::Rank::PRIMARY,
+        SlowFileSink::static_type(),
+    )
+    .unwrap();
+    let factory = gst::ElementFactory::find("filesink").unwrap();
+    assert_eq!(factory.element_type(), SlowFileSink::static_type());
+}
