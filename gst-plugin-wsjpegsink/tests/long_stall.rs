@@ -91,9 +91,11 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each(kind: HostKind) {
         rss_max / 1_000_000
     );
 
+    // render() never waits for a viewer: a fan-out that blocked on the stalled sockets would
+    // hold the source back to nothing.
     assert!(
-        frames_in as f64 >= 0.8 * FPS as f64 * stall.as_secs_f64(),
-        "the source kept its rate: {frames_in} frames"
+        frames_in as f64 >= 0.5 * FPS as f64 * stall.as_secs_f64(),
+        "the source was held back: {frames_in} frames"
     );
     assert!(
         delivery.ratio() >= 0.9,

@@ -325,6 +325,39 @@ pub async fn count_frames(ws: &mut WebSocket, duration: Duration) -> usize {
     frames
 }
 
+/// Frames a viewer got over a window, next to the frames the server took in meanwhile.
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    pub received: usize,
+    pub taken_in: u64,
+}
+
+impl Share {
+    /// The viewer got (nearly) every frame the source gave over the same window: a busy
+    /// machine may cost it a frame here and there (latest frame wins), a stalled fan-out most.
+    pub fn assert_most(&self, what: &str) {
+        assert!(self.taken_in > 0, "{what}: the source gave no frame");
+        assert!(
+            self.received as f64 >= 0.75 * self.taken_in as f64,
+            "{what}: {} of the {} frames the server took in",
+            self.received,
+            self.taken_in
+        );
+    }
+}
+
+/// [`count_frames`] for `duration`, with the server's own count of frames taken in (`/status`
+/// over plain HTTP on `port`).
+pub async fn count_share(ws: &mut WebSocket, port: u16, duration: Duration) -> Share {
+    let frames_in = || status_blocking(port)["frames"]["in"].as_u64().unwrap_or(0);
+    let before = frames_in();
+    let received = count_frames(ws, duration).await;
+    Share {
+        received,
+        taken_in: frames_in().saturating_sub(before),
+    }
+}
+
 pub async fn send_json(ws: &mut WebSocket, value: serde_json::Value) {
     ws.send(Message::text(value.to_string()))
         .await
