@@ -82,6 +82,10 @@ struct SourceArgs {
     /// Number of distinct frames encoded and cycled through.
     #[arg(long, default_value_t = 1)]
     distinct: u32,
+    /// Pad every frame to exactly this many bytes (JPEG comment segments), e.g. 65536 for the
+    /// size of a typical webcam frame; the encoded picture must be smaller.
+    #[arg(long)]
+    frame_size: Option<usize>,
 }
 
 impl SourceArgs {
@@ -92,11 +96,12 @@ impl SourceArgs {
             quality: self.quality,
             pattern: self.pattern.clone(),
             distinct: self.distinct,
+            size: self.frame_size,
         }
     }
 
     fn to_args(&self) -> Vec<String> {
-        vec![
+        let mut args = vec![
             "--fps".into(),
             self.fps.to_string(),
             "--width".into(),
@@ -109,7 +114,11 @@ impl SourceArgs {
             self.pattern.clone(),
             "--distinct".into(),
             self.distinct.to_string(),
-        ]
+        ];
+        if let Some(size) = self.frame_size {
+            args.extend(["--frame-size".into(), size.to_string()]);
+        }
+        args
     }
 }
 
@@ -755,6 +764,7 @@ impl SourceArgs {
             quality: 85,
             pattern: "circular".into(),
             distinct: 1,
+            frame_size: None,
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct FrameSpec {
     pub pattern: String,
     /// How many different frames to encode and cycle through.
     pub distinct: u32,
+    /// Pad each frame with JPEG comment segments to exactly this many bytes.
+    pub size: Option<usize>,
 }
 
 impl Default for FrameSpec {
@@ -32,6 +34,7 @@ impl Default for FrameSpec {
             quality: 85,
             pattern: "circular".into(),
             distinct: 1,
+            size: None,
         }
     }
 }
@@ -75,7 +78,43 @@ pub fn encode_frames(spec: &FrameSpec) -> Result<Vec<Bytes>> {
     if frames.is_empty() {
         bail!("the encoder produced no frame (are gst-plugins-good and -base installed?)");
     }
-    Ok(frames)
+    match spec.size {
+        Some(size) => frames.iter().map(|f| pad_jpeg(f, size)).collect(),
+        None => Ok(frames),
+    }
+}
+
+/// The JPEG `jpeg` grown to exactly `size` bytes with comment (COM) segments right after SOI:
+/// still a valid picture, the same to every decoder, and any size a camera might send.
+pub fn pad_jpeg(jpeg: &[u8], size: usize) -> Result<Bytes> {
+    const MAX_SEGMENT: usize = 65_535 + 2; // marker + length field + 65,533 bytes of comment
+    if jpeg.len() > size {
+        bail!(
+            "--frame-size {size}: the encoded frame already has {} bytes (lower --quality or \
+             pick a simpler --pattern)",
+            jpeg.len()
+        );
+    }
+    let (soi, rest) = jpeg.split_at_checked(2).context("not a JPEG")?;
+    let mut missing = size - jpeg.len();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(soi);
+    while missing > 0 {
+        // A segment takes at least 4 bytes (marker and length); never leave 1–3 over.
+        let mut take = missing.min(MAX_SEGMENT);
+        if missing - take > 0 && missing - take < 4 {
+            take -= 4;
+        }
+        if take < 4 {
+            bail!("--frame-size {size}: {missing} bytes cannot be padded (a segment needs 4)");
+        }
+        out.extend_from_slice(&[0xFF, 0xFE]);
+        out.extend_from_slice(&((take - 2) as u16).to_be_bytes());
+        out.resize(out.len() + take - 4, b' ');
+        missing -= take;
+    }
+    out.extend_from_slice(rest);
+    Ok(Bytes::from(out))
 }
 
 /// Pushes frames at a fixed rate from a thread of its own.
@@ -227,4 +266,31 @@ fn bus_error(pipeline: &gst::Pipeline) -> String {
             _ => None,
         })
         .unwrap_or_else(|| "no error message".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_frames_have_the_size_asked_and_stay_valid_jpegs() {
+        let spec = FrameSpec {
+            width: 320,
+            height: 240,
+            ..FrameSpec::default()
+        };
+        let jpeg = encode_frames(&spec).unwrap().remove(0);
+        for size in [jpeg.len(), jpeg.len() + 4, jpeg.len() + 70_000, 65_536 * 3 + 1] {
+            let padded = pad_jpeg(&jpeg, size).unwrap();
+            assert_eq!(padded.len(), size);
+            assert_eq!(gstwsjpeg::jpeg::validate(&padded), Ok(size));
+            assert_eq!(
+                gstwsjpeg::jpeg::dimensions(&padded),
+                Some((320, 240)),
+                "the picture is the same"
+            );
+        }
+        assert!(pad_jpeg(&jpeg, jpeg.len() + 2).is_err(), "2 bytes fit no segment");
+        assert!(pad_jpeg(&jpeg, 100).is_err(), "smaller than the picture");
+    }
 }
