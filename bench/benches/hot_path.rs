@@ -1,12 +1,10 @@
 //! Micro-benchmarks of wsjpegsink's hot path. Run with `cargo bench -p wsjpeg-bench`.
 //!
-//! - `publish/N`: `Hub::publish` with N viewers subscribed (each a task following the frame
-//!   channel, as a WebSocket viewer does). The streaming thread's cost must not grow with N.
-//! - `fanout_wake/N`: from `publish` until all N subscribers have picked the frame up: the
-//!   work the server's runtime does per frame besides writing sockets (grows with N, by
-//!   nature).
-//! - `render/N`: a real `wsjpegsink` (`render()` through its sink pad: map, validate, one copy,
-//!   publish) with N real WebSocket viewers connected over loopback and reading.
+//! - `publish/N`: `wsjpeg_server::Server::publish` (validate, one copy, hand over) with N real
+//!   WebSocket viewers connected over loopback and reading. The caller's cost must not grow
+//!   with N: the fan-out runs on the server's threads (the load tool measures it end to end).
+//! - `render/N`: the same through a real `wsjpegsink` (`render()` through its sink pad: map,
+//!   capture time, publish).
 //! - `jpeg_validate` and `jpeg_dimensions` on a 1280×720 q85 frame; `meta_header`.
 
 use std::hint::black_box;
@@ -17,11 +15,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use gst::prelude::*;
-use gstwsjpeg::hub::Hub;
-use gstwsjpeg::{jpeg, protocol};
 use wsjpeg_bench::serve::{FrameSpec, encode_frames};
 use wsjpeg_bench::util::{Target, XorShift};
 use wsjpeg_bench::ws;
+use wsjpeg_server::{Config, NoEvents, Server, Settings, jpeg, protocol};
 
 const VIEWER_COUNTS: [usize; 3] = [0, 10, 1000];
 
@@ -41,60 +38,31 @@ fn small_runtime(workers: usize) -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// A hub with `n` subscriber tasks; each counts the frames it picked up.
-fn hub_with_subscribers(rt: &tokio::runtime::Runtime, n: usize) -> (Arc<Hub>, Arc<AtomicUsize>) {
-    let hub = Hub::new(Box::new(|_| {}));
-    rt.spawn(hub.clone().dispatch());
-    let seen = Arc::new(AtomicUsize::new(0));
-    for _ in 0..n {
-        let mut rx = hub.subscribe_frames();
-        let seen = seen.clone();
-        rt.spawn(async move {
-            while rx.changed().await.is_ok() {
-                let frame = rx.borrow_and_update().clone();
-                black_box(frame);
-                seen.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
-    (hub, seen)
-}
-
 fn bench_publish(c: &mut Criterion) {
+    wsjpeg_bench::util::raise_fd_limit();
     let jpeg = frame();
-    let rt = small_runtime(2);
     let mut group = c.benchmark_group("publish");
     group.measurement_time(Duration::from_secs(3));
+    group.sample_size(30);
     for n in VIEWER_COUNTS {
-        let (hub, _) = hub_with_subscribers(&rt, n);
+        let config = Config {
+            address: "127.0.0.1".into(),
+            port: 0,
+            tls: None,
+            settings: Settings {
+                max_clients: 4000,
+                ..Settings::default()
+            },
+        };
+        let server = Server::start(config, Arc::new(NoEvents)).expect("the server starts");
+        let clients = small_runtime(1);
+        let connected = connect_viewers(&clients, server.local_addr().port(), n);
+        assert_eq!(connected, n, "all viewers connect");
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| hub.publish(jpeg.clone(), black_box(1_700_000_000_000_000)))
+            b.iter(|| server.publish(black_box(&jpeg), black_box(1_700_000_000_000_000)))
         });
-        hub.shutdown.cancel();
-    }
-    group.finish();
-
-    let mut group = c.benchmark_group("fanout_wake");
-    group.measurement_time(Duration::from_secs(3));
-    for n in [10usize, 1000] {
-        let (hub, seen) = hub_with_subscribers(&rt, n);
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, &n| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    seen.store(0, Ordering::SeqCst);
-                    let start = Instant::now();
-                    hub.publish(jpeg.clone(), 0);
-                    let deadline = start + Duration::from_secs(5);
-                    while seen.load(Ordering::Acquire) < n && Instant::now() < deadline {
-                        std::thread::yield_now();
-                    }
-                    total += start.elapsed();
-                }
-                total
-            })
-        });
-        hub.shutdown.cancel();
+        server.stop();
+        clients.shutdown_timeout(Duration::from_secs(2));
     }
     group.finish();
 }

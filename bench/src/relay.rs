@@ -19,7 +19,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::serve::Feeder;
-use crate::util::{unix_us, websocket_accept};
+use wsjpeg_server::protocol;
+use wsjpeg_server::websocket::codec;
+
+use crate::util::unix_us;
 use crate::ws::{find, header_value};
 
 /// Same kernel send buffer as wsjpegsink's viewer sockets, for a like-for-like comparison.
@@ -139,7 +142,7 @@ async fn serve(mut stream: TcpStream, mut frames: watch::Receiver<Slot>) {
     let response = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {}\r\n\r\n",
-        websocket_accept(&key)
+        codec::accept_key(&key).unwrap_or_default()
     );
     if stream.write_all(response.as_bytes()).await.is_err() {
         return;
@@ -207,31 +210,10 @@ async fn send(
     frame: &RelayFrame,
     meta: bool,
 ) -> std::io::Result<()> {
-    let mut meta_bytes = [0u8; 24];
-    let meta_len = if meta {
-        meta_bytes[0..4].copy_from_slice(b"WSJ1");
-        meta_bytes[4..8].copy_from_slice(&24u32.to_be_bytes());
-        meta_bytes[8..16].copy_from_slice(&frame.sequence.to_be_bytes());
-        meta_bytes[16..24].copy_from_slice(&frame.capture_us.to_be_bytes());
-        24
-    } else {
-        0
-    };
-    let len = meta_len + frame.jpeg.len();
-    let mut header = [0u8; 10];
-    header[0] = 0x82;
-    let header_len = if len < 126 {
-        header[1] = len as u8;
-        2
-    } else if len <= u16::MAX as usize {
-        header[1] = 126;
-        header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        4
-    } else {
-        header[1] = 127;
-        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    };
+    let meta_bytes = protocol::meta_header(frame.sequence, frame.capture_us);
+    let meta_len = if meta { meta_bytes.len() } else { 0 };
+    let (header, header_len) =
+        codec::frame_header(codec::OPCODE_BINARY, meta_len + frame.jpeg.len());
     let mut slices = [
         IoSlice::new(&header[..header_len]),
         IoSlice::new(&meta_bytes[..meta_len]),

@@ -280,17 +280,25 @@ mod tests {
             ..FrameSpec::default()
         };
         let jpeg = encode_frames(&spec).unwrap().remove(0);
-        for size in [jpeg.len(), jpeg.len() + 4, jpeg.len() + 70_000, 65_536 * 3 + 1] {
+        for size in [
+            jpeg.len(),
+            jpeg.len() + 4,
+            jpeg.len() + 70_000,
+            65_536 * 3 + 1,
+        ] {
             let padded = pad_jpeg(&jpeg, size).unwrap();
             assert_eq!(padded.len(), size);
-            assert_eq!(gstwsjpeg::jpeg::validate(&padded), Ok(size));
+            assert_eq!(wsjpeg_server::jpeg::validate(&padded), Ok(size));
             assert_eq!(
-                gstwsjpeg::jpeg::dimensions(&padded),
+                wsjpeg_server::jpeg::dimensions(&padded),
                 Some((320, 240)),
                 "the picture is the same"
             );
         }
-        assert!(pad_jpeg(&jpeg, jpeg.len() + 2).is_err(), "2 bytes fit no segment");
+        assert!(
+            pad_jpeg(&jpeg, jpeg.len() + 2).is_err(),
+            "2 bytes fit no segment"
+        );
         assert!(pad_jpeg(&jpeg, 100).is_err(), "smaller than the picture");
     }
 }

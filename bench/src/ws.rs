@@ -11,12 +11,13 @@ use anyhow::{Context, Result, anyhow, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::util::{Target, XorShift, base64, websocket_accept};
-
-// The wire constants are RFC 6455's; the server's definitions are the single source.
-pub use gstwsjpeg::server::websocket::{
+use wsjpeg_server::websocket::codec;
+// The wire format is the server's own codec, seen from the client's side.
+pub use wsjpeg_server::websocket::codec::{
     OPCODE_BINARY, OPCODE_CLOSE, OPCODE_CONTINUATION, OPCODE_PING, OPCODE_PONG, OPCODE_TEXT,
 };
+
+use crate::util::{Target, XorShift};
 
 /// Longest text or control message kept (server JSON messages are far smaller).
 const MAX_KEPT_PAYLOAD: usize = 64 * 1024;
@@ -163,27 +164,17 @@ impl Parser {
         if self.header_have < 2 {
             return 2;
         }
-        let masked = self.header[1] & 0x80 != 0;
-        let ext = match self.header[1] & 0x7F {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        2 + ext + if masked { 4 } else { 0 }
+        codec::header_len([self.header[0], self.header[1]])
     }
 
     fn start_frame(&mut self, on_event: &mut impl FnMut(Event<'_>)) -> Result<()> {
-        let h = &self.header;
-        let fin = h[0] & 0x80 != 0;
-        let opcode = h[0] & 0x0F;
-        if h[1] & 0x80 != 0 {
+        let Some(h) = codec::parse_header(&self.header[..self.header_have]) else {
+            bail!("incomplete frame header");
+        };
+        let (fin, opcode, len) = (h.fin, h.opcode, h.payload_len);
+        if h.mask.is_some() {
             bail!("server frame is masked (RFC 6455 §5.1)");
         }
-        let len = match h[1] & 0x7F {
-            126 => u16::from_be_bytes([h[2], h[3]]) as u64,
-            127 => u64::from_be_bytes([h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9]]),
-            n => n as u64,
-        };
         self.header_have = 0;
         self.frame_opcode = opcode;
         self.frame_fin = fin;
@@ -251,22 +242,9 @@ impl Parser {
     }
 }
 
-/// Encodes a masked client frame (client→server frames must be masked).
+/// A masked client frame (client→server frames must be masked), final.
 pub fn client_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x80 | opcode);
-    if payload.len() < 126 {
-        out.push(0x80 | payload.len() as u8);
-    } else if payload.len() <= u16::MAX as usize {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-    out
+    codec::client_frame(true, opcode, payload, mask)
 }
 
 /// Why a viewer could not be connected.
@@ -362,7 +340,7 @@ pub async fn connect(
         let mut key_bytes = [0u8; 16];
         key_bytes[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         key_bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-        let key = base64(&key_bytes);
+        let key = codec::client_key(key_bytes);
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
@@ -379,9 +357,9 @@ pub async fn connect(
         if status != 101 {
             return Err(ConnectError::Status(status));
         }
-        let expected = websocket_accept(&key);
+        let expected = codec::accept_key(&key);
         match header_value(&head, "sec-websocket-accept") {
-            Some(v) if v == expected => Ok((stream, rest)),
+            Some(v) if Some(v) == expected.as_deref() => Ok((stream, rest)),
             Some(_) => Err(ConnectError::Handshake("wrong Sec-WebSocket-Accept".into())),
             None => Err(ConnectError::Handshake("no Sec-WebSocket-Accept".into())),
         }
@@ -397,25 +375,17 @@ mod tests {
     use super::*;
 
     fn server_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let mut v = vec![if fin { 0x80 } else { 0 } | opcode];
-        if payload.len() < 126 {
-            v.push(payload.len() as u8);
-        } else if payload.len() <= 65535 {
-            v.push(126);
-            v.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        } else {
-            v.push(127);
-            v.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        let (mut header, n) = codec::frame_header(opcode, payload.len());
+        if !fin {
+            header[0] &= 0x7F;
         }
+        let mut v = header[..n].to_vec();
         v.extend_from_slice(payload);
         v
     }
 
     fn meta_payload(seq: u64, cap: u64, jpeg_len: usize) -> Vec<u8> {
-        let mut p = b"WSJ1".to_vec();
-        p.extend_from_slice(&24u32.to_be_bytes());
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&cap.to_be_bytes());
+        let mut p = wsjpeg_server::protocol::meta_header(seq, cap).to_vec();
         p.extend(std::iter::repeat_n(0xAB, jpeg_len));
         p
     }

@@ -12,11 +12,6 @@ use std::sync::LazyLock;
 
 use gst::glib;
 
-mod burst;
-pub mod hub;
-pub mod jpeg;
-pub mod protocol;
-pub mod server;
 mod wsjpegsink;
 
 pub use wsjpegsink::WsJpegSink;
@@ -28,18 +23,6 @@ pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
         Some("WebSocket JPEG sink"),
     )
 });
-
-/// One runtime for every wsjpegsink in the process. Two workers: at many viewers the fan-out
-/// needs both cores of a small device.
-pub(crate) static RUNTIME: LazyLock<Result<tokio::runtime::Runtime, String>> =
-    LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("wsjpeg-server")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    });
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     wsjpegsink::register(plugin)

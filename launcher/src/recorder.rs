@@ -129,12 +129,10 @@ pub fn check_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `2026-11-25T03-12-00Z_cam0.mkv`: sorts by time, no `:` (Windows, URLs).
+/// The name of a segment of `camera` that starts at `start`, in the grammar the server lists
+/// and serves (`2026-11-25T03-12-00Z_cam0.mkv`).
 pub fn segment_name(start: SystemTime, camera: &str, format: RecordFormat) -> String {
-    let stamp = humantime::format_rfc3339_seconds(start)
-        .to_string()
-        .replace(':', "-");
-    format!("{stamp}_{camera}.{}", format.extension())
+    wsjpeg_server::segment::segment_name(start, camera, format.extension())
 }
 
 /// Orders segment names by age: start time, then camera, then the restarts within one second
@@ -143,24 +141,10 @@ pub fn segment_age_key(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
-/// Whether `name` is one of ours, by its shape.
+/// Whether `name` is one of ours: the server's grammar, with a real date and time. Retention
+/// deletes only such files.
 pub fn is_segment_name(name: &str) -> bool {
-    let Some((stamp, rest)) = name.split_once('_') else {
-        return false;
-    };
-    let stamp_ok = stamp.len() == 20
-        && stamp.ends_with('Z')
-        && stamp.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 | 13 | 16 => b == b'-',
-            10 => b == b'T',
-            19 => b == b'Z',
-            _ => b.is_ascii_digit(),
-        });
-    stamp_ok
-        && (rest.ends_with(".mkv") || rest.ends_with(".mp4"))
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    wsjpeg_server::segment::parse_name(name).is_some()
 }
 
 /// Figures the control loop reports in `recording-state`.

@@ -28,23 +28,22 @@
  *
  * Since: 0.1
  */
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::notifier;
-use crate::burst::Burst;
-use crate::hub::{Hub, VideoInfo, lock};
-use crate::protocol::{CameraState, CameraStatus, RecordingStatus, unix_time_us};
-use crate::server::{self, AllowedOrigins, RunningServer, ServerConfig, ServerContext};
-use crate::{CAT, RUNTIME, jpeg};
+use wsjpeg_server::protocol::unix_time_us;
+use wsjpeg_server::{
+    AllowedOrigins, CameraState, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
+};
+
+use super::events::ElementEvents;
+use crate::CAT;
 
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_PORT: u32 = 3003;
@@ -56,8 +55,6 @@ const DEFAULT_WRITE_TIMEOUT: u32 = 30;
 /// (not into pipeline dumps, not into `gst-launch-1.0 -v`).
 const MASKED_TOKEN: &str = "*****";
 const DEFAULT_SNAPSHOT_TIMEOUT: u32 = 5000;
-/// Invalid frames are reported at most this often; the rest of a burst is only counted.
-const INVALID_WARNING_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -103,8 +100,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    fn server_config(&self) -> ServerConfig {
-        ServerConfig {
+    fn server_settings(&self) -> wsjpeg_server::Settings {
+        wsjpeg_server::Settings {
             max_clients: self.max_clients,
             max_connections: self.max_connections,
             keepalive: Duration::from_secs(self.keepalive as u64),
@@ -127,20 +124,9 @@ impl Settings {
     }
 }
 
+#[derive(Default)]
 struct State {
-    server: Option<RunningServer>,
-    hub: Option<Arc<Hub>>,
-    invalid_frames: Burst,
-}
-
-impl Default for State {
-    fn default() -> Self {
-        State {
-            server: None,
-            hub: None,
-            invalid_frames: Burst::new(INVALID_WARNING_INTERVAL),
-        }
-    }
+    server: Option<Arc<Server>>,
 }
 
 #[derive(Default)]
@@ -331,8 +317,7 @@ impl ObjectImpl for WsJpegSink {
             self.apply_property(&mut settings, value, pspec);
             settings.clone()
         };
-        let state = lock(&self.state);
-        if let Some(server) = state.server.as_ref() {
+        if let Some(server) = self.server() {
             match pspec.name() {
                 "address" | "port" | "document-root" => {
                     gst::warning!(
@@ -342,14 +327,13 @@ impl ObjectImpl for WsJpegSink {
                         pspec.name()
                     );
                 }
-                "camera-error" => self.apply_camera_error(&server.context().hub, &settings),
-                "recording-state" => server
-                    .context()
-                    .hub
-                    .set_recording_status(settings.recording_state.as_ref().map(recording_status)),
+                "camera-error" => self.apply_camera_error(&server, &settings),
+                "recording-state" => {
+                    server.set_recording(settings.recording_state.as_ref().map(recording_status))
+                }
                 _ => {
-                    let config = settings.server_config();
-                    server.context().update_config(|c| *c = config);
+                    let new = settings.server_settings();
+                    server.update(|current| *current = new);
                 }
             }
         }
@@ -380,13 +364,12 @@ impl ObjectImpl for WsJpegSink {
             "recording-state" => settings.recording_state.to_value(),
             "bound-port" => {
                 drop(settings);
-                let state = lock(&self.state);
-                let port = state.server.as_ref().map(|s| s.local_addr.port() as u32);
+                let port = self.server().map(|s| s.local_addr().port() as u32);
                 port.unwrap_or(0).to_value()
             }
             "n-clients" => {
                 drop(settings);
-                self.hub().map(|h| h.n_clients()).unwrap_or(0).to_value()
+                self.server().map(|s| s.n_clients()).unwrap_or(0).to_value()
             }
             "stats" => {
                 drop(settings);
@@ -502,13 +485,13 @@ impl ElementImpl for WsJpegSink {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         let result = self.parent_change_state(transition)?;
-        if let Some(hub) = self.hub() {
+        if let Some(server) = self.server() {
             match transition {
-                gst::StateChange::ReadyToPaused => hub.advance_camera_state(CameraState::Starting),
+                gst::StateChange::ReadyToPaused => server.set_camera_state(CameraState::Starting),
                 gst::StateChange::PausedToReady => {
                     // Parked: no viewer may be shown the last picture as if it were live.
-                    hub.clear_frame();
-                    hub.advance_camera_state(CameraState::Idle);
+                    server.forget_frame();
+                    server.set_camera_state(CameraState::Idle);
                 }
                 _ => {}
             }
@@ -526,14 +509,12 @@ impl BaseSinkImpl for WsJpegSink {
                 ("Invalid port {}", settings.port)
             )
         })?;
-        let addr = server::resolve(&settings.address, port)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?;
         let tls = match (&settings.tls_certificate, &settings.tls_key) {
             (None, None) => None,
-            (Some(certificate), Some(key)) => Some(
-                server::tls::load(certificate.as_ref(), key.as_ref())
-                    .map_err(|e| gst::error_msg!(gst::ResourceError::Settings, ("{}", e)))?,
-            ),
+            (Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: certificate.into(),
+                key: key.into(),
+            }),
             _ => {
                 return Err(gst::error_msg!(
                     gst::ResourceError::Settings,
@@ -541,51 +522,34 @@ impl BaseSinkImpl for WsJpegSink {
                 ));
             }
         };
-        let runtime = RUNTIME.as_ref().map_err(|e| {
-            gst::error_msg!(
-                gst::ResourceError::Failed,
-                ("Cannot start the server runtime: {}", e)
-            )
-        })?;
-        let events = notifier::spawn(&self.obj()).map_err(|e| {
+        let events = ElementEvents::spawn(&self.obj()).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
                 ("Cannot start the notification thread: {}", e)
             )
         })?;
-        let hub = Hub::new(events);
-        self.apply_camera_error(&hub, &settings);
-        hub.set_recording_status(settings.recording_state.as_ref().map(recording_status));
-        let element = self.obj().downgrade();
-        hub.set_recording_control(Some(Arc::new(move |action: &str| {
-            // Runs on a blocking thread of the runtime with no lock of ours held, so the
-            // handler may set recording-state right away.
-            element.upgrade().is_some_and(|element| {
-                element.emit_by_name::<bool>("recording-control", &[&action])
-            })
-        })));
-        let ctx = ServerContext::new(hub.clone(), settings.server_config());
-        let server = RunningServer::start(runtime.handle(), addr, ctx, tls)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e)))?;
-        gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr);
-        {
-            let mut state = lock(&self.state);
-            *state = State {
-                server: Some(server),
-                hub: Some(hub),
-                ..State::default()
-            };
-        }
+        let config = wsjpeg_server::Config {
+            address: settings.address.clone(),
+            port,
+            tls,
+            settings: settings.server_settings(),
+        };
+        let server = Server::start(config, events).map_err(|e| match e {
+            wsjpeg_server::StartError::Bind(..) => {
+                gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e))
+            }
+            _ => gst::error_msg!(gst::ResourceError::Settings, ("{}", e)),
+        })?;
+        self.apply_camera_error(&server, &settings);
+        server.set_recording(settings.recording_state.as_ref().map(recording_status));
+        gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr());
+        lock(&self.state).server = Some(Arc::new(server));
         self.obj().notify("bound-port");
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        let server = {
-            let mut state = lock(&self.state);
-            state.hub = None;
-            state.server.take()
-        };
+        let server = lock(&self.state).server.take();
         if let Some(server) = server {
             // Outside the state lock: viewers leaving emit signals that may read properties.
             server.stop();
@@ -613,79 +577,43 @@ impl BaseSinkImpl for WsJpegSink {
                 .map(|f| f.numer() as f64 / f.denom() as f64);
         }
         gst::debug!(CAT, imp = self, "Caps {:?}", caps);
-        if let Some(hub) = self.hub() {
-            hub.set_video_info(info);
+        if let Some(server) = self.server() {
+            server.set_video_info(info);
         }
         Ok(())
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(hub) = self.hub() else {
+        let Some(server) = self.server() else {
             return Ok(gst::FlowSuccess::Ok);
         };
         let map = buffer.map_readable().map_err(|_| {
             gst::element_imp_error!(self, gst::CoreError::Failed, ["Failed to map buffer"]);
             gst::FlowError::Error
         })?;
-        let len = match jpeg::validate(&map) {
-            Ok(len) => len,
-            Err(err) => {
-                hub.record_invalid_frame();
-                self.warn_invalid(err);
-                return Ok(gst::FlowSuccess::Ok);
-            }
-        };
-        if hub.video_info().width.is_none()
-            && let Some((w, h)) = jpeg::dimensions(&map)
-        {
-            hub.learn_dimensions(w, h);
-        }
         let capture_time = self.capture_time_us(buffer);
-        // One copy per frame, shared by every viewer: upstream pool buffers go back at once.
-        hub.publish(Bytes::copy_from_slice(&map[..len]), capture_time);
-        hub.set_camera_status_if(CameraState::Streaming);
+        // Copied once for every viewer, so the upstream pool buffer goes back at once. A frame
+        // that is not a whole JPEG is dropped, counted and warned about by the server.
+        let _ = server.publish(&map, capture_time);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl WsJpegSink {
-    fn hub(&self) -> Option<Arc<Hub>> {
-        lock(&self.state).hub.clone()
+    fn server(&self) -> Option<Arc<Server>> {
+        lock(&self.state).server.clone()
     }
 
-    fn apply_camera_error(&self, hub: &Hub, settings: &Settings) {
+    fn apply_camera_error(&self, server: &Server, settings: &Settings) {
         match &settings.camera_error {
-            Some(message) => hub.set_camera_status(CameraStatus {
-                state: CameraState::Error,
-                message: Some(message.clone()),
-            }),
-            None if hub.camera_status().state == CameraState::Error => {
-                let state = if self.obj().current_state() >= gst::State::Paused {
+            Some(message) => server.report_camera_error(message),
+            None => {
+                server.clear_camera_error(if self.obj().current_state() >= gst::State::Paused {
                     CameraState::Starting
                 } else {
                     CameraState::Idle
-                };
-                hub.set_camera_status(CameraStatus {
-                    state,
-                    message: None,
-                });
+                })
             }
-            None => {}
-        }
-    }
-
-    fn warn_invalid(&self, err: jpeg::JpegError) {
-        let due = lock(&self.state).invalid_frames.note();
-        if let Some(count) = due {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "Dropped {} invalid frame(s): {}",
-                count,
-                err
-            );
-        } else {
-            gst::debug!(CAT, imp = self, "Dropped invalid frame: {}", err);
         }
     }
 
@@ -718,42 +646,48 @@ impl WsJpegSink {
     }
 
     fn stats(&self) -> gst::Structure {
-        let Some(hub) = self.hub() else {
-            return gst::Structure::builder("wsjpegsink-stats")
+        match self.server() {
+            Some(server) => stats_structure(&server.snapshot()),
+            None => gst::Structure::builder("wsjpegsink-stats")
                 .field("n-clients", 0u32)
-                .build();
-        };
-        let c = &hub.counters;
-        let clients = gst::Array::new(hub.clients().iter().map(|client| {
-            gst::Structure::builder("client")
-                .field("id", client.id)
-                .field("kind", client.kind.as_str())
-                .field("address", client.address.to_string())
-                .field("frames-sent", client.frames_sent.load(Ordering::Relaxed))
-                .field("bytes-sent", client.bytes_sent.load(Ordering::Relaxed))
-                .field("drops", client.frames_skipped.load(Ordering::Relaxed))
-                .field("fps", client.fps())
-                .field("paused", client.paused.load(Ordering::Relaxed))
-                .field("max-fps", client.max_fps() as f64)
-                .build()
-                .to_send_value()
-        }));
-        gst::Structure::builder("wsjpegsink-stats")
-            .field("frames-in", c.frames_in.load(Ordering::Relaxed))
-            .field("frames-invalid", c.frames_invalid.load(Ordering::Relaxed))
-            .field("frames-sent", c.frames_sent.load(Ordering::Relaxed))
-            .field("frames-skipped", c.frames_skipped.load(Ordering::Relaxed))
-            .field(
-                "drops",
-                c.frames_invalid.load(Ordering::Relaxed) + c.frames_skipped.load(Ordering::Relaxed),
-            )
-            .field("bytes-sent", c.bytes_sent.load(Ordering::Relaxed))
-            .field("clients-refused", c.clients_refused.load(Ordering::Relaxed))
-            .field("n-clients", hub.n_clients())
-            .field("fps-in", hub.fps_in())
-            .field("clients", clients)
-            .build()
+                .build(),
+        }
     }
+}
+
+/// The `stats` property: the server's figures as a GstStructure.
+fn stats_structure(s: &Snapshot) -> gst::Structure {
+    let clients = gst::Array::new(s.clients.iter().map(|client| {
+        gst::Structure::builder("client")
+            .field("id", client.id)
+            .field("kind", client.kind.as_str())
+            .field("address", client.address.to_string())
+            .field("frames-sent", client.frames_sent)
+            .field("bytes-sent", client.bytes_sent)
+            .field("drops", client.frames_skipped)
+            .field("fps", client.fps)
+            .field("paused", client.paused)
+            .field("max-fps", client.max_fps.map_or(0.0, f64::from))
+            .build()
+            .to_send_value()
+    }));
+    gst::Structure::builder("wsjpegsink-stats")
+        .field("frames-in", s.frames_in)
+        .field("frames-invalid", s.frames_invalid)
+        .field("frames-sent", s.frames_sent)
+        .field("frames-skipped", s.frames_skipped)
+        .field("drops", s.frames_invalid + s.frames_skipped)
+        .field("bytes-sent", s.bytes_sent)
+        .field("clients-refused", s.clients_refused)
+        .field("n-clients", s.clients.len() as u32)
+        .field("fps-in", s.fps_in)
+        .field("clients", clients)
+        .build()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the stream down with it: the data is still usable.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads `recording-state`. Lenient about number types, since gst-launch gives plain ints.

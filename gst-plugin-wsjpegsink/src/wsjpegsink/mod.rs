@@ -3,8 +3,8 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod events;
 mod imp;
-mod notifier;
 
 glib::wrapper! {
     pub struct WsJpegSink(ObjectSubclass<imp::WsJpegSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;

@@ -19,105 +19,14 @@ use serde_json::json;
 use warp::Rejection;
 use warp::reply::{Reply, Response};
 
-use super::access::{origin_allowed, request_scheme};
-use super::{Peer, ServerContext, files};
-use crate::CAT;
+use crate::access::{origin_allowed, request_scheme};
+use crate::context::{Peer, ServerContext};
+use crate::events::{RecordAction, log};
+use crate::segment::{RecordingName, parse_name};
+use crate::{files, reply};
 
 /// The application's `recording-control` handler must answer within this.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A recording's name, checked and parsed:
-/// `^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z_[A-Za-z0-9._-]+\.(mkv|mp4)$`, no `..`, and a real
-/// date and time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingName {
-    /// Start time, seconds since the Unix epoch.
-    pub start: i64,
-    /// Start time as UTC ISO-8601, e.g. `2026-11-25T03:12:00Z`.
-    pub start_iso: String,
-    pub content_type: &'static str,
-}
-
-pub fn parse_name(name: &str) -> Option<RecordingName> {
-    let b = name.as_bytes();
-    // 20 bytes of time stamp, '_', at least one character, then ".mkv" or ".mp4".
-    if b.len() < 20 + 1 + 1 + 4 || name.contains("..") {
-        return None;
-    }
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(part.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b'-'),
-        (16, b'-'),
-        (19, b'Z'),
-    ];
-    if separators.iter().any(|&(i, c)| b[i] != c) || b[20] != b'_' {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    // Not `split_at`: a multi-byte character may straddle the cut.
-    let (stem, extension) = name.split_at_checked(name.len() - 4)?;
-    let content_type = match extension {
-        ".mkv" => "video/x-matroska",
-        ".mp4" => "video/mp4",
-        _ => return None,
-    };
-    let label = &stem.as_bytes()[21..];
-    if label.is_empty()
-        || !label
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-    {
-        return None;
-    }
-    let start = days_from_civil(i64::from(year), month, day) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second);
-    Some(RecordingName {
-        start,
-        start_iso: format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
-        content_type,
-    })
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
 
 /// One entry of `GET /api/recordings`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -256,26 +165,6 @@ pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
     }
 }
 
-fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
-    let mut r = warp::reply::json(&value).into_response();
-    *r.status_mut() = status;
-    r
-}
-
-fn error(status: StatusCode, message: &str) -> Response {
-    json_response(status, json!({ "error": message }))
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response {
-    let mut r = http::Response::new(Bytes::from_static(body.as_bytes())).into_response();
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
 /// `GET /api/recordings`.
 pub async fn list(ctx: Arc<ServerContext>) -> Result<Response, Rejection> {
     let Some(dir) = ctx.config().recording_dir else {
@@ -300,17 +189,28 @@ pub async fn list(ctx: Arc<ServerContext>) -> Result<Response, Rejection> {
     })
     .await;
     Ok(match scanned {
-        Ok(Ok(recordings)) => json_response(StatusCode::OK, json!({ "recordings": recordings })),
+        Ok(Ok(recordings)) => reply::json(StatusCode::OK, &json!({ "recordings": recordings })),
         Ok(Err((dir, err))) => {
-            gst::warning!(CAT, "Cannot list recordings in {}: {}", dir.display(), err);
-            error(
+            log!(
+                ctx.hub.events,
+                Warning,
+                "Cannot list recordings in {}: {}",
+                dir.display(),
+                err
+            );
+            reply::json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &format!("cannot read the recording folder: {err}"),
             )
         }
         Err(err) => {
-            gst::warning!(CAT, "Listing recordings failed: {}", err);
-            error(StatusCode::INTERNAL_SERVER_ERROR, "listing failed")
+            log!(
+                ctx.hub.events,
+                Warning,
+                "Listing recordings failed: {}",
+                err
+            );
+            reply::json_error(StatusCode::INTERNAL_SERVER_ERROR, "listing failed")
         }
     })
 }
@@ -365,7 +265,7 @@ pub async fn download(
         return Err(warp::reject::not_found());
     }
     let Some((name, parsed)) = requested_name(&raw_name) else {
-        return Ok(plain(
+        return Ok(reply::text(
             StatusCode::BAD_REQUEST,
             "Bad request: not a recording name\n",
         ));
@@ -375,29 +275,42 @@ pub async fn download(
         tokio::task::spawn_blocking(move || open_inside(&dir, &lookup).map_err(|e| (dir, e))).await;
     let (file, size) = match opened {
         Ok(Ok(Opened::File(file, size))) => (file, size),
-        Ok(Ok(Opened::NotFound)) => return Ok(plain(StatusCode::NOT_FOUND, "Not found\n")),
+        Ok(Ok(Opened::NotFound)) => return Ok(reply::text(StatusCode::NOT_FOUND, "Not found\n")),
         Ok(Ok(Opened::Outside)) => {
-            gst::warning!(
-                CAT,
+            log!(
+                ctx.hub.events,
+                Warning,
                 "Refused {} to {}: it links outside the recording folder",
                 name,
                 peer.addr
             );
-            return Ok(plain(StatusCode::NOT_FOUND, "Not found\n"));
+            return Ok(reply::text(StatusCode::NOT_FOUND, "Not found\n"));
         }
         Ok(Err((_, err))) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(plain(StatusCode::NOT_FOUND, "Not found\n"));
+            return Ok(reply::text(StatusCode::NOT_FOUND, "Not found\n"));
         }
         Ok(Err((dir, err))) => {
-            gst::warning!(CAT, "Cannot open {} in {}: {}", name, dir.display(), err);
-            return Ok(plain(
+            log!(
+                ctx.hub.events,
+                Warning,
+                "Cannot open {} in {}: {}",
+                name,
+                dir.display(),
+                err
+            );
+            return Ok(reply::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Cannot read the recording\n",
             ));
         }
         Err(err) => {
-            gst::warning!(CAT, "Opening a recording failed: {}", err);
-            return Ok(plain(
+            log!(
+                ctx.hub.events,
+                Warning,
+                "Opening a recording failed: {}",
+                err
+            );
+            return Ok(reply::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Cannot read the recording\n",
             ));
@@ -412,7 +325,7 @@ pub async fn download(
         ByteRange::Whole => (StatusCode::OK, 0, size),
         ByteRange::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         ByteRange::Unsatisfiable => {
-            let mut r = plain(StatusCode::RANGE_NOT_SATISFIABLE, "Range not satisfiable\n");
+            let mut r = reply::text(StatusCode::RANGE_NOT_SATISFIABLE, "Range not satisfiable\n");
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);
             }
@@ -421,8 +334,9 @@ pub async fn download(
             return Ok(r);
         }
     };
-    gst::debug!(
-        CAT,
+    log!(
+        ctx.hub.events,
+        Debug,
         "Sending {} bytes {}+{} of {} to {}",
         name,
         start,
@@ -460,13 +374,13 @@ pub async fn download(
 /// `POST /api/record/start` and `/api/record/stop` (any other method: 405).
 pub async fn control(
     ctx: Arc<ServerContext>,
-    action: &'static str,
+    action: RecordAction,
     method: Method,
     headers: HeaderMap,
     peer: Peer,
 ) -> Response {
     if method != Method::POST {
-        let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        let mut r = reply::json_error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         r.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
@@ -474,38 +388,49 @@ pub async fn control(
     // A form or script on another site must not start or stop a recording.
     let scheme = request_scheme(peer.secure, &headers);
     if !origin_allowed(&ctx.config().allowed_origins, &headers, scheme) {
-        gst::info!(
-            CAT,
+        log!(
+            ctx.hub.events,
+            Info,
             "Refused recording {} from {} with a foreign Origin",
-            action,
+            action.as_str(),
             peer.addr
         );
-        return error(StatusCode::FORBIDDEN, "Origin not allowed");
+        return reply::json_error(StatusCode::FORBIDDEN, "Origin not allowed");
     }
-    let Some(handler) = ctx.hub.recording_control() else {
-        return not_available();
-    };
-    let call = tokio::task::spawn_blocking(move || handler(action));
+    let events = ctx.hub.events.clone();
+    let call = tokio::task::spawn_blocking(move || events.recording_control(action));
     match tokio::time::timeout(CONTROL_TIMEOUT, call).await {
         Ok(Ok(true)) => {
-            gst::info!(CAT, "Recording {} requested by {}", action, peer.addr);
-            json_response(StatusCode::ACCEPTED, json!({ "ok": true }))
+            log!(
+                ctx.hub.events,
+                Info,
+                "Recording {} requested by {}",
+                action.as_str(),
+                peer.addr
+            );
+            reply::json(StatusCode::ACCEPTED, &json!({ "ok": true }))
         }
         Ok(Ok(false)) => not_available(),
         Ok(Err(err)) => {
-            gst::warning!(CAT, "The recording-control handler failed: {}", err);
-            error(
+            log!(
+                ctx.hub.events,
+                Warning,
+                "The recording-control handler failed: {}",
+                err
+            );
+            reply::json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "recording control failed",
             )
         }
         Err(_) => {
-            gst::warning!(
-                CAT,
+            log!(
+                ctx.hub.events,
+                Warning,
                 "The recording-control handler did not return within {:?}",
                 CONTROL_TIMEOUT
             );
-            error(
+            reply::json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "recording control did not answer",
             )
@@ -514,7 +439,7 @@ pub async fn control(
 }
 
 fn not_available() -> Response {
-    error(StatusCode::CONFLICT, "recording control is not available")
+    reply::json_error(StatusCode::CONFLICT, "recording control is not available")
 }
 
 #[cfg(test)]
@@ -651,5 +576,145 @@ mod tests {
             Vec::<Recording>::new()
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    //! Properties of range and name parsing (the fuzz target reaches them only through a server).
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::test_support::config;
+
+    fn range_header() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(prop_oneof![
+            "(bytes|BYTES|items| bytes )=[0-9]{0,25}-[0-9]{0,25}",
+            "bytes=-[0-9]{0,25}",
+            "bytes=[0-9 ,-]{0,30}",
+            "[ -~]{0,40}",
+        ])
+    }
+
+    /// A name as the recorder writes them, with a valid date and time.
+    fn recording_name() -> impl Strategy<Value = (String, String)> {
+        (
+            1970u32..2200,
+            1u32..=12,
+            1u32..=28,
+            0u32..24,
+            0u32..60,
+            0u32..60,
+            "[A-Za-z0-9._-]{1,16}",
+            prop_oneof![Just("mkv"), Just("mp4")],
+        )
+            .prop_map(|(y, mo, d, h, mi, s, label, ext)| {
+                (
+                    format!("{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}Z_{label}.{ext}"),
+                    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z"),
+                )
+            })
+            .prop_filter("no '..' in a name", |(name, _)| !name.contains(".."))
+    }
+
+    /// Names close to valid ones: a valid name with a few bytes replaced, inserted or cut.
+    fn near_recording_name() -> impl Strategy<Value = String> {
+        (
+            recording_name(),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<char>()), 0..3),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|((name, _), edits, cut)| {
+                let mut chars: Vec<char> = name.chars().collect();
+                for (at, c) in edits {
+                    let i = at.index(chars.len());
+                    chars[i] = c;
+                }
+                let keep = cut.index(chars.len() + 8).min(chars.len());
+                chars.truncate(keep.max(chars.len() - 6));
+                chars.into_iter().collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        #[test]
+        fn range_parsing_never_panics_and_stays_in_the_file(header in range_header(), size in prop_oneof![0u64..1000, any::<u64>()]) {
+            match parse_range(header.as_deref(), size) {
+                ByteRange::Whole => {}
+                ByteRange::Unsatisfiable => {}
+                ByteRange::Part { start, end } => {
+                    prop_assert!(start <= end, "{:?}", header);
+                    prop_assert!(end < size, "{:?} of {}", header, size);
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_ranges_mean_what_they_say(size in 1u64..1_000_000, a in any::<prop::sample::Index>(), b in any::<prop::sample::Index>(), n in 1u64..2_000_000) {
+            let (a, b) = (a.index(size as usize) as u64, b.index(size as usize) as u64);
+            let (first, last) = (a.min(b), a.max(b));
+            prop_assert_eq!(
+                parse_range(Some(&format!("bytes={first}-{last}")), size),
+                ByteRange::Part { start: first, end: last }
+            );
+            prop_assert_eq!(
+                parse_range(Some(&format!("bytes={first}-")), size),
+                ByteRange::Part { start: first, end: size - 1 }
+            );
+            prop_assert_eq!(
+                parse_range(Some(&format!("bytes=-{n}")), size),
+                ByteRange::Part { start: size - n.min(size), end: size - 1 }
+            );
+            prop_assert_eq!(
+                parse_range(Some(&format!("bytes={}-", size + first)), size),
+                ByteRange::Unsatisfiable
+            );
+        }
+
+        #[test]
+        fn recording_names_parse_back((name, iso) in recording_name()) {
+            let parsed = parse_name(&name).expect("a valid name");
+            prop_assert_eq!(&parsed.start_iso, &iso);
+            let (requested, again) = requested_name(&name).expect("servable");
+            prop_assert_eq!(requested, name);
+            prop_assert_eq!(again, parsed);
+        }
+
+        #[test]
+        fn ascii_recording_names_never_panic(name in prop_oneof!["[ -~]{0,40}".boxed(), near_recording_name().prop_filter("ASCII", |n| n.is_ascii()).boxed()]) {
+            check_requested_name(&name)?;
+        }
+    }
+
+    fn check_requested_name(name: &str) -> Result<(), TestCaseError> {
+        let _ = parse_name(name);
+        if let Some((decoded, _)) = requested_name(name) {
+            prop_assert!(!decoded.contains(['/', '\\', '\0']), "{:?}", decoded);
+            prop_assert!(
+                !decoded.starts_with('.') && !decoded.contains(".."),
+                "{:?}",
+                decoded
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        /// A name whose last four bytes start inside a multi-byte character
+        /// (`/recordings/2026-11-25T03-12-00Z_a%E2%82%ACkv`) once panicked in `parse_name`.
+        #[test]
+        fn any_recording_name_never_panics(name in prop_oneof![any::<String>().boxed(), near_recording_name().boxed()]) {
+            check_requested_name(&name)?;
+        }
+    }
+
+    #[test]
+    fn a_multibyte_character_before_the_extension_is_refused() {
+        assert_eq!(requested_name("2026-11-25T03-12-00Z_a%E2%82%ACkv"), None);
     }
 }

@@ -1,72 +1,65 @@
 //! `/status` JSON and `/metrics` Prometheus text.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use serde_json::{Value, json};
 
-use super::ServerContext;
 use crate::protocol::CameraState;
+use crate::snapshot::Snapshot;
 
-pub fn status_json(ctx: &ServerContext) -> Value {
-    let hub = &ctx.hub;
-    let config = ctx.config();
-    let video = hub.video_info();
-    let camera = hub.camera_status();
-    let c = &hub.counters;
-    let clients: Vec<Value> = hub
-        .clients()
+pub fn status_json(snapshot: &Snapshot, source: &serde_json::Map<String, Value>) -> Value {
+    let s = snapshot;
+    let clients: Vec<Value> = s
+        .clients
         .iter()
         .map(|client| {
-            let max_fps = client.max_fps();
             json!({
                 "id": client.id,
                 "kind": client.kind.as_str(),
                 "address": client.address.to_string(),
-                "connected_seconds": client.connected.elapsed().as_secs(),
-                "fps": round2(client.fps()),
-                "frames_sent": client.frames_sent.load(Ordering::Relaxed),
-                "bytes_sent": client.bytes_sent.load(Ordering::Relaxed),
-                "drops": client.frames_skipped.load(Ordering::Relaxed),
-                "paused": client.paused.load(Ordering::Relaxed),
-                "max_fps": if max_fps > 0.0 { json!(max_fps) } else { Value::Null },
+                "connected_seconds": client.connected_for.as_secs(),
+                "fps": round2(client.fps),
+                "frames_sent": client.frames_sent,
+                "bytes_sent": client.bytes_sent,
+                "drops": client.frames_skipped,
+                "paused": client.paused,
+                "max_fps": client.max_fps,
             })
         })
         .collect();
-    let source = &config.source_info;
     json!({
         "server": "wsjpeg",
         "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": hub.started.elapsed().as_secs(),
+        "uptime_seconds": s.uptime.as_secs(),
         "connected_clients": clients.len(),
-        "max_clients": config.max_clients,
+        "max_clients": s.max_clients,
         "connections": {
-            "open": ctx.connections.len(),
-            "max": config.connection_limit(),
+            "open": s.connections_open,
+            "max": s.connections_max,
         },
-        "camera_active": camera.state == CameraState::Streaming,
-        "camera": { "state": camera.state, "message": camera.message },
+        "camera_active": s.camera.state == CameraState::Streaming,
+        "camera": { "state": s.camera.state, "message": s.camera.message },
         "settings": {
-            "width": video.width,
-            "height": video.height,
-            "target_fps": video.framerate,
+            "width": s.video.width,
+            "height": s.video.height,
+            "target_fps": s.video.framerate,
             "jpeg_quality": source.get("jpeg-quality").cloned().unwrap_or(Value::Null),
         },
         "encoder": source.get("encoder").cloned().unwrap_or(Value::Null),
         "source": Value::Object(source.clone()),
-        "fps_in": round2(hub.fps_in()),
-        "last_frame_age_seconds": hub.latest_frame().map(|f| round2(f.published.elapsed().as_secs_f64())),
+        "fps_in": round2(s.fps_in),
+        "last_frame_age_seconds": s.last_frame_age.map(|age| round2(age.as_secs_f64())),
         "frames": {
-            "in": c.frames_in.load(Ordering::Relaxed),
-            "invalid": c.frames_invalid.load(Ordering::Relaxed),
-            "sent": c.frames_sent.load(Ordering::Relaxed),
-            "skipped": c.frames_skipped.load(Ordering::Relaxed),
+            "in": s.frames_in,
+            "invalid": s.frames_invalid,
+            "sent": s.frames_sent,
+            "skipped": s.frames_skipped,
         },
-        "bytes_sent": c.bytes_sent.load(Ordering::Relaxed),
-        "clients_refused": c.clients_refused.load(Ordering::Relaxed),
+        "bytes_sent": s.bytes_sent,
+        "clients_refused": s.clients_refused,
         "clients": clients,
         // Null while the application reports no recording (`recording-state` unset).
-        "recording": hub.recording_status(),
+        "recording": s.recording,
     })
 }
 
@@ -74,10 +67,9 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-pub fn metrics_text(ctx: &ServerContext) -> String {
-    let hub = &ctx.hub;
-    let c = &hub.counters;
-    let camera = hub.camera_status();
+pub fn metrics_text(snapshot: &Snapshot) -> String {
+    let s = snapshot;
+    let camera = &s.camera;
     let mut out = String::with_capacity(2048);
     let mut metric = |name: &str, kind: &str, help: &str, value: String| {
         let _ = write!(
@@ -85,54 +77,53 @@ pub fn metrics_text(ctx: &ServerContext) -> String {
             "# HELP wsjpeg_{name} {help}\n# TYPE wsjpeg_{name} {kind}\nwsjpeg_{name} {value}\n"
         );
     };
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed).to_string();
     metric(
         "frames_in_total",
         "counter",
         "Frames received from the pipeline.",
-        load(&c.frames_in),
+        s.frames_in.to_string(),
     );
     metric(
         "frames_invalid_total",
         "counter",
         "Frames dropped because they were not complete JPEGs.",
-        load(&c.frames_invalid),
+        s.frames_invalid.to_string(),
     );
     metric(
         "frames_sent_total",
         "counter",
         "Frames delivered, summed over viewers.",
-        load(&c.frames_sent),
+        s.frames_sent.to_string(),
     );
     metric(
         "frames_skipped_total",
         "counter",
         "Frames viewers skipped because they were still busy with an older one.",
-        load(&c.frames_skipped),
+        s.frames_skipped.to_string(),
     );
     metric(
         "bytes_sent_total",
         "counter",
         "Frame bytes delivered, summed over viewers.",
-        load(&c.bytes_sent),
+        s.bytes_sent.to_string(),
     );
     metric(
         "clients_refused_total",
         "counter",
         "Viewers refused because max-clients was reached.",
-        load(&c.clients_refused),
+        s.clients_refused.to_string(),
     );
     metric(
         "clients",
         "gauge",
         "Viewers now connected.",
-        hub.n_clients().to_string(),
+        s.clients.len().to_string(),
     );
     metric(
         "connections",
         "gauge",
         "Open connections of any kind (viewers, requests, idle keep-alive).",
-        ctx.connections.len().to_string(),
+        s.connections_open.to_string(),
     );
     metric(
         "camera_streaming",
@@ -146,9 +137,9 @@ pub fn metrics_text(ctx: &ServerContext) -> String {
         "1 while the camera is in error.",
         u8::from(camera.state == CameraState::Error).to_string(),
     );
-    let age = hub
-        .latest_frame()
-        .map(|f| format!("{:.3}", f.published.elapsed().as_secs_f64()))
+    let age = s
+        .last_frame_age
+        .map(|age| format!("{:.3}", age.as_secs_f64()))
         .unwrap_or_else(|| "NaN".to_string());
     metric(
         "last_frame_age_seconds",
@@ -160,10 +151,10 @@ pub fn metrics_text(ctx: &ServerContext) -> String {
         "uptime_seconds",
         "gauge",
         "Seconds since the server started.",
-        hub.started.elapsed().as_secs().to_string(),
+        s.uptime.as_secs().to_string(),
     );
     // Only while the application reports a recorder: no recording metrics means no recorder.
-    if let Some(recording) = hub.recording_status() {
+    if let Some(recording) = &s.recording {
         metric(
             "recording_active",
             "gauge",

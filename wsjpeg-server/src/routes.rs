@@ -1,4 +1,5 @@
-//! The HTTP endpoints (SPEC §2), as warp filters.
+// SPDX-License-Identifier: MIT
+//! The route table: which path and method reaches which handler, behind the token check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,49 +13,21 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use super::access::{origin_allowed, query_param, request_scheme, token_accepted};
-use super::websocket::{self, ViewerOptions};
-use super::{Peer, ServerContext, files, mjpeg, recordings, report};
-use crate::CAT;
+use crate::access::{origin_allowed, query_param, request_scheme, token_accepted};
+use crate::context::{Peer, ServerContext};
+use crate::events::{RecordAction, log};
 use crate::hub::{ClientKind, Frame};
 use crate::protocol::CameraState;
+use crate::reply::{respond, service_unavailable, text, with_common_headers};
+use crate::snapshot::Snapshot;
+use crate::websocket::{self, ViewerOptions};
+use crate::{files, mjpeg, recordings, report};
 
-const BUILTIN_PAGE: &str = include_str!("../../../web/index.html");
+const BUILTIN_PAGE: &str = include_str!("../../web/index.html");
 
 #[derive(Debug)]
 struct Unauthorized;
 impl warp::reject::Reject for Unauthorized {}
-
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
-    let mut response = http::Response::new(body.into()).into_response();
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response {
-    respond(status, "text/plain; charset=utf-8", body)
-}
-
-fn service_unavailable(body: &'static str) -> Response {
-    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, body);
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    r
-}
-
-/// Every answer carries these: nothing here may be cached, nothing sniffed.
-fn with_common_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
 
 fn jpeg_response(frame: &Frame) -> Response {
     let mut r = respond(StatusCode::OK, "image/jpeg", frame.jpeg.clone());
@@ -145,7 +118,9 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             .and(get)
             .and(with_ctx.clone())
             .map(|ctx: Arc<ServerContext>| {
-                warp::reply::json(&report::status_json(&ctx)).into_response()
+                let snapshot = Snapshot::take(&ctx);
+                warp::reply::json(&report::status_json(&snapshot, &ctx.config().source_info))
+                    .into_response()
             });
 
     let metrics =
@@ -156,7 +131,7 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4; charset=utf-8",
-                    report::metrics_text(&ctx),
+                    report::metrics_text(&Snapshot::take(&ctx)),
                 )
             });
 
@@ -195,8 +170,8 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
              peer: Peer,
              ctx: Arc<ServerContext>| async move {
                 let action = match action.as_str() {
-                    "start" => "start",
-                    "stop" => "stop",
+                    "start" => RecordAction::Start,
+                    "stop" => RecordAction::Stop,
                     _ => return Err(warp::reject::not_found()),
                 };
                 Ok(recordings::control(ctx, action, method, headers, peer).await)
@@ -279,10 +254,17 @@ async fn page(ctx: Arc<ServerContext>, path: String) -> Response {
     let Some(root) = ctx.config().document_root else {
         return respond(StatusCode::OK, "text/html; charset=utf-8", BUILTIN_PAGE);
     };
+    let events = ctx.hub.events.clone();
     let opened = tokio::task::spawn_blocking(move || {
         let resolved = files::resolve(&root, &path)?;
         let file = std::fs::File::open(&resolved).map_err(|err| {
-            gst::warning!(CAT, "Cannot read {}: {}", resolved.display(), err);
+            log!(
+                events,
+                Warning,
+                "Cannot read {}: {}",
+                resolved.display(),
+                err
+            );
         });
         let file = file.ok()?;
         let size = file.metadata().ok()?.len();
@@ -328,8 +310,9 @@ fn ws_or_mjpeg(
     let config = ctx.config();
     let scheme = request_scheme(peer.secure, &headers);
     if !origin_allowed(&config.allowed_origins, &headers, scheme) {
-        gst::info!(
-            CAT,
+        log!(
+            ctx.hub.events,
+            Info,
             "Refused WebSocket from {} with a foreign Origin",
             peer.addr
         );

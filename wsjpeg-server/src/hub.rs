@@ -15,9 +15,9 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::CAT;
 use crate::burst::Burst;
-use crate::protocol::{CameraState, CameraStatus, RecordingStatus};
+use crate::events::{Events, ViewerChange, log};
+use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 
 /// Refused viewers are warned about at most this often.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,6 +32,8 @@ pub struct Frame {
     /// When the sink published it; decides whether a frame is still fresh.
     pub published: Instant,
     pub jpeg: Bytes,
+    /// The `?meta=1` header, the same for every viewer: built once here.
+    pub meta: [u8; META_HEADER_LEN],
 }
 
 /// A frame younger than this is shown to a new viewer or snapshot at once.
@@ -138,19 +140,6 @@ pub struct Counters {
     pub clients_refused: AtomicU64,
 }
 
-/// A change in the set of viewers, reported to the element outside the runtime.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientEvent {
-    Connected { address: SocketAddr, n_clients: u32 },
-    Disconnected { address: SocketAddr, n_clients: u32 },
-}
-
-pub type ClientEventSink = Box<dyn Fn(ClientEvent) + Send + Sync>;
-
-/// Asks the application to `start` or `stop` recording; returns whether it accepted. Called
-/// on a blocking thread of the runtime, never on the streaming thread.
-pub type RecordingControl = Arc<dyn Fn(&str) -> bool + Send + Sync>;
-
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct VideoInfo {
@@ -172,7 +161,6 @@ pub struct Hub {
     camera: watch::Sender<CameraStatus>,
     /// `None` while the application reports no recording (`recording-state` unset).
     recording: watch::Sender<Option<RecordingStatus>>,
-    recording_control: Mutex<Option<RecordingControl>>,
     video: Mutex<VideoInfo>,
     clients: Mutex<BTreeMap<u64, Arc<ClientStats>>>,
     next_client_id: AtomicU64,
@@ -180,7 +168,7 @@ pub struct Hub {
     pub counters: Counters,
     rate_in: Mutex<RateWindow>,
     refusals: Mutex<Burst>,
-    events: ClientEventSink,
+    pub events: Arc<dyn Events>,
     pub started: Instant,
     /// Fires when the server stops; every viewer task ends with close code 1001.
     pub shutdown: CancellationToken,
@@ -200,14 +188,13 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    pub fn new(events: ClientEventSink) -> Arc<Self> {
+    pub fn new(events: Arc<dyn Events>) -> Arc<Self> {
         Arc::new(Hub {
             mailbox: Mutex::new(Mailbox::Empty),
             mailbox_ready: Notify::new(),
             frames: watch::Sender::new(None),
             camera: watch::Sender::new(CameraStatus::default()),
             recording: watch::Sender::new(None),
-            recording_control: Mutex::new(None),
             video: Mutex::new(VideoInfo::default()),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
@@ -249,11 +236,13 @@ impl Hub {
             capture_time_us,
             published: Instant::now(),
             jpeg,
+            meta: protocol::meta_header(sequence, capture_time_us),
         });
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
         // The replaced frame, if any, is dropped after the lock is released.
         let _previous = std::mem::replace(&mut *lock(&self.mailbox), Mailbox::Frame(frame));
         self.mailbox_ready.notify_one();
+        self.frame_arrived();
         sequence
     }
 
@@ -283,21 +272,29 @@ impl Hub {
         self.camera.borrow().clone()
     }
 
-    /// Updates the camera state; viewers get a `status` message only when it really changed.
-    pub fn set_camera_status(&self, status: CameraStatus) {
-        self.camera.send_if_modified(|current| {
-            if *current == status {
-                false
-            } else {
-                *current = status;
-                true
-            }
+    /// The camera failed: viewers are told why, `/healthz` answers 503, until a frame arrives
+    /// or [`Hub::clear_camera_error`].
+    pub fn report_camera_error(&self, message: String) {
+        self.replace_camera_status(CameraStatus {
+            state: CameraState::Error,
+            message: Some(message),
         });
     }
 
-    /// Moves to `state` unless the camera is in error: an error is cleared only by a frame or
-    /// by the application.
-    pub fn advance_camera_state(&self, state: CameraState) {
+    /// Ends an error reported with [`Hub::report_camera_error`], moving to `state`; nothing
+    /// happens while there is no error.
+    pub fn clear_camera_error(&self, state: CameraState) {
+        if self.camera.borrow().state == CameraState::Error {
+            self.replace_camera_status(CameraStatus {
+                state,
+                message: None,
+            });
+        }
+    }
+
+    /// Moves to `state` (idle, starting), except out of an error: that ends only with a frame
+    /// or [`Hub::clear_camera_error`].
+    pub fn set_camera_state(&self, state: CameraState) {
         self.camera.send_if_modified(|current| {
             if current.state == state || current.state == CameraState::Error {
                 false
@@ -311,15 +308,27 @@ impl Hub {
         });
     }
 
-    /// Sets `state` (clearing any error) unless it is already the current one. Cheap when
-    /// nothing changes, which is the case for every frame but the first.
-    pub fn set_camera_status_if(&self, state: CameraState) {
-        if self.camera.borrow().state != state {
-            self.set_camera_status(CameraStatus {
-                state,
+    /// A frame arrived: the camera streams, whatever it said before. Cheap when nothing
+    /// changes, which is the case for every frame but the first.
+    fn frame_arrived(&self) {
+        if self.camera.borrow().state != CameraState::Streaming {
+            self.replace_camera_status(CameraStatus {
+                state: CameraState::Streaming,
                 message: None,
             });
         }
+    }
+
+    /// Viewers get a `status` message only when the status really changed.
+    fn replace_camera_status(&self, status: CameraStatus) {
+        self.camera.send_if_modified(|current| {
+            if *current == status {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
     }
 
     pub fn subscribe_recording(&self) -> watch::Receiver<Option<RecordingStatus>> {
@@ -340,14 +349,6 @@ impl Hub {
                 true
             }
         });
-    }
-
-    pub fn set_recording_control(&self, control: Option<RecordingControl>) {
-        *lock(&self.recording_control) = control;
-    }
-
-    pub fn recording_control(&self) -> Option<RecordingControl> {
-        lock(&self.recording_control).clone()
     }
 
     pub fn video_info(&self) -> VideoInfo {
@@ -395,8 +396,9 @@ impl Hub {
                     .clients_refused
                     .fetch_add(1, Ordering::Relaxed);
                 if let Some(count) = lock(&self.refusals).note() {
-                    gst::warning!(
-                        CAT,
+                    log!(
+                        self.events,
+                        Warning,
                         "Refused {} viewer(s), the last from {}: max-clients ({}) reached; raise \
                          the max-clients property (launcher: --max-clients)",
                         count,
@@ -422,7 +424,8 @@ impl Hub {
             clients.insert(id, stats.clone());
             let n_clients = clients.len() as u32;
             // Reported under the lock so that observers see counts in order.
-            (self.events)(ClientEvent::Connected { address, n_clients });
+            self.events
+                .viewers_changed(ViewerChange::Connected { address, n_clients });
             stats
         };
         Some(ClientGuard {
@@ -469,7 +472,7 @@ impl Drop for ClientGuard {
         let mut clients = lock(&self.hub.clients);
         clients.remove(&self.stats.id);
         let n_clients = clients.len() as u32;
-        (self.hub.events)(ClientEvent::Disconnected {
+        self.hub.events.viewers_changed(ViewerChange::Disconnected {
             address: self.stats.address,
             n_clients,
         });
@@ -479,16 +482,27 @@ impl Drop for ClientGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::NoEvents;
 
     fn addr() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 9))
     }
 
+    #[derive(Default)]
+    struct Counts(Mutex<Vec<u32>>);
+
+    impl Events for Counts {
+        fn viewers_changed(&self, change: ViewerChange) {
+            let (ViewerChange::Connected { n_clients, .. }
+            | ViewerChange::Disconnected { n_clients, .. }) = change;
+            lock(&self.0).push(n_clients);
+        }
+    }
+
     #[test]
     fn register_respects_max_and_reports_counts() {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let seen2 = seen.clone();
-        let hub = Hub::new(Box::new(move |e| lock(&seen2).push(e)));
+        let seen = Arc::new(Counts::default());
+        let hub = Hub::new(seen.clone());
         let a = hub.register(ClientKind::WebSocket, addr(), 2).unwrap();
         let b = hub.register(ClientKind::Mjpeg, addr(), 2).unwrap();
         assert!(hub.register(ClientKind::WebSocket, addr(), 2).is_none());
@@ -496,48 +510,60 @@ mod tests {
         drop(a);
         drop(b);
         assert_eq!(hub.n_clients(), 0);
-        let counts: Vec<u32> = lock(&seen)
-            .iter()
-            .map(|e| match e {
-                ClientEvent::Connected { n_clients, .. }
-                | ClientEvent::Disconnected { n_clients, .. } => *n_clients,
-            })
-            .collect();
-        assert_eq!(counts, vec![1, 2, 1, 0]);
+        assert_eq!(*lock(&seen.0), vec![1, 2, 1, 0]);
         assert_eq!(hub.counters.clients_refused.load(Ordering::Relaxed), 1);
     }
 
     #[test]
-    fn error_state_is_sticky_until_set() {
-        let hub = Hub::new(Box::new(|_| {}));
-        hub.advance_camera_state(CameraState::Starting);
+    fn an_error_ends_only_with_a_frame_or_when_cleared() {
+        let hub = Hub::new(Arc::new(NoEvents));
+        hub.set_camera_state(CameraState::Starting);
         assert_eq!(hub.camera_status().state, CameraState::Starting);
-        hub.set_camera_status(CameraStatus {
-            state: CameraState::Error,
-            message: Some("unplugged".into()),
-        });
-        hub.advance_camera_state(CameraState::Idle);
-        assert_eq!(hub.camera_status().state, CameraState::Error);
-        hub.set_camera_status(CameraStatus {
-            state: CameraState::Streaming,
-            message: None,
-        });
-        assert_eq!(hub.camera_status().state, CameraState::Streaming);
+        hub.report_camera_error("unplugged".into());
+        hub.set_camera_state(CameraState::Idle);
+        assert_eq!(hub.camera_status().state, CameraState::Error, "sticky");
+        hub.publish(Bytes::from_static(b"x"), 0);
+        assert_eq!(
+            hub.camera_status().state,
+            CameraState::Streaming,
+            "a frame ends it"
+        );
+        hub.report_camera_error("again".into());
+        hub.clear_camera_error(CameraState::Idle);
+        assert_eq!(
+            hub.camera_status(),
+            CameraStatus {
+                state: CameraState::Idle,
+                message: None
+            }
+        );
+        hub.clear_camera_error(CameraState::Starting);
+        assert_eq!(
+            hub.camera_status().state,
+            CameraState::Idle,
+            "no error, nothing to clear"
+        );
     }
 
     #[tokio::test]
     async fn dispatcher_delivers_latest_frame() {
-        let hub = Hub::new(Box::new(|_| {}));
+        let hub = Hub::new(Arc::new(NoEvents));
         let mut rx = hub.subscribe_frames();
         tokio::spawn(hub.clone().dispatch());
         for _ in 0..5 {
             hub.publish(Bytes::from_static(b"x"), 0);
         }
-        rx.changed().await.unwrap();
-        // Give the dispatcher a chance to catch up if it woke between publishes.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let seq = rx.borrow_and_update().as_ref().map(|f| f.sequence);
-        assert_eq!(seq, Some(5));
+        // The dispatcher may wake between publishes: wait until it has moved the newest.
+        let newest = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                rx.changed().await.unwrap();
+                if rx.borrow_and_update().as_ref().map(|f| f.sequence) == Some(5) {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(newest.is_ok(), "the newest frame reaches the viewers");
         hub.clear_frame();
         rx.changed().await.unwrap();
         assert!(rx.borrow().is_none());

@@ -8,8 +8,8 @@ use std::path::{Component, Path, PathBuf};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::ServerContext;
-use crate::CAT;
+use crate::context::ServerContext;
+use crate::events::log;
 
 /// Bytes read from disk per step of a download.
 const CHUNK: usize = 64 * 1024;
@@ -71,6 +71,7 @@ pub fn stream(
 ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
     let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_AHEAD);
     let shutdown = ctx.hub.shutdown.clone();
+    let events = ctx.hub.events.clone();
     ctx.spawn(async move {
         let mut file = Some(file);
         let mut offset = start;
@@ -105,7 +106,7 @@ pub fn stream(
                     return;
                 }
                 Ok((_, Err(err))) => {
-                    gst::warning!(CAT, "Reading a file to send failed: {}", err);
+                    log!(events, Warning, "Reading a file to send failed: {}", err);
                     permit.send(Err(err));
                     return;
                 }

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::time::{Instant, Sleep};
 
-use super::connections::ConnectionSlot;
+use crate::connections::ConnectionSlot;
 
 /// Whatever gives access to the connected TCP socket for writing.
 pub trait TcpSocket {

@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: MIT
+//! What a viewer session does: hello, frames as they come (the newest, under the viewer's fps
+//! cap, not while paused), status and recording changes, clock answers, keepalive.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWrite;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::codec::{
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, ClientInput, OPCODE_BINARY, OPCODE_PING, OPCODE_PONG,
+};
+use super::connection::{FrameWriter, ViewerOptions};
+use crate::events::log;
+use crate::hub::{ClientGuard, Frame, FrameSlot, Hub};
+use crate::protocol::{self, ClientMessage, ServerMessage};
+
+/// How long a viewer task sleeps when nothing is due.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+/// How a viewer's session ended.
+pub(super) enum Ending {
+    /// Say goodbye with this close code and reason.
+    Close(u16, &'static str),
+    /// The viewer is gone: nobody to say goodbye to.
+    Gone,
+}
+
+const STOPPING: Ending = Ending::Close(CLOSE_GOING_AWAY, "server stopping");
+
+pub(super) struct Viewer {
+    guard: ClientGuard,
+    options: ViewerOptions,
+    /// Sequence number of the last frame this viewer saw (sent or deliberately passed over).
+    last_seen: u64,
+    last_sent_seq: u64,
+    paused: bool,
+    min_interval: Option<Duration>,
+    next_allowed: Instant,
+    /// A frame arrived before the fps cap allowed it; send the newest when it does.
+    held_back: bool,
+    last_sent: Instant,
+    last_heard: Instant,
+    last_probe: Instant,
+}
+
+impl Viewer {
+    pub(super) fn new(guard: ClientGuard, options: ViewerOptions) -> Self {
+        let now = Instant::now();
+        Viewer {
+            guard,
+            options,
+            last_seen: 0,
+            last_sent_seq: 0,
+            paused: false,
+            min_interval: None,
+            next_allowed: now,
+            held_back: false,
+            last_sent: now,
+            last_heard: now,
+            last_probe: now,
+        }
+    }
+
+    fn hub(&self) -> Arc<Hub> {
+        self.guard.hub().clone()
+    }
+
+    pub(super) async fn run<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        inputs: &mut mpsc::Receiver<ClientInput>,
+    ) -> std::io::Result<Ending> {
+        let hub = self.hub();
+        let mut frames = hub.subscribe_frames();
+        let mut camera = hub.subscribe_camera();
+        let mut recording = hub.subscribe_recording();
+        let video = hub.video_info();
+        let status = camera.borrow_and_update().clone();
+        let hello = ServerMessage::Hello {
+            server: "wsjpeg",
+            version: env!("CARGO_PKG_VERSION"),
+            width: video.width,
+            height: video.height,
+            framerate: video.framerate,
+            meta: self.options.meta,
+            camera: status.state,
+            message: status.message.as_deref(),
+        }
+        .to_json();
+        // The hello says the camera state; `status` messages follow only when it changes.
+        writer.send_text(&hello).await?;
+        // Only the fields of the message count: byte counters alone do not make viewers busy.
+        let mut last_recording = recording
+            .borrow_and_update()
+            .as_ref()
+            .map(|r| protocol::recording_message(Some(r)));
+        if let Some(message) = &last_recording {
+            writer.send_text(message).await?;
+        }
+        let first = frames.borrow_and_update().clone();
+        if let Some(frame) = first.filter(|f| f.is_fresh()) {
+            self.last_seen = frame.sequence;
+            self.send_frame(writer, &frame).await?;
+        }
+
+        // Built once per session, not once per frame: at hundreds of viewers the per-frame
+        // registration of a fresh timer and cancellation waiter shows in the profile.
+        let stopping = hub.shutdown.cancelled();
+        tokio::pin!(stopping);
+        let timer = tokio::time::sleep_until(self.next_wake());
+        tokio::pin!(timer);
+        loop {
+            // Only ever moved earlier here; a timer that fires early finds nothing due and is
+            // set again below, so keepalive deadlines that slide with every frame cost nothing.
+            let wake_at = self.next_wake();
+            if wake_at < timer.deadline() {
+                timer.as_mut().reset(wake_at);
+            }
+            tokio::select! {
+                biased;
+                _ = &mut stopping => return Ok(STOPPING),
+                input = inputs.recv() => {
+                    let Some(input) = input else { return Ok(Ending::Gone) };
+                    self.last_heard = Instant::now();
+                    if let Some(ending) = self.handle_input(writer, &frames, input).await? {
+                        return Ok(ending);
+                    }
+                }
+                changed = camera.changed() => {
+                    if changed.is_err() {
+                        return Ok(STOPPING);
+                    }
+                    let status = camera.borrow_and_update().clone();
+                    self.send_text(writer, &protocol::status_message(&status)).await?;
+                }
+                changed = recording.changed() => {
+                    if changed.is_err() {
+                        return Ok(STOPPING);
+                    }
+                    let message = recording.borrow_and_update().as_ref().map(|r| protocol::recording_message(Some(r)));
+                    // Unset after being set: say "no recording" once, so indicators go away.
+                    let message = match (message, &last_recording) {
+                        (None, Some(_)) => Some(protocol::recording_message(None)),
+                        (message, _) => message,
+                    };
+                    if let Some(message) = message.filter(|m| Some(m) != last_recording.as_ref()) {
+                        self.send_text(writer, &message).await?;
+                        last_recording = Some(message);
+                    }
+                }
+                changed = frames.changed(), if !self.paused => {
+                    if changed.is_err() {
+                        return Ok(STOPPING);
+                    }
+                    let frame = frames.borrow_and_update().clone();
+                    if let Some(frame) = frame {
+                        self.offer(writer, &frame).await?;
+                    }
+                }
+                _ = &mut timer => {
+                    if let Some(ending) = self.on_timer(writer, &frames).await? {
+                        return Ok(ending);
+                    }
+                    timer.as_mut().reset(self.next_wake());
+                }
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let now = Instant::now();
+        let mut wake = now.checked_add(IDLE_WAKE).unwrap_or(now);
+        if self.held_back {
+            wake = wake.min(self.next_allowed);
+        }
+        let ka = self.options.keepalive;
+        if !ka.is_zero() {
+            let due = [
+                self.last_sent.checked_add(ka),
+                self.last_heard.max(self.last_probe).checked_add(ka),
+                ka.checked_mul(3)
+                    .and_then(|silence| self.last_heard.checked_add(silence)),
+            ];
+            wake = due.into_iter().flatten().fold(wake, Instant::min);
+        }
+        wake
+    }
+
+    async fn on_timer<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        frames: &watch::Receiver<FrameSlot>,
+    ) -> std::io::Result<Option<Ending>> {
+        let now = Instant::now();
+        if self.held_back && now >= self.next_allowed {
+            self.held_back = false;
+            let frame = frames.borrow().clone();
+            if let Some(frame) = frame.filter(|f| f.sequence > self.last_sent_seq) {
+                self.send_frame(writer, &frame).await?;
+            }
+        }
+        let ka = self.options.keepalive;
+        if ka.is_zero() {
+            return Ok(None);
+        }
+        let reached = |since: Instant, after: Option<Duration>| {
+            after
+                .and_then(|after| since.checked_add(after))
+                .is_some_and(|t| now >= t)
+        };
+        if reached(self.last_heard, ka.checked_mul(3)) {
+            log!(
+                self.guard.hub().events,
+                Debug,
+                "Viewer {} stopped answering",
+                self.guard.stats.address
+            );
+            return Ok(Some(Ending::Close(CLOSE_GOING_AWAY, "no answer to pings")));
+        }
+        if reached(self.last_sent, Some(ka)) {
+            self.send_text(writer, &ServerMessage::Ping.to_json())
+                .await?;
+        }
+        if reached(self.last_heard.max(self.last_probe), Some(ka)) {
+            // A protocol ping: every WebSocket client answers it, even ones that ignore JSON.
+            self.last_probe = now;
+            writer.send(OPCODE_PING, &[]).await?;
+        }
+        Ok(None)
+    }
+
+    async fn handle_input<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        frames: &watch::Receiver<FrameSlot>,
+        input: ClientInput,
+    ) -> std::io::Result<Option<Ending>> {
+        match input {
+            ClientInput::Alive | ClientInput::Message(ClientMessage::Pong) => {}
+            ClientInput::Ping(payload) => writer.send(OPCODE_PONG, &[&payload]).await?,
+            ClientInput::Close(code) => {
+                let reply = if code == CLOSE_GOING_AWAY {
+                    code
+                } else {
+                    CLOSE_NORMAL
+                };
+                return Ok(Some(Ending::Close(reply, "")));
+            }
+            ClientInput::Violation(code, reason) => {
+                log!(
+                    self.guard.hub().events,
+                    Debug,
+                    "Closing viewer {}: {}",
+                    self.guard.stats.address,
+                    reason
+                );
+                return Ok(Some(Ending::Close(code, reason)));
+            }
+            ClientInput::Unsupported(message) => {
+                self.send_text(
+                    writer,
+                    &ServerMessage::Error { message: &message }.to_json(),
+                )
+                .await?;
+            }
+            ClientInput::Message(ClientMessage::Pause) => {
+                self.paused = true;
+                self.guard
+                    .stats
+                    .paused
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            ClientInput::Message(ClientMessage::Resume) => {
+                self.paused = false;
+                self.guard
+                    .stats
+                    .paused
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                let frame = frames.borrow().clone();
+                if let Some(frame) =
+                    frame.filter(|f| f.is_fresh() && f.sequence > self.last_sent_seq)
+                {
+                    self.last_seen = frame.sequence;
+                    self.send_frame(writer, &frame).await?;
+                }
+            }
+            ClientInput::Message(ClientMessage::MaxFps { fps }) => {
+                // The protocol has checked the value; a zero or unusable one means no cap.
+                self.min_interval = Duration::try_from_secs_f64(1.0 / fps)
+                    .ok()
+                    .filter(|interval| fps > 0.0 && !interval.is_zero());
+                self.guard
+                    .stats
+                    .max_fps_bits
+                    .store((fps as f32).to_bits(), std::sync::atomic::Ordering::Relaxed);
+            }
+            ClientInput::Message(ClientMessage::Time { client }) => {
+                let reply = ServerMessage::Time {
+                    client: &client,
+                    server: protocol::unix_time_us(),
+                }
+                .to_json();
+                self.send_text(writer, &reply).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// A new frame is out: send it now, or hold it back under the viewer's fps cap.
+    async fn offer<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        frame: &Arc<Frame>,
+    ) -> std::io::Result<()> {
+        if frame.sequence <= self.last_seen {
+            return Ok(());
+        }
+        if self.last_seen > 0 {
+            self.guard
+                .record_skipped(frame.sequence - self.last_seen - 1);
+        }
+        self.last_seen = frame.sequence;
+        if self.min_interval.is_some() && Instant::now() < self.next_allowed {
+            self.held_back = true;
+            return Ok(());
+        }
+        self.send_frame(writer, frame).await
+    }
+
+    async fn send_frame<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        frame: &Frame,
+    ) -> std::io::Result<()> {
+        let parts: [&[u8]; 2] = if self.options.meta {
+            [&frame.meta, &frame.jpeg]
+        } else {
+            [&[], &frame.jpeg]
+        };
+        writer.send(OPCODE_BINARY, &parts).await?;
+        let now = Instant::now();
+        self.last_sent = now;
+        self.last_sent_seq = frame.sequence;
+        self.held_back = false;
+        if let Some(interval) = self.min_interval {
+            self.next_allowed = now.checked_add(interval).unwrap_or(now);
+        }
+        self.guard.record_sent(parts[0].len() + parts[1].len());
+        Ok(())
+    }
+
+    async fn send_text<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        text: &str,
+    ) -> std::io::Result<()> {
+        writer.send_text(text).await?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+}
