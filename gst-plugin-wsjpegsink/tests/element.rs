@@ -117,7 +117,9 @@ async fn clients_are_announced_by_property_signals_and_bus() {
         ]
     );
     // notify::n-clients says "changed"; the value read in the handler is the current one,
-    // which may already be past the change that was notified.
+    // which may already be past the change that was notified. Each change is signalled first
+    // and notified right after, on the same thread.
+    assert!(eventually(5 * SECOND, || notified.lock().unwrap().len() >= 4).await);
     let notified = notified.lock().unwrap().clone();
     assert_eq!(
         notified.len(),

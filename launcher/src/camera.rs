@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use gst::prelude::*;
 
-use crate::cli::EncoderChoice;
-use crate::controller::Event;
-use crate::encoder::{self, Format, JpegPath};
+use crate::encoder::{self, EncoderChoice, Format, JpegPath};
+use crate::events::Event;
 use crate::recorder::{self, RecordingFigures};
 use crate::source::Source;
 
@@ -185,7 +184,6 @@ fn retimed(
 /// posting thread, so it only sends; the control loop does the state changes.
 fn watch_bus(pipeline: &gst::Pipeline, camera: usize, generation: u64, events: Sender<Event>) {
     let Some(bus) = pipeline.bus() else { return };
-    let events = Mutex::new(events);
     bus.set_sync_handler(move |_, message| {
         let reason = match message.view() {
             gst::MessageView::Error(err) => Some(describe_error(err)),
@@ -196,9 +194,7 @@ fn watch_bus(pipeline: &gst::Pipeline, camera: usize, generation: u64, events: S
             }
             _ => None,
         };
-        if let Some(reason) = reason
-            && let Ok(events) = events.lock()
-        {
+        if let Some(reason) = reason {
             let _ = events.send(Event::CameraLost {
                 camera,
                 generation,

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::encoder::EncoderChoice;
+use crate::recorder::{H264Choice, RecordFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,18 +50,6 @@ pub struct HealthcheckArgs {
     /// Give up after this long.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EncoderChoice {
-    /// Best available: camera MJPEG, then nvjpegenc, then jpegenc.
-    Auto,
-    /// The camera's own JPEG frames, no encoding at all; fails if the camera offers none.
-    Passthrough,
-    /// Jetson hardware encoder (nvvidconv ! nvjpegenc); fails if it is not available.
-    Nvjpeg,
-    /// Software encoder (jpegenc); works everywhere, costs CPU.
-    Jpeg,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -186,12 +177,12 @@ pub struct RunArgs {
     pub record_keep: Option<u64>,
 
     /// mjpeg: the viewers' JPEG frames in Matroska, no encoding cost. h264: MP4 a browser plays.
-    #[arg(long, env = "WSJPEG_RECORD_FORMAT", value_enum, default_value_t = crate::recorder::RecordFormat::Mjpeg)]
-    pub record_format: crate::recorder::RecordFormat,
+    #[arg(long, env = "WSJPEG_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::Mjpeg)]
+    pub record_format: RecordFormat,
 
     /// H.264 encoder for --record-format h264.
-    #[arg(long, env = "WSJPEG_RECORD_H264_ENCODER", value_enum, default_value_t = crate::recorder::H264Choice::Auto)]
-    pub record_h264_encoder: crate::recorder::H264Choice,
+    #[arg(long, env = "WSJPEG_RECORD_H264_ENCODER", value_enum, default_value_t = H264Choice::Auto)]
+    pub record_h264_encoder: H264Choice,
 
     /// Serve the viewer page from this folder instead of the built-in one.
     #[arg(long, env = "WSJPEG_DOCUMENT_ROOT")]

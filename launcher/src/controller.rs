@@ -3,17 +3,17 @@
 //! last one leaves (plus the linger), restarts it with backoff when it is lost, and stops
 //! everything on shutdown. Signal handlers and element callbacks only send it events.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::camera::{CameraPipeline, RecordTap, StartRequest};
-use crate::cli::EncoderChoice;
-use crate::encoder::{Format, JpegPath};
-use crate::recorder::{RecordingConfig, RecordingPipeline, Writing};
+use crate::camera::{CameraPipeline, StartRequest};
+use crate::encoder::{EncoderChoice, Format, JpegPath};
+use crate::events::Event;
+use crate::recorder::{RecordingConfig, Writing};
+use crate::recording_slot::RecordingSlot;
 use crate::server::{ServerPipeline, ServerSettings};
 use crate::source::Source;
 
@@ -21,38 +21,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long without any deadline the loop sleeps; events wake it earlier.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 const RECORDING_REPORT_INTERVAL: Duration = Duration::from_secs(2);
-
-#[derive(Debug)]
-pub enum Event {
-    Viewers {
-        camera: usize,
-        n: u32,
-    },
-    CameraLost {
-        camera: usize,
-        generation: u64,
-        reason: String,
-    },
-    /// `POST /api/record/start` or `/stop`.
-    RecordControl {
-        camera: usize,
-        start: bool,
-    },
-    RecordingFailed {
-        camera: usize,
-        generation: u64,
-        reason: String,
-    },
-    /// Only wakes the loop, which then reports the bytes written.
-    SegmentClosed {
-        camera: usize,
-    },
-    /// Only wakes the loop, which then reports the new file.
-    SegmentOpened {
-        camera: usize,
-    },
-    Shutdown,
-}
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -100,24 +68,7 @@ struct Camera {
     last_path: Option<JpegPath>,
     starts: u32,
     error: Option<String>,
-    record: Recording,
-}
-
-/// One camera's recording: wanted or not, the pipeline while the camera runs, and its figures.
-#[derive(Default)]
-struct Recording {
-    wanted: bool,
-    pipeline: Option<RecordingPipeline>,
-    tap: RecordTap,
-    generation: u64,
-    started: Option<std::time::SystemTime>,
-    /// Figures of the recordings that ended, added to the running one's.
-    deleted_before: u64,
-    bytes_before: u64,
-    error: Option<String>,
-    last_state: Option<gst::Structure>,
-    /// Shared by every camera's recording.
-    writing: Arc<Writing>,
+    record: RecordingSlot,
 }
 
 pub struct Launcher {
@@ -163,11 +114,10 @@ impl Launcher {
                 last_path: None,
                 starts: 0,
                 error: None,
-                record: Recording {
-                    wanted: config.recording.as_ref().is_some_and(|r| r.autostart),
-                    writing: writing.clone(),
-                    ..Recording::default()
-                },
+                record: RecordingSlot::new(
+                    config.recording.as_ref().is_some_and(|r| r.autostart),
+                    writing.clone(),
+                ),
             });
         }
         // Viewers and /status know from the first request whether recording is offered.
@@ -250,7 +200,7 @@ impl Launcher {
                     reason,
                 }) => {
                     if let Some(camera) = self.cameras.get_mut(camera)
-                        && camera.record.generation == generation
+                        && camera.record.generation() == generation
                     {
                         camera.recording_failed(&reason);
                     }
@@ -284,8 +234,8 @@ impl Launcher {
             view.path = camera.last_path.map(JpegPath::encoder_name);
             view.starts = camera.starts;
             view.error = camera.error.clone();
-            view.recording = camera.record.pipeline.is_some();
-            view.recording_error = camera.record.error.clone();
+            view.recording = camera.record.is_active();
+            view.recording_error = camera.record.error().map(str::to_string);
         }
     }
 }
@@ -302,7 +252,7 @@ impl Camera {
 
     fn wanted(&self, now: Instant, config: &Config) -> bool {
         config.always_on
-            || self.record.wanted
+            || self.record.wanted()
             || self.viewers > 0
             || self.left_at.is_some_and(|left| now < left + config.linger)
     }
@@ -321,10 +271,10 @@ impl Camera {
             Phase::Retrying { at } => Some(*at),
         };
         // Recording figures are refreshed every couple of seconds.
-        let phase = match (&self.record.pipeline, phase) {
-            (Some(_), Some(p)) => Some(p.min(Instant::now() + RECORDING_REPORT_INTERVAL)),
-            (Some(_), None) => Some(Instant::now() + RECORDING_REPORT_INTERVAL),
-            (None, p) => p,
+        let phase = match (self.record.is_active(), phase) {
+            (true, Some(p)) => Some(p.min(Instant::now() + RECORDING_REPORT_INTERVAL)),
+            (true, None) => Some(Instant::now() + RECORDING_REPORT_INTERVAL),
+            (false, p) => p,
         };
         match (linger_end, phase) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -354,8 +304,7 @@ impl Camera {
         }
         // A recording runs whenever it is wanted and the camera runs (started over HTTP, or
         // the camera just came back).
-        if self.record.wanted
-            && self.record.pipeline.is_none()
+        if self.record.wants_start()
             && matches!(self.phase, Phase::Running(_))
             && let Some(recording) = &config.recording
         {
@@ -385,7 +334,7 @@ impl Camera {
         match CameraPipeline::start(
             request,
             &self.server.appsrc,
-            self.record.tap.clone(),
+            self.record.tap(),
             events.clone(),
         ) {
             Ok(pipeline) => {
@@ -449,124 +398,28 @@ impl Camera {
 
 impl Camera {
     fn control_recording(&mut self, start: bool) {
-        log::info!(
-            "Camera {}: recording {} requested",
-            self.index,
-            if start { "start" } else { "stop" }
-        );
-        self.record.wanted = start;
-        if start {
-            self.record.error = None;
-        } else {
-            self.stop_recording();
-            self.record.started = None;
-        }
+        self.record.control(self.index, start);
         // Starting happens in `step`: the camera may have to start first.
     }
 
     fn start_recording(&mut self, config: &RecordingConfig, events: &Sender<Event>) {
-        if self.record.pipeline.is_some() {
-            return;
-        }
-        self.record.generation += 1;
-        match RecordingPipeline::start(
-            config,
-            self.index,
-            self.record.generation,
-            self.record.writing.clone(),
-            events.clone(),
-        ) {
-            Ok(pipeline) => {
-                if let Ok(mut tap) = self.record.tap.lock() {
-                    *tap = Some((pipeline.appsrc.clone(), pipeline.figures.clone()));
-                }
-                self.record
-                    .started
-                    .get_or_insert_with(std::time::SystemTime::now);
-                self.record.error = None;
-                log::info!(
-                    "Camera {}: recording {} into {}",
-                    self.index,
-                    config.format.name(),
-                    config.dir.display()
-                );
-                self.record.pipeline = Some(pipeline);
-            }
-            Err(err) => self.recording_failed(&format!("{err:#}")),
-        }
+        self.record.start(config, self.index, events);
     }
 
-    /// Finishes the current segment so it plays.
     fn stop_recording(&mut self) {
-        if let Ok(mut tap) = self.record.tap.lock() {
-            *tap = None;
-        }
-        if let Some(pipeline) = self.record.pipeline.take() {
-            self.record.bytes_before += pipeline.bytes_written();
-            self.record.deleted_before += pipeline.figures.deleted.load(Ordering::Relaxed);
-            pipeline.finalize();
-        }
+        self.record.stop();
     }
 
-    /// Disk full, folder gone, write error: that recording stops, streaming goes on.
     fn recording_failed(&mut self, reason: &str) {
-        log::error!("Camera {}: recording stopped: {reason}", self.index);
-        if let Ok(mut tap) = self.record.tap.lock() {
-            *tap = None;
-        }
-        if let Some(pipeline) = self.record.pipeline.take() {
-            self.record.bytes_before += pipeline.bytes_written();
-            self.record.deleted_before += pipeline.figures.deleted.load(Ordering::Relaxed);
-            drop(pipeline);
-        }
-        self.record.wanted = false;
-        self.record.started = None;
-        self.record.error = Some(reason.to_string());
+        self.record.failed(self.index, reason);
     }
 
     /// Tells the element (and so the viewers, /status and /metrics) how the recording goes.
     fn report_recording(&mut self, config: &Config) {
-        let Some(recording) = &config.recording else {
-            return;
-        };
-        let pipeline = self.record.pipeline.as_ref();
-        let mut state = gst::Structure::builder("recording")
-            .field("active", pipeline.is_some())
-            .field("control", true)
-            .field("format", recording.format.name())
-            .field(
-                "bytes-written",
-                self.record.bytes_before + pipeline.map(|p| p.bytes_written()).unwrap_or(0),
-            )
-            .field(
-                "segments-deleted",
-                self.record.deleted_before
-                    + pipeline
-                        .map(|p| p.figures.deleted.load(Ordering::Relaxed))
-                        .unwrap_or(0),
-            )
-            .field(
-                "frames-dropped",
-                pipeline
-                    .map(|p| p.figures.dropped.load(Ordering::Relaxed))
-                    .unwrap_or(0),
-            )
-            .build();
-        if let Some(started) = self.record.started.filter(|_| pipeline.is_some()) {
-            state.set(
-                "started",
-                humantime::format_rfc3339_seconds(started).to_string(),
-            );
-        }
-        if let Some(file) = pipeline.and_then(|p| p.current_file()) {
-            state.set("file", file);
-        }
-        if let Some(error) = &self.record.error {
-            state.set("error", error.as_str());
-        }
-        if self.record.last_state.as_ref() != Some(&state) {
+        if let Some(recording) = &config.recording
+            && let Some(state) = self.record.changed_state(recording)
+        {
             self.server.set_recording_state(&state);
-            self.record.last_state = Some(state);
         }
     }
 }

@@ -4,14 +4,25 @@
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
-use gst::prelude::*;
 
-use crate::cli::EncoderChoice;
+use crate::gst_util::reaches_paused;
 use crate::source::{Offer, Source};
 
 /// Caps between nvvidconv and nvjpegenc: frames stay in NVMM (GPU) memory.
 pub const NVMM_CAPS: &str = "video/x-raw(memory:NVMM),format=I420";
 const HARDWARE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncoderChoice {
+    /// Best available: camera MJPEG, then nvjpegenc, then jpegenc.
+    Auto,
+    /// The camera's own JPEG frames, no encoding at all; fails if the camera offers none.
+    Passthrough,
+    /// Jetson hardware encoder (nvvidconv ! nvjpegenc); fails if it is not available.
+    Nvjpeg,
+    /// Software encoder (jpegenc); works everywhere, costs CPU.
+    Jpeg,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JpegPath {
@@ -66,18 +77,7 @@ pub fn hardware_encoder_works(format: &Format) -> bool {
         w = format.width,
         h = format.height
     );
-    let Ok(pipeline) = gst::parse::launch(&text) else {
-        return false;
-    };
-    let reached = pipeline.set_state(gst::State::Paused).is_ok()
-        && matches!(
-            pipeline.state(gst::ClockTime::from_nseconds(
-                HARDWARE_PROBE_TIMEOUT.as_nanos() as u64
-            )),
-            (Ok(_), gst::State::Paused, _)
-        );
-    let _ = pipeline.set_state(gst::State::Null);
-    reached
+    reaches_paused(&text, HARDWARE_PROBE_TIMEOUT)
 }
 
 /// Picks the JPEG path for `choice`, given what the source offers.

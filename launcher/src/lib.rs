@@ -6,14 +6,18 @@ pub mod camera;
 pub mod cli;
 pub mod controller;
 pub mod encoder;
+pub mod events;
+mod gst_util;
 pub mod healthcheck;
 pub mod recorder;
+mod recording_slot;
 pub mod server;
 pub mod source;
 
 use anyhow::{Context, Result, bail};
 
-pub use controller::{Config, Event, Launcher};
+pub use controller::{Config, Launcher};
+pub use events::Event;
 
 /// Initialises GStreamer and registers the plugin linked into this program, so no
 /// GST_PLUGIN_PATH is needed.
@@ -51,13 +55,15 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
         fps: args.fps,
         quality: args.quality,
     };
-    if args.encoder == cli::EncoderChoice::Nvjpeg && !encoder::hardware_encoder_works(&format) {
+    if args.encoder == encoder::EncoderChoice::Nvjpeg && !encoder::hardware_encoder_works(&format) {
         bail!(
             "--encoder nvjpeg: the Jetson JPEG encoder (nvvidconv, nvjpegenc) is not installed or \
              does not work here; use --encoder auto or jpeg"
         );
     }
-    if args.encoder == cli::EncoderChoice::Jpeg && gst::ElementFactory::find("jpegenc").is_none() {
+    if args.encoder == encoder::EncoderChoice::Jpeg
+        && gst::ElementFactory::find("jpegenc").is_none()
+    {
         bail!("--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)");
     }
     let recording = recording_config(args)?;

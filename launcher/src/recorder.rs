@@ -19,12 +19,14 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use gst::prelude::*;
 
-use crate::controller::Event;
 use crate::encoder::NVMM_CAPS;
+use crate::events::Event;
+use crate::gst_util::{reaches_paused, take_error};
 
 /// Frames waiting for the disk beyond this are dropped.
 const MAX_PENDING_BYTES: u64 = 32 * 1024 * 1024;
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(3);
+const HARDWARE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordFormat {
@@ -76,9 +78,12 @@ pub fn h264_encoder(choice: H264Choice) -> Result<&'static str> {
     let hardware = || {
         gst::ElementFactory::find("nvv4l2h264enc").is_some()
             && gst::ElementFactory::find("nvvidconv").is_some()
-            && reaches_paused(&format!(
-                "videotestsrc num-buffers=1 ! nvvidconv ! {NVMM_CAPS} ! nvv4l2h264enc ! fakesink"
-            ))
+            && reaches_paused(
+                &format!(
+                    "videotestsrc num-buffers=1 ! nvvidconv ! {NVMM_CAPS} ! nvv4l2h264enc ! fakesink"
+                ),
+                HARDWARE_PROBE_TIMEOUT,
+            )
     };
     let x264 = || gst::ElementFactory::find("x264enc").is_some();
     let openh264 = || gst::ElementFactory::find("openh264enc").is_some();
@@ -103,19 +108,6 @@ pub fn h264_encoder(choice: H264Choice) -> Result<&'static str> {
                 .unwrap_or_default()
         ),
     }
-}
-
-fn reaches_paused(text: &str) -> bool {
-    let Ok(pipeline) = gst::parse::launch(text) else {
-        return false;
-    };
-    let ok = pipeline.set_state(gst::State::Paused).is_ok()
-        && matches!(
-            pipeline.state(gst::ClockTime::from_seconds(5)),
-            (Ok(_), gst::State::Paused, _)
-        );
-    let _ = pipeline.set_state(gst::State::Null);
-    ok
 }
 
 /// Checks that DIR exists (creating it) and takes a file.
@@ -248,7 +240,7 @@ impl RecordingPipeline {
             writing,
         };
         if recording.pipeline.set_state(gst::State::Playing).is_err() {
-            let reason = crate::server::take_error(&recording.pipeline);
+            let reason = take_error(&recording.pipeline);
             bail!(
                 "cannot start recording: {}",
                 reason.unwrap_or_else(|| "the pipeline failed".into())
@@ -310,7 +302,6 @@ fn name_segments(
     writing: Arc<Writing>,
     events: Sender<Event>,
 ) {
-    let events = Mutex::new(events);
     let config = config.clone();
     let camera_name = format!("cam{camera}");
     // Called when the previous segment is closed (its file too) and before the new one is opened.
@@ -339,9 +330,7 @@ fn name_segments(
         writing.insert(name.clone());
         *current = Some(name.clone());
         // The listing marks the file being written from the state the control loop reports.
-        if let Ok(events) = events.lock() {
-            let _ = events.send(Event::SegmentOpened { camera });
-        }
+        let _ = events.send(Event::SegmentOpened { camera });
         Some(config.dir.join(name).display().to_string().to_value())
     });
 }
@@ -356,7 +345,6 @@ fn watch_bus(
     events: Sender<Event>,
 ) {
     let Some(bus) = pipeline.bus() else { return };
-    let events = Mutex::new(events);
     bus.set_sync_handler(move |_, message| {
         let event = match message.view() {
             gst::MessageView::Eos(_) => return gst::BusSyncReply::Pass,
@@ -378,9 +366,7 @@ fn watch_bus(
             }
             _ => None,
         };
-        if let Some(event) = event
-            && let Ok(events) = events.lock()
-        {
+        if let Some(event) = event {
             let _ = events.send(event);
         }
         gst::BusSyncReply::Drop

@@ -8,7 +8,8 @@ use std::sync::mpsc::Sender;
 use anyhow::{Result, anyhow};
 use gst::prelude::*;
 
-use crate::controller::Event;
+use crate::events::Event;
+use crate::gst_util::take_error;
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -168,17 +169,13 @@ fn enable_recording_control(
         return;
     }
     sink.set_property("recording-dir", dir.display().to_string());
-    let events = std::sync::Mutex::new(events);
     sink.connect("recording-control", false, move |args| {
         let start = match args.get(1).and_then(|v| v.get::<String>().ok()).as_deref() {
             Some("start") => true,
             Some("stop") => false,
             _ => return Some(false.to_value()),
         };
-        let sent = events
-            .lock()
-            .map(|events| events.send(Event::RecordControl { camera, start }).is_ok())
-            .unwrap_or(false);
+        let sent = events.send(Event::RecordControl { camera, start }).is_ok();
         Some(sent.to_value())
     });
 }
@@ -201,14 +198,4 @@ fn drain_bus(pipeline: &gst::Pipeline, camera: usize) {
         }
         gst::BusSyncReply::Drop
     });
-}
-
-/// The text of the first error message on a pipeline's bus.
-pub fn take_error(pipeline: &gst::Pipeline) -> Option<String> {
-    let bus = pipeline.bus()?;
-    let message = bus.pop_filtered(&[gst::MessageType::Error])?;
-    match message.view() {
-        gst::MessageView::Error(err) => Some(err.error().to_string()),
-        _ => None,
-    }
 }

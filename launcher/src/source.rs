@@ -94,7 +94,7 @@ impl Source {
         pipeline.add(&bin)?;
         let result = pipeline.set_state(gst::State::Ready);
         let caps = pad.query_caps(None);
-        let reason = crate::server::take_error(&pipeline);
+        let reason = crate::gst_util::take_error(&pipeline);
         let _ = pipeline.set_state(gst::State::Null);
         if result.is_err() {
             return Err(match reason {

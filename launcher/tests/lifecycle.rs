@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::client::*;
 use common::*;
-use wsjpeg_launcher::cli::EncoderChoice;
+use wsjpeg_launcher::encoder::EncoderChoice;
 use wsjpeg_launcher::encoder::{self, JpegPath};
 use wsjpeg_launcher::source::Source;
 

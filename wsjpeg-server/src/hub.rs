@@ -148,15 +148,12 @@ pub struct VideoInfo {
     pub framerate: Option<f64>,
 }
 
-enum Mailbox {
-    Empty,
-    Frame(Arc<Frame>),
-    Clear,
-}
-
 pub struct Hub {
-    mailbox: Mutex<Mailbox>,
+    /// The newest frame not yet handed to the viewers.
+    mailbox: Mutex<Option<Arc<Frame>>>,
     mailbox_ready: Notify,
+    /// Counts `clear_frame` calls.
+    epoch: AtomicU64,
     frames: watch::Sender<FrameSlot>,
     camera: watch::Sender<CameraStatus>,
     /// `None` while the application reports no recording (`recording-state` unset).
@@ -190,8 +187,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Hub {
     pub fn new(events: Arc<dyn Events>) -> Arc<Self> {
         Arc::new(Hub {
-            mailbox: Mutex::new(Mailbox::Empty),
+            mailbox: Mutex::new(None),
             mailbox_ready: Notify::new(),
+            epoch: AtomicU64::new(0),
             frames: watch::Sender::new(None),
             camera: watch::Sender::new(CameraStatus::default()),
             recording: watch::Sender::new(None),
@@ -215,15 +213,20 @@ impl Hub {
                 _ = self.shutdown.cancelled() => break,
                 _ = self.mailbox_ready.notified() => {}
             }
-            let next = std::mem::replace(&mut *lock(&self.mailbox), Mailbox::Empty);
-            match next {
-                Mailbox::Empty => {}
-                Mailbox::Frame(frame) => {
-                    self.frames.send_replace(Some(frame));
-                }
-                Mailbox::Clear => {
-                    self.frames.send_replace(None);
-                }
+            let (next, epoch) = {
+                let mut mailbox = lock(&self.mailbox);
+                (mailbox.take(), self.epoch.load(Ordering::Acquire))
+            };
+            if let Some(frame) = next {
+                // A frame taken before the last `clear_frame` stays forgotten: the check and the
+                // store happen under the channel's lock, which `clear_frame` takes too.
+                self.frames.send_if_modified(|slot| {
+                    let current = self.epoch.load(Ordering::Acquire) == epoch;
+                    if current {
+                        *slot = Some(frame);
+                    }
+                    current
+                });
             }
         }
     }
@@ -239,17 +242,25 @@ impl Hub {
             meta: protocol::meta_header(sequence, capture_time_us),
         });
         self.counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        // The replaced frame, if any, is dropped after the lock is released.
-        let _previous = std::mem::replace(&mut *lock(&self.mailbox), Mailbox::Frame(frame));
-        self.mailbox_ready.notify_one();
+        // Before the frame is out: once a viewer has it, the owner may already report a newer
+        // state (an error), which must not be overwritten by this frame's "streaming".
         self.frame_arrived();
+        // The replaced frame, if any, is dropped after the lock is released.
+        let _previous = lock(&self.mailbox).replace(frame);
+        self.mailbox_ready.notify_one();
         sequence
     }
 
-    /// Forgets the last frame so nobody is shown a stale picture as live.
+    /// Forgets the last frame so nobody is shown a stale picture as live. Takes effect before
+    /// it returns: a viewer or snapshot that comes after sees no frame, even one the dispatcher
+    /// was still handing out.
     pub fn clear_frame(&self) {
-        *lock(&self.mailbox) = Mailbox::Clear;
-        self.mailbox_ready.notify_one();
+        let _pending = {
+            let mut mailbox = lock(&self.mailbox);
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+            mailbox.take()
+        };
+        self.frames.send_if_modified(|slot| slot.take().is_some());
     }
 
     pub fn record_invalid_frame(&self) {
@@ -565,8 +576,8 @@ mod tests {
         .await;
         assert!(newest.is_ok(), "the newest frame reaches the viewers");
         hub.clear_frame();
-        rx.changed().await.unwrap();
-        assert!(rx.borrow().is_none());
+        assert!(rx.borrow().is_none(), "forgotten at once");
+        assert!(hub.latest_frame().is_none());
         hub.shutdown.cancel();
     }
 }

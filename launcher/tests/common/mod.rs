@@ -11,8 +11,8 @@ use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use wsjpeg_launcher::cli::EncoderChoice;
 use wsjpeg_launcher::controller::{CameraView, Observer};
+use wsjpeg_launcher::encoder::EncoderChoice;
 use wsjpeg_launcher::encoder::Format;
 use wsjpeg_launcher::server::ServerSettings;
 use wsjpeg_launcher::source::Source;

@@ -1,28 +1,22 @@
 // SPDX-License-Identifier: MIT
 //! One WebSocket viewer's connection: the upgraded socket split into a reading task that turns
-//! client frames into inputs, and a writer that sends each frame as one vectored write of a
-//! small header plus the shared JPEG bytes (no per-viewer copy in user space).
+//! client frames into inputs and a [`FrameWriter`], handed to the viewer's session.
 
-use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 
-use super::codec::{
-    CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, ClientInput, MessageReader, OPCODE_CLOSE, OPCODE_TEXT,
-    frame_header,
-};
-use super::viewer::{Ending, Viewer};
+use super::codec::{CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, ClientInput, MessageReader};
+use super::viewer::{Ending, Viewer, ViewerOptions};
+use super::writer::FrameWriter;
 use crate::connections::Busy;
 use crate::events::log;
 use crate::hub::{ClientGuard, Hub};
 use crate::socket::ClientSocket;
 
-/// How long a closing handshake may take before the socket is dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// After refusing a client's message, how long its remaining bytes are read and discarded.
 /// Closing a socket with unread data sends a TCP reset, which can destroy our close frame
 /// before the client reads it.
@@ -70,56 +64,6 @@ async fn discard_input<R: AsyncRead + Unpin>(reader: &mut R) {
         }
     })
     .await;
-}
-
-/// The sending half of a viewer connection.
-pub(super) struct FrameWriter<W> {
-    writer: W,
-}
-
-impl<W: AsyncWrite + Unpin> FrameWriter<W> {
-    /// Writes one frame whose payload is the concatenation of `parts`, without copying them.
-    pub(super) async fn send(&mut self, opcode: u8, parts: &[&[u8]]) -> std::io::Result<()> {
-        let len = parts.iter().map(|p| p.len()).sum();
-        let (header, header_len) = frame_header(opcode, len);
-        let mut slices = [IoSlice::new(&[]); 4];
-        slices[0] = IoSlice::new(&header[..header_len]);
-        let mut n = 1;
-        for part in parts.iter().filter(|p| !p.is_empty()).take(3) {
-            slices[n] = IoSlice::new(part);
-            n += 1;
-        }
-        let mut remaining = &mut slices[..n];
-        while !remaining.is_empty() {
-            let written = self.writer.write_vectored(remaining).await?;
-            if written == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            IoSlice::advance_slices(&mut remaining, written);
-        }
-        Ok(())
-    }
-
-    pub(super) async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
-        self.send(OPCODE_TEXT, &[text.as_bytes()]).await
-    }
-
-    async fn send_close(&mut self, code: u16, reason: &str) {
-        let code = code.to_be_bytes();
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            self.send(OPCODE_CLOSE, &[&code, reason.as_bytes()]).await?;
-            self.writer.flush().await?;
-            self.writer.shutdown().await
-        })
-        .await;
-    }
-}
-
-/// Per-connection choices made from the request.
-#[derive(Debug, Clone, Copy)]
-pub struct ViewerOptions {
-    pub meta: bool,
-    pub keepalive: Duration,
 }
 
 /// Serves one upgraded connection until the viewer leaves or the server stops. `busy` keeps
@@ -183,7 +127,7 @@ async fn run_viewer<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin,
 {
-    let mut writer = FrameWriter { writer };
+    let mut writer = FrameWriter::new(writer);
     let Some(guard) = guard else {
         writer
             .send_close(CLOSE_TRY_AGAIN_LATER, "too many viewers")

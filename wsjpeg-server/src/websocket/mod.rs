@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 //! WebSocket viewers (RFC 6455), written directly on the upgraded socket: the wire format
-//! (`codec`), one viewer's connection (`connection`) and what its session does (`viewer`).
+//! (`codec`), one viewer's connection (`connection`), its sending half (`writer`) and what its
+//! session does (`viewer`).
 
 pub mod codec;
 mod connection;
 mod viewer;
+mod writer;
 
-pub(crate) use connection::{ViewerOptions, serve_upgraded};
+pub(crate) use connection::serve_upgraded;
+pub(crate) use viewer::ViewerOptions;

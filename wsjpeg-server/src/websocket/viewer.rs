@@ -12,13 +12,20 @@ use tokio::time::Instant;
 use super::codec::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, ClientInput, OPCODE_BINARY, OPCODE_PING, OPCODE_PONG,
 };
-use super::connection::{FrameWriter, ViewerOptions};
+use super::writer::FrameWriter;
 use crate::events::log;
 use crate::hub::{ClientGuard, Frame, FrameSlot, Hub};
 use crate::protocol::{self, ClientMessage, ServerMessage};
 
 /// How long a viewer task sleeps when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+/// Per-connection choices made from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewerOptions {
+    pub meta: bool,
+    pub keepalive: Duration,
+}
 
 /// How a viewer's session ended.
 pub(super) enum Ending {
