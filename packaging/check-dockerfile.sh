@@ -8,7 +8,7 @@
 # launcher binary and the plugin library named in the Dockerfile are the ones the
 # crates build; EXPOSE / WSJPEG_PORT / wendy.json readiness match DEFAULT_PORT of
 # the element; HEALTHCHECK and CMD use the launcher; .dockerignore excludes
-# target; base image and Rust version fit SPEC §5 and rust-version; the stub
+# target; base image (JetPack 6, L4T r36.4) and Rust version fit rust-version; the stub
 # workspace of the dependency-caching layer still loads in cargo; wendy.json has
 # the entitlements; the systemd unit names the launcher and parses.
 # The bash -c '...' snippets below get their values as "$1".. on purpose:
@@ -171,7 +171,7 @@ check ".dockerignore excludes target/" excludes_target
 check ".dockerignore keeps the sources (Cargo.toml, Cargo.lock, web/, every member)" keeps_sources
 
 # --- 6. base image, Rust version ---------------------------------------------
-check "ARG BASE_IMAGE defaults to $EXPECTED_BASE (SPEC §5)" grep -qx "ARG BASE_IMAGE=$EXPECTED_BASE" <<<"$INSTR"
+check "ARG BASE_IMAGE defaults to $EXPECTED_BASE (JetPack 6 for Orin devices)" grep -qx "ARG BASE_IMAGE=$EXPECTED_BASE" <<<"$INSTR"
 check "every stage builds FROM the base image or an earlier stage" \
     bash -c 'grep -E "^FROM " <<<"$1" | awk "{print \$2}" | while read -r b; do [[ $b == "\${BASE_IMAGE}" ]] || grep -qE "^FROM .* AS $b\$" <<<"$1" || exit 1; done' _ "$INSTR"
 msrv=$(toml_get Cargo.toml workspace.package rust-version)

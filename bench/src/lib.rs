@@ -1,8 +1,8 @@
 //! Load tool and micro-benchmark support for wsjpeg.
 //!
 //! The binary `wsjpeg-bench` is a thin CLI over these modules:
-//! - [`load`] opens many WebSocket and MJPEG viewers against any server speaking SPEC §2 and
-//!   measures what they receive;
+//! - [`load`] opens many WebSocket and MJPEG viewers against any server speaking the wsjpeg
+//!   protocol (README, "HTTP and WebSocket interface") and measures what they receive;
 //! - [`serve`] runs an in-process `wsjpegsink` fed with real JPEG frames at a fixed rate;
 //! - [`relay`] is a minimal relay (reference B of the benchmark notes) for same-run comparison;
 //! - [`procfs`] samples a process's CPU time and memory from `/proc`.

@@ -408,7 +408,7 @@ impl Protocol {
             } => parser
                 .feed(data, |event| match event {
                     ws::Event::Binary { len, meta } => match meta {
-                        Some(m) => t.frame(len, Some(m.sequence), Some(m.capture_us)),
+                        Some(m) => t.frame(len, Some(m.sequence), Some(m.capture_time_us)),
                         None => t.frame(len, None, None),
                     },
                     ws::Event::Ping(payload) => {

@@ -1,4 +1,4 @@
-//! `wsjpeg-bench`: serve, load and measure wsjpeg (or any server speaking SPEC §2).
+//! `wsjpeg-bench`: serve, load and measure wsjpeg (or any server speaking the wsjpeg protocol (README, "HTTP and WebSocket interface")).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -139,11 +139,7 @@ async fn serve(mut stream: TcpStream, mut frames: watch::Receiver<Slot>) {
         return;
     };
     let meta = query.split('&').any(|kv| kv == "meta=1");
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {}\r\n\r\n",
-        codec::accept_key(&key).unwrap_or_default()
-    );
+    let response = codec::switching_protocols(&codec::accept_key(&key).unwrap_or_default());
     if stream.write_all(response.as_bytes()).await.is_err() {
         return;
     }

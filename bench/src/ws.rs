@@ -24,35 +24,8 @@ const MAX_KEPT_PAYLOAD: usize = 64 * 1024;
 /// Longest HTTP response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// The `?meta=1` header: `b"WSJ1"`, u32 length, u64 sequence, u64 capture time (Unix µs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Meta {
-    pub sequence: u64,
-    pub capture_us: u64,
-}
-
-pub const META_LEN: usize = 24;
-
-impl Meta {
-    /// Reads the header if `data` starts with one.
-    pub fn parse(data: &[u8]) -> Option<Meta> {
-        if data.len() < META_LEN || &data[0..4] != b"WSJ1" {
-            return None;
-        }
-        let len = u32::from_be_bytes([data[4], data[5], data[6], data[7]]) as usize;
-        if len < META_LEN {
-            return None;
-        }
-        let mut seq = [0u8; 8];
-        seq.copy_from_slice(&data[8..16]);
-        let mut cap = [0u8; 8];
-        cap.copy_from_slice(&data[16..24]);
-        Some(Meta {
-            sequence: u64::from_be_bytes(seq),
-            capture_us: u64::from_be_bytes(cap),
-        })
-    }
-}
+/// The `?meta=1` header as the server's protocol reads it.
+pub use wsjpeg_server::protocol::{META_HEADER_LEN as META_LEN, MetaHeader as Meta};
 
 /// What the parser found in the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -225,7 +198,7 @@ impl Parser {
                 let opcode = std::mem::take(&mut self.message_opcode);
                 if opcode == OPCODE_BINARY {
                     let meta = if self.prefix_have == META_LEN {
-                        Meta::parse(&self.prefix)
+                        wsjpeg_server::protocol::parse_meta_header(&self.prefix)
                     } else {
                         None
                     };
@@ -341,11 +314,11 @@ pub async fn connect(
         key_bytes[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
         key_bytes[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
         let key = codec::client_key(key_bytes);
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
-             User-Agent: wsjpeg-bench\r\n\r\n",
-            target.path, target.host
+        let request = codec::upgrade_request(
+            &target.host,
+            &target.path,
+            &key,
+            "User-Agent: wsjpeg-bench\r\n",
         );
         stream
             .write_all(request.as_bytes())
@@ -419,7 +392,8 @@ mod tests {
                     len: 70_024,
                     meta: Some(Meta {
                         sequence: 7,
-                        capture_us: 99
+                        capture_time_us: 99,
+                        len: META_LEN,
                     })
                 }
             ),

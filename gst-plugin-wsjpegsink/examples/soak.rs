@@ -21,6 +21,8 @@ use gst::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use wsjpeg_server::protocol::parse_meta_header;
+use wsjpeg_server::websocket::codec;
 
 const SECOND: Duration = Duration::from_secs(1);
 /// Verdict thresholds.
@@ -228,8 +230,11 @@ async fn steady_websocket(port: u16, stop: Arc<AtomicBool>) -> Steady {
     while !stop.load(Ordering::Relaxed) {
         match tokio::time::timeout(SECOND / 5, ws.next()).await {
             Err(_) => continue,
-            Ok(Some(Ok(Message::Binary(data)))) if data.len() > 24 => {
-                let sequence = u64::from_be_bytes(data[8..16].try_into().unwrap_or_default());
+            Ok(Some(Ok(Message::Binary(data)))) => {
+                let Some(meta) = parse_meta_header(&data) else {
+                    continue;
+                };
+                let sequence = meta.sequence;
                 first.get_or_insert(sequence);
                 last = sequence;
                 result.received += 1;
@@ -440,13 +445,9 @@ async fn stalled_viewer(port: u16) -> Option<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4().ok()?;
     let _ = socket.set_recv_buffer_size(16 * 1024);
     let mut s = socket.connect(([127, 0, 0, 1], port).into()).await.ok()?;
+    let key = codec::client_key(*b"wsjpeg soak key!");
     s.write_all(
-        format!(
-            "GET /stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .as_bytes(),
+        codec::upgrade_request(&format!("127.0.0.1:{port}"), "/stream", &key, "").as_bytes(),
     )
     .await
     .ok()?;

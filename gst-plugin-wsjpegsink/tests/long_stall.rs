@@ -17,6 +17,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 30;
@@ -143,7 +144,9 @@ async fn viewers_stalled_for_a_minute_cost_a_frame_each(kind: HostKind) {
                 .await
                 .expect("the woken viewer is served");
             if frame.opcode == 0x2 {
-                let sequence = u64::from_be_bytes(frame.payload[8..16].try_into().unwrap());
+                let sequence = parse_meta_header(&frame.payload)
+                    .expect("a meta header")
+                    .sequence;
                 if sequence >= latest_before {
                     return sequence;
                 }

@@ -16,6 +16,7 @@ use common::*;
 use gst::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 30;
@@ -239,7 +240,9 @@ async fn websocket_viewer_through_nginx_gets_every_frame() {
     let mut worst = Duration::ZERO;
     for _ in 0..10 {
         let frame = next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
-        let captured = u64::from_be_bytes(frame[16..24].try_into().unwrap());
+        let captured = parse_meta_header(&frame)
+            .expect("a meta header")
+            .capture_time_us;
         worst = worst.max(Duration::from_micros(
             unix_now_us().saturating_sub(captured),
         ));

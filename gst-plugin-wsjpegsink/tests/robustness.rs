@@ -13,6 +13,7 @@ use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -1037,7 +1038,11 @@ async fn a_slow_viewer_that_keeps_reading_keeps_its_slot(kind: HostKind) {
             .await
             .expect("the slow viewer is still served");
         if frame.opcode == 0x2 {
-            sequences.push(u64::from_be_bytes(frame.payload[8..16].try_into().unwrap()));
+            sequences.push(
+                parse_meta_header(&frame.payload)
+                    .expect("a meta header")
+                    .sequence,
+            );
             tokio::time::sleep(SECOND / 2).await;
         }
     }

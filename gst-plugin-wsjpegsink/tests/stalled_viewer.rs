@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 50;
@@ -50,7 +51,7 @@ async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
                 let Some(frame) = next_frame(&mut ws, left).await else {
                     break;
                 };
-                let sequence = u64::from_be_bytes(frame[8..16].try_into().unwrap());
+                let sequence = parse_meta_header(&frame).expect("a meta header").sequence;
                 first.get_or_insert(sequence);
                 last = sequence;
                 received += 1;

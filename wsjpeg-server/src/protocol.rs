@@ -18,6 +18,34 @@ pub fn meta_header(sequence: u64, capture_time_us: u64) -> [u8; META_HEADER_LEN]
     h
 }
 
+/// What a `?meta=1` header says about the frame that follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaHeader {
+    pub sequence: u64,
+    pub capture_time_us: u64,
+    /// Bytes of the header: the frame starts after them (a later, longer header may add fields
+    /// that older readers skip).
+    pub len: usize,
+}
+
+/// Reads the header at the front of a `?meta=1` binary message; `None` when `data` does not
+/// start with one.
+pub fn parse_meta_header(data: &[u8]) -> Option<MetaHeader> {
+    let field = |range: std::ops::Range<usize>| data.get(range);
+    if field(0..4)? != META_MAGIC {
+        return None;
+    }
+    let len = u32::from_be_bytes(field(4..8)?.try_into().ok()?) as usize;
+    if len < META_HEADER_LEN || len > data.len() {
+        return None;
+    }
+    Some(MetaHeader {
+        sequence: u64::from_be_bytes(field(8..16)?.try_into().ok()?),
+        capture_time_us: u64::from_be_bytes(field(16..24)?.try_into().ok()?),
+        len,
+    })
+}
+
 /// A viewer's `max-fps` other than 0 (no cap) is clamped into this range: at most one frame
 /// per 10 s, at least as fast as any camera.
 pub const MIN_MAX_FPS: f64 = 0.1;
@@ -324,5 +352,26 @@ mod tests {
             u64::from_be_bytes(h[16..24].try_into().unwrap()),
             0x0102030405060708
         );
+    }
+
+    #[test]
+    fn meta_headers_read_back_what_was_written() {
+        let mut message = meta_header(7, 1_700_000_000_000_000).to_vec();
+        message.extend_from_slice(b"jpeg");
+        let header = parse_meta_header(&message).unwrap();
+        assert_eq!(
+            header,
+            MetaHeader {
+                sequence: 7,
+                capture_time_us: 1_700_000_000_000_000,
+                len: 24
+            }
+        );
+        assert_eq!(&message[header.len..], b"jpeg");
+        assert_eq!(
+            parse_meta_header(b"\xff\xd8 a bare jpeg that is long enough"),
+            None
+        );
+        assert_eq!(parse_meta_header(&message[..20]), None);
     }
 }

@@ -201,6 +201,7 @@ enum LengthForm {
     SixtyFour,
 }
 
+/// The codec's client frame, with its length field rewritten in the longer `form` when asked.
 fn encode_client_frame(
     fin: bool,
     opcode: u8,
@@ -208,22 +209,19 @@ fn encode_client_frame(
     mask: [u8; 4],
     form: LengthForm,
 ) -> Vec<u8> {
-    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-    let len = payload.len();
-    match form {
-        LengthForm::Shortest if len < 126 => frame.push(0x80 | len as u8),
-        LengthForm::Shortest | LengthForm::Sixteen if len <= u16::MAX as usize => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
+    let shortest = codec::client_frame(fin, opcode, payload, mask);
+    let header = codec::parse_header(&shortest).expect("the codec writes whole headers");
+    let length: Vec<u8> = match form {
+        LengthForm::Sixteen if payload.len() < 126 => {
+            [&[0x80 | 126][..], &(payload.len() as u16).to_be_bytes()].concat()
         }
-        _ => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        LengthForm::SixtyFour if payload.len() <= usize::from(u16::MAX) => {
+            [&[0x80 | 127][..], &(payload.len() as u64).to_be_bytes()].concat()
         }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-    frame
+        _ => return shortest,
+    };
+    // First byte, the longer length, then the mask and the masked payload as they were.
+    [&shortest[..1], &length, &shortest[header.len - 4..]].concat()
 }
 
 fn length_form() -> impl Strategy<Value = LengthForm> {
@@ -855,10 +853,8 @@ fn get(target: &str, headers: &[(String, String)]) -> Vec<u8> {
 }
 
 fn upgrade_request(port: u16, path: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    let key = codec::client_key(*b"wsjpeg fuzz key!");
+    codec::upgrade_request(&format!("127.0.0.1:{port}"), path, &key, "")
 }
 
 /// A WebSocket viewer on a blocking socket, speaking through the server's own codec.

@@ -15,6 +15,8 @@ use gst::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use wsjpeg_server::protocol::parse_meta_header;
+use wsjpeg_server::websocket::codec;
 
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -569,10 +571,8 @@ pub fn fd_count() -> usize {
 
 /// A WebSocket upgrade request for `path`, with `extra` header lines (each ending in CRLF).
 pub fn upgrade_request(port: u16, path: &str, extra: &str) -> String {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
-    )
+    let key = codec::client_key(*b"wsjpeg test key!");
+    codec::upgrade_request(&format!("127.0.0.1:{port}"), path, &key, extra)
 }
 
 /// Reads a response head byte by byte, so that nothing after it is consumed. Returns the
@@ -610,23 +610,8 @@ pub async fn raw_websocket(port: u16, path: &str) -> TcpStream {
 }
 
 /// A client frame as RFC 6455 wants it: masked, with the shortest length encoding.
-pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = vec![if fin { 0x80 } else { 0 } | (opcode & 0x0F)];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= u16::MAX as usize => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-    frame
-}
+#[allow(unused_imports)]
+pub use wsjpeg_server::websocket::codec::client_frame as masked_frame;
 
 /// One frame from the server, read from a raw socket.
 #[derive(Debug)]
@@ -639,11 +624,11 @@ pub struct ServerFrame {
 impl ServerFrame {
     /// The code of a close frame (1005 when it carries none).
     pub fn close_code(&self) -> Option<u16> {
-        (self.opcode == 0x8).then(|| {
+        (self.opcode == codec::OPCODE_CLOSE).then(|| {
             self.payload
                 .get(..2)
                 .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .unwrap_or(1005)
+                .unwrap_or(codec::CLOSE_NO_STATUS)
         })
     }
 }
@@ -651,27 +636,17 @@ impl ServerFrame {
 /// Reads the next server frame; `None` on EOF, error or timeout.
 pub async fn read_server_frame(stream: &mut TcpStream, within: Duration) -> Option<ServerFrame> {
     tokio::time::timeout(within, async {
-        let mut head = [0u8; 2];
-        stream.read_exact(&mut head).await.ok()?;
-        assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
-        let len = match head[1] & 0x7F {
-            126 => {
-                let mut b = [0u8; 2];
-                stream.read_exact(&mut b).await.ok()?;
-                u16::from_be_bytes(b) as usize
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                stream.read_exact(&mut b).await.ok()?;
-                u64::from_be_bytes(b) as usize
-            }
-            n => n as usize,
-        };
-        let mut payload = vec![0u8; len];
+        let mut head = [0u8; 14];
+        stream.read_exact(&mut head[..2]).await.ok()?;
+        let len = codec::header_len([head[0], head[1]]);
+        stream.read_exact(&mut head[2..len]).await.ok()?;
+        let header = codec::parse_header(&head[..len])?;
+        assert_eq!(header.mask, None, "server frames are never masked");
+        let mut payload = vec![0u8; usize::try_from(header.payload_len).ok()?];
         stream.read_exact(&mut payload).await.ok()?;
         Some(ServerFrame {
-            fin: head[0] & 0x80 != 0,
-            opcode: head[0] & 0x0F,
+            fin: header.fin,
+            opcode: header.opcode,
             payload,
         })
     })
@@ -730,9 +705,12 @@ pub async fn measure_delivery_while(
     while go_on() {
         match next_message(ws, Duration::from_millis(100)).await {
             Some(Received::Binary(data)) => {
-                assert_eq!(&data[..4], b"WSJ1", "a meta header");
-                assert!(is_complete_jpeg(&data[24..]), "every frame is a whole JPEG");
-                let sequence = u64::from_be_bytes(data[8..16].try_into().unwrap());
+                let meta = parse_meta_header(&data).expect("a meta header");
+                assert!(
+                    is_complete_jpeg(&data[meta.len..]),
+                    "every frame is a whole JPEG"
+                );
+                let sequence = meta.sequence;
                 first.get_or_insert(sequence);
                 last = sequence;
                 received += 1;

@@ -158,6 +158,23 @@ pub fn client_key(nonce: [u8; 16]) -> String {
         .unwrap_or_default()
 }
 
+/// The request that opens a WebSocket on `path` of `host` (`name:port`), with `key` from
+/// [`client_key`] and `extra` header lines, each ending in CRLF.
+pub fn upgrade_request(host: &str, path: &str, key: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+/// The server's answer that completes the handshake, with `accept` from [`accept_key`].
+pub fn switching_protocols(accept: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+}
+
 /// The `Sec-WebSocket-Accept` answer to a client's `Sec-WebSocket-Key`; `None` for a key that
 /// is not a header value.
 pub fn accept_key(key: &str) -> Option<String> {
@@ -446,29 +463,104 @@ mod tests {
         }
     }
 
+    /// The close code a server reading `bytes` from a client answers with, if any.
+    fn answer(bytes: &[u8]) -> Option<u16> {
+        let mut reader = MessageReader::new(bytes);
+        while let Some(input) = reader.next_input() {
+            match input {
+                ClientInput::Violation(code, _) => return Some(code),
+                ClientInput::Close(code) if code == CLOSE_GOING_AWAY => return Some(code),
+                ClientInput::Close(_) => return Some(CLOSE_NORMAL),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn close_body(code: u16, reason: &[u8]) -> Vec<u8> {
+        [&code.to_be_bytes()[..], reason].concat()
+    }
+
+    fn with_first_byte(mut frame: Vec<u8>, set: u8) -> Vec<u8> {
+        frame[0] |= set;
+        frame
+    }
+
+    fn unmasked(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let (header, n) = frame_header(opcode, payload.len());
+        [&header[..n], payload].concat()
+    }
+
+    /// One test per RFC 6455 rule for what a client sends: `name: bytes => close code`.
+    macro_rules! client_frame_rules {
+        ($($name:ident: $bytes:expr => $code:expr;)+) => {
+            $(
+                #[test]
+                fn $name() {
+                    assert_eq!(answer(&$bytes), $code);
+                }
+            )+
+        };
+    }
+
+    client_frame_rules! {
+        a_valid_text_frame_closes_nothing: masked(OPCODE_TEXT, true, b"{\"type\":\"pause\"}") => None;
+        an_unmasked_client_frame_is_a_protocol_error: unmasked(OPCODE_TEXT, b"hi") => Some(1002);
+        reserved_bit_1_is_a_protocol_error: with_first_byte(masked(OPCODE_TEXT, true, b"hi"), 0x40) => Some(1002);
+        reserved_bit_2_is_a_protocol_error: with_first_byte(masked(OPCODE_TEXT, true, b"hi"), 0x20) => Some(1002);
+        reserved_bit_3_is_a_protocol_error: with_first_byte(masked(OPCODE_TEXT, true, b"hi"), 0x10) => Some(1002);
+        a_reserved_bit_is_refused_before_the_header_is_whole: [0xC1u8] => Some(1002);
+        a_reserved_data_opcode_is_a_protocol_error: masked(0x3, true, b"x") => Some(1002);
+        a_reserved_control_opcode_is_a_protocol_error: masked(0xB, true, b"") => Some(1002);
+        a_control_frame_of_126_bytes_is_a_protocol_error: masked(OPCODE_PING, true, &[0u8; 126]) => Some(1002);
+        a_control_frame_of_125_bytes_is_fine: masked(OPCODE_PING, true, &[0u8; 125]) => None;
+        a_fragmented_control_frame_is_a_protocol_error: masked(OPCODE_PING, false, b"p") => Some(1002);
+        a_continuation_without_a_start_is_a_protocol_error: masked(OPCODE_CONTINUATION, true, b"x") => Some(1002);
+        a_new_text_inside_a_fragmented_message_is_a_protocol_error: [
+            masked(OPCODE_TEXT, false, b"{\"type\":"),
+            masked(OPCODE_TEXT, true, b"\"pause\"}"),
+        ].concat() => Some(1002);
+        a_ping_inside_a_fragmented_message_is_fine: [
+            masked(OPCODE_TEXT, false, b"{\"type\":"),
+            masked(OPCODE_PING, true, b""),
+            masked(OPCODE_CONTINUATION, true, b"\"pause\"}"),
+        ].concat() => None;
+        text_that_is_not_utf8_is_invalid_data: masked(OPCODE_TEXT, true, &[0xFF, 0xFE]) => Some(1007);
+        utf8_cut_between_fragments_and_never_completed_is_invalid_data: [
+            masked(OPCODE_TEXT, false, b"\"\xe2\x82"),
+            masked(OPCODE_CONTINUATION, true, b"\""),
+        ].concat() => Some(1007);
+        a_message_over_64_kib_in_one_frame_is_too_big: masked(OPCODE_TEXT, true, &[b' '; MAX_CLIENT_MESSAGE + 1]) => Some(1009);
+        a_message_over_64_kib_in_fragments_is_too_big: [
+            masked(OPCODE_TEXT, false, &[b' '; 40_000]),
+            masked(OPCODE_CONTINUATION, true, &[b' '; 40_000]),
+        ].concat() => Some(1009);
+        a_2_pow_63_byte_length_is_too_big_before_any_payload: [0x81u8, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4] => Some(1009);
+        a_close_without_a_body_is_answered_normally: masked(OPCODE_CLOSE, true, b"") => Some(1000);
+        a_close_with_a_one_byte_body_is_a_protocol_error: masked(OPCODE_CLOSE, true, &[0x03]) => Some(1002);
+        close_code_1001_is_answered_going_away: masked(OPCODE_CLOSE, true, &close_body(1001, b"")) => Some(1001);
+        close_code_4999_with_a_utf8_reason_is_accepted: masked(OPCODE_CLOSE, true, &close_body(4999, "ünï".as_bytes())) => Some(1000);
+        close_code_999_is_a_protocol_error: masked(OPCODE_CLOSE, true, &close_body(999, b"")) => Some(1002);
+        close_code_1005_is_a_protocol_error: masked(OPCODE_CLOSE, true, &close_body(1005, b"")) => Some(1002);
+        close_code_1006_is_a_protocol_error: masked(OPCODE_CLOSE, true, &close_body(1006, b"")) => Some(1002);
+        close_code_1015_is_a_protocol_error: masked(OPCODE_CLOSE, true, &close_body(1015, b"")) => Some(1002);
+        close_code_5000_is_a_protocol_error: masked(OPCODE_CLOSE, true, &close_body(5000, b"")) => Some(1002);
+        a_close_reason_that_is_not_utf8_is_invalid_data: masked(OPCODE_CLOSE, true, &close_body(1000, &[0xFF, 0xFE])) => Some(1007);
+    }
+
     #[test]
-    fn refuses_bad_frames() {
-        let mut unmasked = masked(OPCODE_TEXT, true, b"hi");
-        unmasked[1] &= 0x7F;
+    fn nothing_is_read_after_a_violation() {
+        let bytes = [
+            masked(OPCODE_CONTINUATION, true, b"x"),
+            masked(OPCODE_TEXT, true, b"{\"type\":\"pause\"}"),
+        ]
+        .concat();
+        let mut reader = MessageReader::new(&bytes);
         assert!(matches!(
-            parse_client_frame(&unmasked, 100),
-            ParsedFrame::Violation(CLOSE_PROTOCOL_ERROR, _)
+            reader.next_input(),
+            Some(ClientInput::Violation(1002, _))
         ));
-        let big = [0x81u8, 0xFF, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4];
-        assert!(matches!(
-            parse_client_frame(&big, MAX_CLIENT_MESSAGE),
-            ParsedFrame::Violation(CLOSE_TOO_BIG, _)
-        ));
-        let long_ping = masked(OPCODE_PING, true, &[0u8; 200]);
-        assert!(matches!(
-            parse_client_frame(&long_ping, 1000),
-            ParsedFrame::Violation(CLOSE_PROTOCOL_ERROR, _)
-        ));
-        let reserved = [0xC1u8, 0x80, 0, 0, 0, 0];
-        assert!(matches!(
-            parse_client_frame(&reserved, 100),
-            ParsedFrame::Violation(CLOSE_PROTOCOL_ERROR, _)
-        ));
+        assert!(reader.next_input().is_none());
     }
 
     #[test]
