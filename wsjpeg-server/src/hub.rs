@@ -47,6 +47,17 @@ impl Frame {
 
 pub type FrameSlot = Option<Arc<Frame>>;
 
+/// What every viewer task follows, in one channel so that a viewer waits on one thing: the
+/// newest frame, a count of the changes of everything else it is told about (camera state,
+/// recording), and whether the server is stopping.
+#[derive(Debug, Clone, Default)]
+pub struct Feed {
+    pub frame: FrameSlot,
+    /// Grows with every change of the camera status or the recording.
+    pub notices: u64,
+    pub stopping: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     WebSocket,
@@ -134,10 +145,32 @@ impl RateWindow {
 pub struct Counters {
     pub frames_in: AtomicU64,
     pub frames_invalid: AtomicU64,
-    pub frames_sent: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    pub frames_skipped: AtomicU64,
     pub clients_refused: AtomicU64,
+}
+
+/// What viewers delivered, summed. Each viewer counts in its own [`ClientStats`] (no counter
+/// shared by the two workers is touched per frame); a viewer's figures move here when it
+/// leaves.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub frames_skipped: u64,
+}
+
+impl Delivered {
+    fn add(&mut self, stats: &ClientStats) {
+        self.frames_sent += stats.frames_sent.load(Ordering::Relaxed);
+        self.bytes_sent += stats.bytes_sent.load(Ordering::Relaxed);
+        self.frames_skipped += stats.frames_skipped.load(Ordering::Relaxed);
+    }
+}
+
+/// The viewer registry: who is connected, and what those who left delivered.
+#[derive(Debug, Default)]
+struct Registry {
+    clients: BTreeMap<u64, Arc<ClientStats>>,
+    departed: Delivered,
 }
 
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
@@ -154,12 +187,12 @@ pub struct Hub {
     mailbox_ready: Notify,
     /// Counts `clear_frame` calls.
     epoch: AtomicU64,
-    frames: watch::Sender<FrameSlot>,
+    feed: watch::Sender<Feed>,
     camera: watch::Sender<CameraStatus>,
     /// `None` while the application reports no recording (`recording-state` unset).
     recording: watch::Sender<Option<RecordingStatus>>,
     video: Mutex<VideoInfo>,
-    clients: Mutex<BTreeMap<u64, Arc<ClientStats>>>,
+    registry: Mutex<Registry>,
     next_client_id: AtomicU64,
     next_sequence: AtomicU64,
     pub counters: Counters,
@@ -190,11 +223,11 @@ impl Hub {
             mailbox: Mutex::new(None),
             mailbox_ready: Notify::new(),
             epoch: AtomicU64::new(0),
-            frames: watch::Sender::new(None),
+            feed: watch::Sender::new(Feed::default()),
             camera: watch::Sender::new(CameraStatus::default()),
             recording: watch::Sender::new(None),
             video: Mutex::new(VideoInfo::default()),
-            clients: Mutex::new(BTreeMap::new()),
+            registry: Mutex::new(Registry::default()),
             next_client_id: AtomicU64::new(1),
             next_sequence: AtomicU64::new(1),
             counters: Counters::default(),
@@ -220,10 +253,10 @@ impl Hub {
             if let Some(frame) = next {
                 // A frame taken before the last `clear_frame` stays forgotten: the check and the
                 // store happen under the channel's lock, which `clear_frame` takes too.
-                self.frames.send_if_modified(|slot| {
+                self.feed.send_if_modified(|feed| {
                     let current = self.epoch.load(Ordering::Acquire) == epoch;
                     if current {
-                        *slot = Some(frame);
+                        feed.frame = Some(frame);
                     }
                     current
                 });
@@ -260,23 +293,26 @@ impl Hub {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             mailbox.take()
         };
-        self.frames.send_if_modified(|slot| slot.take().is_some());
+        self.feed
+            .send_if_modified(|feed| feed.frame.take().is_some());
+    }
+
+    /// Tells every viewer task to say goodbye, and every other task to end.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+        self.feed.send_modify(|feed| feed.stopping = true);
     }
 
     pub fn record_invalid_frame(&self) {
         self.counters.frames_invalid.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn subscribe_frames(&self) -> watch::Receiver<FrameSlot> {
-        self.frames.subscribe()
+    pub fn subscribe(&self) -> watch::Receiver<Feed> {
+        self.feed.subscribe()
     }
 
     pub fn latest_frame(&self) -> FrameSlot {
-        self.frames.borrow().clone()
-    }
-
-    pub fn subscribe_camera(&self) -> watch::Receiver<CameraStatus> {
-        self.camera.subscribe()
+        self.feed.borrow().frame.clone()
     }
 
     pub fn camera_status(&self) -> CameraStatus {
@@ -306,7 +342,7 @@ impl Hub {
     /// Moves to `state` (idle, starting), except out of an error: that ends only with a frame
     /// or [`Hub::clear_camera_error`].
     pub fn set_camera_state(&self, state: CameraState) {
-        self.camera.send_if_modified(|current| {
+        let changed = self.camera.send_if_modified(|current| {
             if current.state == state || current.state == CameraState::Error {
                 false
             } else {
@@ -317,6 +353,9 @@ impl Hub {
                 true
             }
         });
+        if changed {
+            self.notify_viewers();
+        }
     }
 
     /// A frame arrived: the camera streams, whatever it said before. Cheap when nothing
@@ -332,7 +371,7 @@ impl Hub {
 
     /// Viewers get a `status` message only when the status really changed.
     fn replace_camera_status(&self, status: CameraStatus) {
-        self.camera.send_if_modified(|current| {
+        let changed = self.camera.send_if_modified(|current| {
             if *current == status {
                 false
             } else {
@@ -340,10 +379,13 @@ impl Hub {
                 true
             }
         });
+        if changed {
+            self.notify_viewers();
+        }
     }
 
-    pub fn subscribe_recording(&self) -> watch::Receiver<Option<RecordingStatus>> {
-        self.recording.subscribe()
+    fn notify_viewers(&self) {
+        self.feed.send_modify(|feed| feed.notices += 1);
     }
 
     pub fn recording_status(&self) -> Option<RecordingStatus> {
@@ -352,7 +394,7 @@ impl Hub {
 
     /// Updates the recording state; viewers are told only when it really changed.
     pub fn set_recording_status(&self, status: Option<RecordingStatus>) {
-        self.recording.send_if_modified(|current| {
+        let changed = self.recording.send_if_modified(|current| {
             if *current == status {
                 false
             } else {
@@ -360,6 +402,9 @@ impl Hub {
                 true
             }
         });
+        if changed {
+            self.notify_viewers();
+        }
     }
 
     pub fn video_info(&self) -> VideoInfo {
@@ -384,11 +429,21 @@ impl Hub {
     }
 
     pub fn n_clients(&self) -> u32 {
-        lock(&self.clients).len() as u32
+        lock(&self.registry).clients.len() as u32
     }
 
     pub fn clients(&self) -> Vec<Arc<ClientStats>> {
-        lock(&self.clients).values().cloned().collect()
+        lock(&self.registry).clients.values().cloned().collect()
+    }
+
+    /// Everything delivered so far, by viewers still here and viewers gone.
+    pub fn delivered(&self) -> Delivered {
+        let registry = lock(&self.registry);
+        let mut total = registry.departed;
+        for stats in registry.clients.values() {
+            total.add(stats);
+        }
+        total
     }
 
     /// Registers a viewer, unless `max_clients` are already connected. The viewer stays counted
@@ -400,9 +455,10 @@ impl Hub {
         max_clients: u32,
     ) -> Option<ClientGuard> {
         let stats = {
-            let mut clients = lock(&self.clients);
+            let mut registry = lock(&self.registry);
+            let clients = &mut registry.clients;
             if clients.len() >= max_clients as usize {
-                drop(clients);
+                drop(registry);
                 self.counters
                     .clients_refused
                     .fetch_add(1, Ordering::Relaxed);
@@ -460,18 +516,11 @@ impl ClientGuard {
 
     pub fn record_sent(&self, bytes: usize) {
         self.stats.record_sent(bytes);
-        let c = &self.hub.counters;
-        c.frames_sent.fetch_add(1, Ordering::Relaxed);
-        c.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     pub fn record_skipped(&self, frames: u64) {
         if frames > 0 {
             self.stats
-                .frames_skipped
-                .fetch_add(frames, Ordering::Relaxed);
-            self.hub
-                .counters
                 .frames_skipped
                 .fetch_add(frames, Ordering::Relaxed);
         }
@@ -480,9 +529,10 @@ impl ClientGuard {
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        let mut clients = lock(&self.hub.clients);
-        clients.remove(&self.stats.id);
-        let n_clients = clients.len() as u32;
+        let mut registry = lock(&self.hub.registry);
+        registry.clients.remove(&self.stats.id);
+        registry.departed.add(&self.stats);
+        let n_clients = registry.clients.len() as u32;
         self.hub.events.viewers_changed(ViewerChange::Disconnected {
             address: self.stats.address,
             n_clients,
@@ -559,7 +609,7 @@ mod tests {
     #[tokio::test]
     async fn dispatcher_delivers_latest_frame() {
         let hub = Hub::new(Arc::new(NoEvents));
-        let mut rx = hub.subscribe_frames();
+        let mut rx = hub.subscribe();
         tokio::spawn(hub.clone().dispatch());
         for _ in 0..5 {
             hub.publish(Bytes::from_static(b"x"), 0);
@@ -568,7 +618,7 @@ mod tests {
         let newest = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 rx.changed().await.unwrap();
-                if rx.borrow_and_update().as_ref().map(|f| f.sequence) == Some(5) {
+                if rx.borrow_and_update().frame.as_ref().map(|f| f.sequence) == Some(5) {
                     break;
                 }
             }
@@ -576,8 +626,9 @@ mod tests {
         .await;
         assert!(newest.is_ok(), "the newest frame reaches the viewers");
         hub.clear_frame();
-        assert!(rx.borrow().is_none(), "forgotten at once");
+        assert!(rx.borrow().frame.is_none(), "forgotten at once");
         assert!(hub.latest_frame().is_none());
-        hub.shutdown.cancel();
+        hub.stop();
+        assert!(rx.borrow().stopping);
     }
 }

@@ -35,38 +35,48 @@ pub fn stream(
 }
 
 async fn feed(hub: Arc<Hub>, guard: ClientGuard, tx: mpsc::Sender<Bytes>) {
-    let mut frames = hub.subscribe_frames();
+    let mut feed = hub.subscribe();
     let boundary = Bytes::from(format!("--{BOUNDARY}\r\n"));
     let trailer = Bytes::from(format!("\r\n--{BOUNDARY}\r\n"));
     if tx.send(boundary).await.is_err() {
         return;
     }
     let mut last_seen = 0u64;
-    let mut pending = frames.borrow_and_update().clone().filter(|f| f.is_fresh());
+    let mut pending = feed
+        .borrow_and_update()
+        .frame
+        .clone()
+        .filter(|f| f.is_fresh());
     loop {
         if pending.is_none() {
             tokio::select! {
-                _ = hub.shutdown.cancelled() => return,
                 _ = tx.closed() => return,
-                changed = frames.changed() => {
-                    if changed.is_err() {
+                changed = feed.changed() => {
+                    let feed = feed.borrow_and_update();
+                    if changed.is_err() || feed.stopping {
                         return;
                     }
-                    pending = frames.borrow_and_update().clone();
+                    pending = feed.frame.clone();
                     continue;
                 }
             }
         }
+        // Biased: a viewer with room is served without registering for the shutdown.
         let permit = tokio::select! {
-            _ = hub.shutdown.cancelled() => return,
+            biased;
             permit = tx.reserve_many(3) => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
             },
+            _ = hub.shutdown.cancelled() => return,
         };
         // The viewer is ready for more: take the newest frame, not the one that woke us.
-        if frames.has_changed().unwrap_or(false) {
-            pending = frames.borrow_and_update().clone();
+        if feed.has_changed().unwrap_or(false) {
+            let feed = feed.borrow_and_update();
+            if feed.stopping {
+                return;
+            }
+            pending = feed.frame.clone();
         }
         let Some(frame) = pending.take() else {
             continue;

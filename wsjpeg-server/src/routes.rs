@@ -388,8 +388,9 @@ fn mjpeg_stream(ctx: &Arc<ServerContext>, peer: Peer) -> Response {
 /// viewer and may start the camera), up to `snapshot-timeout`.
 async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
     let hub = &ctx.hub;
-    let mut frames = hub.subscribe_frames();
-    if let Some(frame) = frames.borrow_and_update().clone().filter(|f| f.is_fresh()) {
+    let mut feed = hub.subscribe();
+    let fresh = feed.borrow_and_update().frame.clone();
+    if let Some(frame) = fresh.filter(|f| f.is_fresh()) {
         return jpeg_response(&frame);
     }
     let config = ctx.config();
@@ -398,16 +399,18 @@ async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
     };
     let wait = async {
         loop {
-            frames.changed().await.ok()?;
-            if let Some(frame) = frames.borrow_and_update().clone() {
-                return Some(frame);
+            feed.changed().await.ok()?;
+            let feed = feed.borrow_and_update();
+            if feed.stopping {
+                return None;
+            }
+            if let Some(frame) = &feed.frame {
+                return Some(frame.clone());
             }
         }
     };
-    let frame = tokio::select! {
-        _ = hub.shutdown.cancelled() => None,
-        frame = tokio::time::timeout(config.snapshot_timeout.max(Duration::from_millis(1)), wait) => frame.ok().flatten(),
-    };
+    let timeout = config.snapshot_timeout.max(Duration::from_millis(1));
+    let frame = tokio::time::timeout(timeout, wait).await.ok().flatten();
     match frame {
         Some(frame) => jpeg_response(&frame),
         None => service_unavailable("No frame available yet, retry shortly\n"),

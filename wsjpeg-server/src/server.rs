@@ -240,7 +240,7 @@ impl Server {
         let Some(finished) = finished else {
             return;
         };
-        self.ctx.hub.shutdown.cancel();
+        self.ctx.hub.stop();
         if finished.recv_timeout(SHUTDOWN_GRACE * 2).is_err() {
             log!(self.ctx.hub.events, Warning, "Server did not stop in time");
         }

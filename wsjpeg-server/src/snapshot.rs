@@ -54,6 +54,7 @@ impl Snapshot {
         let hub = &ctx.hub;
         let settings = ctx.config();
         let c = &hub.counters;
+        let delivered = hub.delivered();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let clients = hub
             .clients()
@@ -78,9 +79,9 @@ impl Snapshot {
             uptime: hub.started.elapsed(),
             frames_in: load(&c.frames_in),
             frames_invalid: load(&c.frames_invalid),
-            frames_sent: load(&c.frames_sent),
-            frames_skipped: load(&c.frames_skipped),
-            bytes_sent: load(&c.bytes_sent),
+            frames_sent: delivered.frames_sent,
+            frames_skipped: delivered.frames_skipped,
+            bytes_sent: delivered.bytes_sent,
             clients_refused: load(&c.clients_refused),
             fps_in: hub.fps_in(),
             last_frame_age: hub.latest_frame().map(|f| f.published.elapsed()),

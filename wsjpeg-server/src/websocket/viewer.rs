@@ -14,7 +14,8 @@ use super::codec::{
 };
 use super::writer::FrameWriter;
 use crate::events::log;
-use crate::hub::{ClientGuard, Frame, FrameSlot, Hub};
+use crate::hub::{ClientGuard, Feed, Frame, Hub};
+use crate::protocol::CameraStatus;
 use crate::protocol::{self, ClientMessage, ServerMessage};
 
 /// How long a viewer task sleeps when nothing is due.
@@ -51,6 +52,10 @@ pub(super) struct Viewer {
     last_sent: Instant,
     last_heard: Instant,
     last_probe: Instant,
+    /// The `notices` of the feed this viewer has been told about.
+    notices: u64,
+    last_status: CameraStatus,
+    last_recording: Option<String>,
 }
 
 impl Viewer {
@@ -68,6 +73,9 @@ impl Viewer {
             last_sent: now,
             last_heard: now,
             last_probe: now,
+            notices: 0,
+            last_status: CameraStatus::default(),
+            last_recording: None,
         }
     }
 
@@ -81,11 +89,16 @@ impl Viewer {
         inputs: &mut mpsc::Receiver<ClientInput>,
     ) -> std::io::Result<Ending> {
         let hub = self.hub();
-        let mut frames = hub.subscribe_frames();
-        let mut camera = hub.subscribe_camera();
-        let mut recording = hub.subscribe_recording();
+        // One channel carries frames, news of the camera and the recording, and the stop: per
+        // frame a viewer registers one waker, which at hundreds of viewers shows in the profile.
+        let mut feed = hub.subscribe();
         let video = hub.video_info();
-        let status = camera.borrow_and_update().clone();
+        let first = feed.borrow_and_update().clone();
+        if first.stopping {
+            return Ok(STOPPING);
+        }
+        self.notices = first.notices;
+        let status = hub.camera_status();
         let hello = ServerMessage::Hello {
             server: "wsjpeg",
             version: env!("CARGO_PKG_VERSION"),
@@ -99,82 +112,86 @@ impl Viewer {
         .to_json();
         // The hello says the camera state; `status` messages follow only when it changes.
         writer.send_text(&hello).await?;
+        self.last_status = status;
         // Only the fields of the message count: byte counters alone do not make viewers busy.
-        let mut last_recording = recording
-            .borrow_and_update()
-            .as_ref()
-            .map(|r| protocol::recording_message(Some(r)));
-        if let Some(message) = &last_recording {
+        self.last_recording = hub
+            .recording_status()
+            .map(|r| protocol::recording_message(Some(&r)));
+        if let Some(message) = &self.last_recording {
             writer.send_text(message).await?;
         }
-        let first = frames.borrow_and_update().clone();
-        if let Some(frame) = first.filter(|f| f.is_fresh()) {
+        if let Some(frame) = first.frame.filter(|f| f.is_fresh()) {
             self.last_seen = frame.sequence;
             self.send_frame(writer, &frame).await?;
         }
 
-        // Built once per session, not once per frame: at hundreds of viewers the per-frame
-        // registration of a fresh timer and cancellation waiter shows in the profile.
-        let stopping = hub.shutdown.cancelled();
-        tokio::pin!(stopping);
+        // Built once per session, not once per frame, and only ever moved earlier here; a
+        // timer that fires early finds nothing due and is set again below, so keepalive
+        // deadlines that slide with every frame cost nothing.
         let timer = tokio::time::sleep_until(self.next_wake());
         tokio::pin!(timer);
         loop {
-            // Only ever moved earlier here; a timer that fires early finds nothing due and is
-            // set again below, so keepalive deadlines that slide with every frame cost nothing.
             let wake_at = self.next_wake();
             if wake_at < timer.deadline() {
                 timer.as_mut().reset(wake_at);
             }
             tokio::select! {
                 biased;
-                _ = &mut stopping => return Ok(STOPPING),
                 input = inputs.recv() => {
                     let Some(input) = input else { return Ok(Ending::Gone) };
                     self.last_heard = Instant::now();
-                    if let Some(ending) = self.handle_input(writer, &frames, input).await? {
+                    if let Some(ending) = self.handle_input(writer, &feed, input).await? {
                         return Ok(ending);
                     }
                 }
-                changed = camera.changed() => {
-                    if changed.is_err() {
+                changed = feed.changed() => {
+                    let now = feed.borrow_and_update().clone();
+                    if changed.is_err() || now.stopping {
                         return Ok(STOPPING);
                     }
-                    let status = camera.borrow_and_update().clone();
-                    self.send_text(writer, &protocol::status_message(&status)).await?;
-                }
-                changed = recording.changed() => {
-                    if changed.is_err() {
-                        return Ok(STOPPING);
+                    if now.notices != self.notices {
+                        self.notices = now.notices;
+                        self.tell_news(writer, &hub).await?;
                     }
-                    let message = recording.borrow_and_update().as_ref().map(|r| protocol::recording_message(Some(r)));
-                    // Unset after being set: say "no recording" once, so indicators go away.
-                    let message = match (message, &last_recording) {
-                        (None, Some(_)) => Some(protocol::recording_message(None)),
-                        (message, _) => message,
-                    };
-                    if let Some(message) = message.filter(|m| Some(m) != last_recording.as_ref()) {
-                        self.send_text(writer, &message).await?;
-                        last_recording = Some(message);
-                    }
-                }
-                changed = frames.changed(), if !self.paused => {
-                    if changed.is_err() {
-                        return Ok(STOPPING);
-                    }
-                    let frame = frames.borrow_and_update().clone();
-                    if let Some(frame) = frame {
+                    if let Some(frame) = now.frame.filter(|_| !self.paused) {
                         self.offer(writer, &frame).await?;
                     }
                 }
                 _ = &mut timer => {
-                    if let Some(ending) = self.on_timer(writer, &frames).await? {
+                    if let Some(ending) = self.on_timer(writer, &feed).await? {
                         return Ok(ending);
                     }
                     timer.as_mut().reset(self.next_wake());
                 }
             }
         }
+    }
+
+    /// The camera status or the recording changed: say what is new to this viewer.
+    async fn tell_news<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        hub: &Hub,
+    ) -> std::io::Result<()> {
+        let status = hub.camera_status();
+        if status != self.last_status {
+            self.send_text(writer, &protocol::status_message(&status))
+                .await?;
+            self.last_status = status;
+        }
+        let message = hub
+            .recording_status()
+            .map(|r| protocol::recording_message(Some(&r)));
+        // Unset after being set: say "no recording" once, so indicators go away.
+        let message = match (message, &self.last_recording) {
+            (None, Some(_)) => Some(protocol::recording_message(None)),
+            (message, _) => message,
+        };
+        if let Some(message) = message.filter(|m| Some(m) != self.last_recording.as_ref()) {
+            self.send_text(writer, &message).await?;
+            self.last_recording = Some(message);
+        }
+        Ok(())
     }
 
     fn next_wake(&self) -> Instant {
@@ -199,12 +216,12 @@ impl Viewer {
     async fn on_timer<W: AsyncWrite + Unpin>(
         &mut self,
         writer: &mut FrameWriter<W>,
-        frames: &watch::Receiver<FrameSlot>,
+        feed: &watch::Receiver<Feed>,
     ) -> std::io::Result<Option<Ending>> {
         let now = Instant::now();
         if self.held_back && now >= self.next_allowed {
             self.held_back = false;
-            let frame = frames.borrow().clone();
+            let frame = feed.borrow().frame.clone();
             if let Some(frame) = frame.filter(|f| f.sequence > self.last_sent_seq) {
                 self.send_frame(writer, &frame).await?;
             }
@@ -242,7 +259,7 @@ impl Viewer {
     async fn handle_input<W: AsyncWrite + Unpin>(
         &mut self,
         writer: &mut FrameWriter<W>,
-        frames: &watch::Receiver<FrameSlot>,
+        feed: &watch::Receiver<Feed>,
         input: ClientInput,
     ) -> std::io::Result<Option<Ending>> {
         match input {
@@ -286,7 +303,7 @@ impl Viewer {
                     .stats
                     .paused
                     .store(false, std::sync::atomic::Ordering::Relaxed);
-                let frame = frames.borrow().clone();
+                let frame = feed.borrow().frame.clone();
                 if let Some(frame) =
                     frame.filter(|f| f.is_fresh() && f.sequence > self.last_sent_seq)
                 {
