@@ -1,4 +1,5 @@
-//! `wsjpeg-bench`: serve, load and measure wsjpeg (or any server speaking the wsjpeg protocol (README, "HTTP and WebSocket interface")).
+//! `wsjpeg-bench`: serve, load and measure wsjpeg, or any server that speaks its protocol (README,
+//! "HTTP and WebSocket interface").
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 // WebSocket server, and small polling helpers. Everything started here is stopped by stopAll().
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -15,6 +15,28 @@ export const REPO_ROOT = path.resolve(WEB_DIR, '..');
 export const PLUGIN_DIR = process.env.WSJPEG_PLUGIN_DIR || path.join(REPO_ROOT, 'target', 'debug');
 export const ARTIFACTS_DIR = process.env.WSJPEG_ARTIFACTS_DIR || path.join(REPO_ROOT, 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+/**
+ * The viewer page as the element serves it: web/index.html with the stylesheet and the modules
+ * inlined by wsjpeg-server/build.rs. run.sh says which one it built; otherwise the newest build.
+ */
+export const VIEWER_PAGE = process.env.WSJPEG_VIEWER_PAGE || newestBuiltPage();
+
+function newestBuiltPage() {
+  const buildDir = path.join(PLUGIN_DIR, 'build');
+  let dirs = [];
+  try {
+    dirs = readdirSync(buildDir).filter((d) => d.startsWith('wsjpeg-server-'));
+  } catch { /* not built yet */ }
+  const pages = [];
+  for (const d of dirs) {
+    const page = path.join(buildDir, d, 'out', 'viewer.html');
+    try { pages.push({ page, mtime: statSync(page).mtimeMs }); } catch { /* no page in this one */ }
+  }
+  if (pages.length === 0) {
+    throw new Error(`no built viewer page (viewer.html) under ${buildDir}: build the plugin first, or use run.sh`);
+  }
+  return pages.sort((a, b) => b.mtime - a.mtime)[0].page;
+}
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -123,7 +145,7 @@ export async function fetchBytes(url) {
  * WebSocket that sends bare JPEGs (cycling through `frames`) and ignores whatever it is told.
  */
 export async function startPlainServer({ port, frames, fps = 30 }) {
-  const page = readFileSync(path.join(WEB_DIR, 'index.html'));
+  const page = readFileSync(VIEWER_PAGE);
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     if (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -177,7 +199,7 @@ export async function startProtocolServer({
   port, frames, fps = 30, clockSkewMs = 0, captureAgeMs = 40, sequenceStep = 1, camera = 'streaming',
   recordAccept = true,
 }) {
-  const page = readFileSync(path.join(WEB_DIR, 'index.html'));
+  const page = readFileSync(VIEWER_PAGE);
   const serverNowUs = () => Math.round((Date.now() + clockSkewMs) * 1000);
   const recordRequests = [];
   const server = http.createServer((req, res) => {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Browser tests for the viewer page (web/index.html), in headless Chromium against real
-# wsjpegsink pipelines. Callable from any directory:
+# Tests for the viewer page: unit tests of its modules (web/js/, modules.test.mjs) and browser
+# tests of the page the element serves (web/index.html with web/viewer.css and web/js/ inlined
+# by wsjpeg-server/build.rs), in headless Chromium against real wsjpegsink pipelines
+# (viewer.test.mjs). Callable from any directory:
 #
 #   web/tests/run.sh                      # everything
 #   web/tests/run.sh --test-name-pattern=phone   # extra arguments go to `node --test`
@@ -60,8 +62,20 @@ if [ ! -f "$stamp" ] || [ "$HERE/package-lock.json" -nt "$stamp" ]; then
 fi
 
 # ---- The plugin, with the page compiled in --------------------------------------------------
+# The build's JSON messages say where wsjpeg-server's build script wrote the page it compiled
+# in: the tests serve that same file from disk (plain and scripted servers, document-root).
 log "Building the plugin"
-(cd "$ROOT" && cargo build -p gst-plugin-wsjpeg)
+viewer_page="$(cd "$ROOT" && cargo build -p gst-plugin-wsjpeg --message-format=json-render-diagnostics \
+    | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+        for (const line of s.split("\n")) {
+          const m = line.startsWith("{") ? JSON.parse(line) : {};
+          if (m.reason === "build-script-executed" && /[\/]wsjpeg-server-[0-9a-f]+[\/]out$/.test(m.out_dir)) {
+            console.log(require("path").join(m.out_dir, "viewer.html"));
+          }
+        }
+      })')"
+export WSJPEG_VIEWER_PAGE="$viewer_page"
+[ -f "$WSJPEG_VIEWER_PAGE" ] || die "the build did not say where the viewer page is (got '$viewer_page')"
 target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
     | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export WSJPEG_PLUGIN_DIR="$target_dir/debug"
@@ -89,18 +103,18 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "Running browser tests"
+log "Running the viewer's tests (page: $WSJPEG_VIEWER_PAGE)"
 cd "$HERE"
 set -m
-timeout --kill-after=10 300 node --test --test-reporter=spec "$@" viewer.test.mjs &
+timeout --kill-after=10 300 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
 test_pgid=$!
 set +m
 status=0
 wait "$test_pgid" || status=$?
 
 if [ "$status" -eq 0 ]; then
-    log "Browser tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png)"
+    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png)"
 else
-    log "Browser tests FAILED (exit $status)"
+    log "Viewer tests FAILED (exit $status)"
 fi
 exit "$status"

@@ -1,4 +1,5 @@
-// Browser tests for web/index.html, in headless Chromium against real wsjpegsink pipelines.
+// Browser tests for the viewer page (web/index.html as built into the element), in headless
+// Chromium against real wsjpegsink pipelines.
 // Run through ./run.sh (it builds the plugin and installs what is missing).
 
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import {
-  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
+  ARTIFACTS_DIR, CHROMIUM, VIEWER_PAGE, fetchBytes, fetchJson, freePort, leakTracker, sleep,
   slowDecoder, startPlainServer, startProtocolServer, startSink, stopAll, waitFor,
 } from './helpers.mjs';
 
@@ -326,7 +327,7 @@ describe('viewer served from document-root', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'wsjpeg-docroot-'));
-    copyFileSync(path.join(WEB_DIR, 'index.html'), path.join(dir, 'index.html'));
+    copyFileSync(VIEWER_PAGE, path.join(dir, 'index.html'));
     docSink = await startSink({ port: await freePort(), sinkProps: [`document-root=${dir}`] });
   });
   after(async () => {

@@ -1,9 +1,11 @@
-//! The broadcast hub: one slot holding the newest frame, the viewer registry and the counters.
+//! The broadcast hub: the newest frame, the camera and recording state, the viewer registry and
+//! the counters.
 //!
 //! `publish()` is what the streaming thread calls. It stores the frame in a mailbox and wakes a
 //! single dispatcher task, so its cost does not depend on how many viewers are connected. The
-//! dispatcher moves the frame into a `watch` channel that every viewer task follows; a viewer
-//! that is busy writing simply sees the newest frame when it gets back (latest frame wins).
+//! dispatcher moves the frame into the [`Feed`], a `watch` channel that every viewer task
+//! follows; a viewer that is busy writing simply sees the newest frame when it gets back
+//! (latest frame wins).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -23,7 +23,7 @@ use crate::snapshot::Snapshot;
 use crate::websocket::{self, ViewerOptions};
 use crate::{files, mjpeg, recordings, report};
 
-const BUILTIN_PAGE: &str = include_str!("../../web/index.html");
+const BUILTIN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/viewer.html"));
 
 #[derive(Debug)]
 struct Unauthorized;

@@ -1,0 +1,42 @@
+// wsjpeg viewer: how figures and times are written on screen. Pure functions, no DOM.
+
+export const DASH = '—';
+
+/** "1:05" under an hour, "1:02:05" from then on. */
+export function formatElapsed(totalSeconds) {
+  const h = Math.floor(totalSeconds / 3600);
+  const m = Math.floor(totalSeconds / 60) % 60;
+  const s = totalSeconds % 60;
+  const two = (n) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
+}
+
+/** One decimal below 10 ms, whole milliseconds above. */
+export function formatLatency(ms) {
+  return `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+}
+
+/** Frames per second, or a dash when there is nothing worth showing. */
+export function formatFps(fps) {
+  return fps > 0 ? fps.toFixed(1) : DASH;
+}
+
+export function formatResolution(width, height) {
+  return width && height ? `${width}×${height}` : DASH;
+}
+
+/** The small print after the title: the server's name (unless it is wsjpeg) and version. */
+export function formatServerInfo(server, version) {
+  return [server === 'wsjpeg' ? '' : server, version ? 'v' + version : ''].filter(Boolean).join(' ');
+}
+
+/** A download name from the time of the snapshot (UTC), without characters file systems dislike. */
+export function snapshotFileName(date) {
+  const stamp = date.toISOString().replace(/[:]/g, '-').replace(/\..*$/, '');
+  return `wsjpeg-${stamp}.jpg`;
+}
+
+/** Why a request failed, for a toast: "timed out" when it was aborted, else the error's message. */
+export function failureText(err) {
+  return err && err.name === 'AbortError' ? 'timed out' : err.message;
+}

@@ -1,0 +1,256 @@
+// wsjpeg viewer: the entry point. Finds the page's elements, builds the parts, wires them
+// together and connects. The parts keep their own state; what one needs of another it is
+// handed here, as a function or a view of plain values.
+
+import { createClock, mono } from './clock.js';
+import { createConnection } from './connection.js';
+import { bindKeys, createPause } from './controls.js';
+import { createToast, setText } from './dom.js';
+import { formatServerInfo } from './format.js';
+import { createFullscreen } from './fullscreen.js';
+import { cameraState, helloCamera } from './protocol.js';
+import { createRecording } from './recording.js';
+import { createRenderer } from './render.js';
+import { createSnapshot } from './snapshot.js';
+import { createStatsBar } from './stats.js';
+import { createStatusView } from './status.js';
+import { endpointUrl, pageToken, streamUrl } from './urls.js';
+
+const UI_TICK_MS = 500;
+
+function startViewer() {
+  const byId = (id) => document.getElementById(id);
+  const canvas = byId('view');
+  const stage = byId('stage');
+  const token = pageToken(location.search);
+  const endpoint = (path, params) => endpointUrl(path, location.href, token, params);
+  const toast = createToast(byId('toast'));
+
+  const clock = createClock((message) => connection.send(message));
+  const frames = createRenderer(canvas, { clockOffsetUs: () => clock.offsetUs, onDrawn });
+  const status = createStatusView({
+    status: byId('status'),
+    statusText: byId('status-text'),
+    camera: byId('camera'),
+    announcer: byId('announcer'),
+    stage,
+    overlay: byId('overlay'),
+    spinner: byId('spinner'),
+    overlayText: byId('overlay-text'),
+  });
+  const renderStats = createStatsBar({
+    fps: byId('fps'),
+    resolution: byId('resolution'),
+    latency: byId('latency'),
+    dropped: byId('dropped'),
+  });
+  const connection = createConnection({
+    url: () => streamUrl(location.href, token),
+    probeUrl: location.href,
+    hasToken: !!token,
+    on: {
+      connecting() {
+        renderStatus();
+        renderOverlay();
+      },
+      open() {
+        recording.reset();
+        frames.restart();
+        if (frames.paused) connection.send({ type: 'pause' });
+        clock.start();
+        renderStatus();
+        renderOverlay();
+      },
+      message: onMessage,
+      frame: (buffer) => frames.receive(buffer),
+      healthy: () => status.announce(view()),
+      closed() {
+        clock.stop();
+        frames.discard();
+      },
+      lost() {
+        renderStatus();
+        renderOverlay();
+        renderFigures();
+      },
+      reason: () => renderOverlay(),
+    },
+  });
+  const recording = createRecording({
+    rec: byId('rec'),
+    recTime: byId('rec-time'),
+    recLabel: byId('rec-label'),
+    recError: byId('rec-error'),
+    recAnnouncer: byId('rec-announcer'),
+    record: byId('record'),
+    recordLabel: byId('record-label'),
+  }, {
+    endpoint,
+    toast,
+    serverNowMs: () => clock.serverNowMs(),
+    connected: () => connection.state === 'connected',
+  });
+  const pause = createPause({
+    button: byId('pause'),
+    label: byId('pause-label'),
+    frames,
+    send: connection.send,
+    hidden: () => document.visibilityState === 'hidden',
+    onChange() {
+      renderStatus();
+      renderOverlay();
+      renderFigures();
+    },
+  });
+  const takeSnapshot = createSnapshot({
+    button: byId('snapshot'),
+    canvas,
+    endpoint,
+    toast,
+    frozen: () => pause.user && frames.hasPicture,
+  });
+  const fullscreen = createFullscreen({
+    stage,
+    button: byId('fullscreen'),
+    exitButton: byId('fs-exit'),
+    canvas,
+  });
+  bindKeys({
+    fullscreen: fullscreen.toggle,
+    snapshot: takeSnapshot,
+    pause: pause.toggle,
+    escape: fullscreen.leavePseudo,
+  });
+
+  // What the status line and the overlay are drawn from.
+  function view() {
+    return {
+      connection: connection.state,
+      everConnected: connection.everConnected,
+      healthy: connection.healthy,
+      reason: connection.reason,
+      retrying: connection.retrying,
+      retryInMs: connection.retryAt - mono(),
+      userPaused: pause.user,
+      paused: frames.paused,
+      hasPicture: frames.hasPicture,
+      quietMs: frames.quietMs(),
+    };
+  }
+
+  function renderStatus() {
+    status.render(view());
+    recording.render();
+  }
+
+  function renderOverlay() {
+    status.renderOverlay(view());
+  }
+
+  function renderFigures() {
+    const counters = frames.counters();
+    renderStats({
+      connected: connection.state === 'connected',
+      paused: frames.paused,
+      hasPicture: frames.hasPicture,
+      fps: frames.framesPerSecond(),
+      width: frames.width,
+      height: frames.height,
+      latencyMs: frames.takeLatency(),
+      metaSeen: frames.metaSeen,
+      clockAssumed: clock.assumed,
+      gaps: counters.gaps,
+      skippedLocally: counters.skippedLocally,
+    });
+  }
+
+  function onDrawn(first) {
+    if (first) {
+      renderFigures();
+      renderOverlay();
+    } else if (status.overlayShown && connection.state === 'connected' && !pause.user) {
+      renderOverlay();
+    }
+  }
+
+  function setCamera(next) {
+    if (!status.setCamera(next)) return;
+    renderStatus();
+    renderOverlay();
+  }
+
+  function onMessage(msg) {
+    switch (msg.type) {
+      case 'hello': {
+        if (msg.server || msg.version) setText(byId('server-info'), formatServerInfo(msg.server, msg.version));
+        if (msg.width > 0 && msg.height > 0) frames.presetSize(msg.width, msg.height);
+        const camera = helloCamera(msg);
+        if (camera) setCamera(camera);
+        break;
+      }
+      case 'status':
+        setCamera(cameraState(msg.camera, msg.message));
+        break;
+      case 'time':
+        clock.onReply(msg);
+        break;
+      case 'recording':
+        recording.update(msg);
+        break;
+      default:
+        break; // 'error' and anything newer: nothing to do
+    }
+  }
+
+  function tick() {
+    connection.checkSilence(frames.paused);
+    renderFigures();
+    renderOverlay();
+    renderStatus();
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    pause.update();
+    // Back in view after a failure: do not make the person wait for the backoff.
+    if (document.visibilityState === 'visible') connection.retryNow();
+  });
+  window.addEventListener('online', () => connection.retryNow());
+  window.addEventListener('pageshow', (event) => { if (event.persisted) connection.reopen(); });
+  window.addEventListener('pagehide', (event) => { if (event.persisted) connection.suspend(); });
+
+  // A read-only view of the internals, for tests and curious people.
+  Object.defineProperty(window, 'wsjpegViewer', {
+    value: Object.freeze({
+      stats: () => {
+        const counters = frames.counters();
+        return {
+          connection: connection.state,
+          camera: status.camera.state,
+          paused: frames.paused,
+          meta: frames.metaSeen,
+          width: frames.width,
+          height: frames.height,
+          fps: frames.framesPerSecond(),
+          clockOffsetUs: clock.offsetUs,
+          clockSamples: clock.sampleCount,
+          received: counters.received,
+          drawn: counters.drawn,
+          gaps: counters.gaps,
+          skippedLocally: counters.skippedLocally,
+          decodeErrors: counters.decodeErrors,
+          badMessages: counters.badMessages + connection.badMessages,
+          decoding: frames.decoding,
+          pending: frames.pending,
+          recording: recording.state,
+        };
+      },
+    }),
+  });
+
+  setInterval(tick, UI_TICK_MS);
+  renderStatus();
+  renderOverlay();
+  connection.connect();
+}
+
+startViewer();

@@ -1,0 +1,37 @@
+// wsjpeg viewer: the figures in the bottom bar — FPS, resolution, latency, dropped frames.
+
+import { setText } from './dom.js';
+import { DASH, formatFps, formatLatency, formatResolution } from './format.js';
+import { mono } from './clock.js';
+
+const LATENCY_HOLD_MS = 2000;     // keep the last latency figure through a short lull
+
+/**
+ * Renders `figures`: { connected, paused, hasPicture, fps, width, height, latencyMs (the mean
+ * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally }.
+ */
+export function createStatsBar(ui) {
+  let latencyShownAt = 0;
+
+  return function render(f) {
+    const live = f.connected && !f.paused;
+    setText(ui.fps, live && f.hasPicture ? formatFps(f.fps) : DASH);
+    setText(ui.resolution, formatResolution(f.width, f.height));
+
+    const now = mono();
+    if (f.latencyMs !== null && live) {
+      setText(ui.latency, formatLatency(f.latencyMs));
+      ui.latency.title = f.clockAssumed
+        ? 'From capture to this screen (server did not answer clock sync; clocks assumed equal)'
+        : 'From capture on the device to this screen';
+      latencyShownAt = now;
+    } else if (!f.metaSeen || !live || now - latencyShownAt > LATENCY_HOLD_MS) {
+      setText(ui.latency, DASH);
+      if (!f.metaSeen) ui.latency.title = 'Latency needs capture times from the server';
+    }
+
+    setText(ui.dropped, String(f.gaps + f.skippedLocally));
+    ui.dropped.title = `${f.gaps} skipped by the server to stay live, ` +
+      `${f.skippedLocally} skipped by this browser (decoding too slowly)`;
+  };
+}

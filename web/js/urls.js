@@ -1,0 +1,26 @@
+// wsjpeg viewer: the server's URLs, relative to the page and with its token. Pure functions.
+
+/**
+ * `path` on the page's own server, relative to the page (so a reverse-proxy prefix keeps
+ * working), with `params` and the page's `token` as the query.
+ */
+export function endpointUrl(path, pageHref, token, params) {
+  const url = new URL(path, pageHref);
+  url.search = '';
+  url.hash = '';
+  for (const [k, v] of Object.entries(params || {})) url.searchParams.set(k, v);
+  if (token) url.searchParams.set('token', token);
+  return url;
+}
+
+/** The WebSocket stream with capture times (ws: or wss: as the page). */
+export function streamUrl(pageHref, token) {
+  const url = endpointUrl('stream', pageHref, token, { meta: '1' });
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
+}
+
+/** The `token` query parameter of the page, or null. */
+export function pageToken(pageSearch) {
+  return new URLSearchParams(pageSearch).get('token');
+}
