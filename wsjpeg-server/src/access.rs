@@ -89,6 +89,27 @@ pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) 
         .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
 }
 
+/// The header a detector may present its token in, instead of `?detector_token=`.
+pub const DETECTOR_TOKEN_HEADER: &str = "x-detector-token";
+
+/// Whether the client presented the detector token (`?detector_token=` or the
+/// `X-Detector-Token` header). With no token set, nobody may push detections.
+pub fn detector_token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) -> bool {
+    let Some(expected) = expected else {
+        return false;
+    };
+    let from_query = query_param(query, "detector_token");
+    let from_headers = headers
+        .get_all(DETECTOR_TOKEN_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string());
+    from_query
+        .into_iter()
+        .chain(from_headers)
+        .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
+}
+
 /// The scheme the browser used: the connection's, or the one a reverse proxy that terminates
 /// TLS reports in `X-Forwarded-Proto`. A page cannot set that header on a WebSocket handshake or
 /// a plain form post, so trusting it lets no other site in.

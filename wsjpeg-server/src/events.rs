@@ -50,6 +50,11 @@ pub trait Events: Send + Sync + 'static {
         false
     }
 
+    /// New detections were taken (the `detections` message viewers get, JSON): for an owner
+    /// that keeps them, e.g. beside a recording. Called on the streaming thread or a server
+    /// thread: hand the text on and return at once.
+    fn detections(&self, _message: &str) {}
+
     /// Whether lines of `level` are wanted; checked before a line is formatted.
     fn log_enabled(&self, _level: Level) -> bool {
         false

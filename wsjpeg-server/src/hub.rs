@@ -18,8 +18,10 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::burst::Burst;
+use crate::detections::{DetectedObject, DetectionBoard, DetectionError, DetectionSet, FrameRef};
 use crate::events::{Events, ViewerChange, log};
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
+use crate::rate::RateWindow;
 
 /// Refused viewers are warned about at most this often.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
@@ -48,6 +50,12 @@ impl Frame {
 }
 
 pub type FrameSlot = Option<Arc<Frame>>;
+
+/// A frame waiting for the dispatcher, with the detections that go out before it.
+struct Pending {
+    frame: Arc<Frame>,
+    detections: Option<Arc<DetectionSet>>,
+}
 
 /// What every viewer task follows, in one channel so that a viewer waits on one thing: the
 /// newest frame, a count of the changes of everything else it is told about (camera state,
@@ -110,38 +118,6 @@ impl ClientStats {
     }
 }
 
-/// Frames per second measured between two reads of a counter, at least a second apart.
-#[derive(Debug)]
-struct RateWindow {
-    since: Instant,
-    count_then: u64,
-    last_rate: f64,
-}
-
-impl RateWindow {
-    fn new() -> Self {
-        RateWindow {
-            since: Instant::now(),
-            count_then: 0,
-            last_rate: 0.0,
-        }
-    }
-
-    fn rate(&mut self, count_now: u64) -> f64 {
-        let elapsed = self.since.elapsed();
-        if elapsed >= Duration::from_secs(1) {
-            self.last_rate =
-                count_now.saturating_sub(self.count_then) as f64 / elapsed.as_secs_f64();
-            self.since = Instant::now();
-            self.count_then = count_now;
-        } else if self.last_rate == 0.0 && elapsed >= Duration::from_millis(200) {
-            // First read shortly after start: give an estimate rather than 0.
-            return count_now.saturating_sub(self.count_then) as f64 / elapsed.as_secs_f64();
-        }
-        self.last_rate
-    }
-}
-
 /// Counters of the whole server.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -185,7 +161,7 @@ pub struct VideoInfo {
 
 pub struct Hub {
     /// The newest frame not yet handed to the viewers.
-    mailbox: Mutex<Option<Arc<Frame>>>,
+    mailbox: Mutex<Option<Pending>>,
     mailbox_ready: Notify,
     /// Counts `clear_frame` calls.
     epoch: AtomicU64,
@@ -202,6 +178,7 @@ pub struct Hub {
     refusals: Mutex<Burst>,
     pub events: Arc<dyn Events>,
     pub started: Instant,
+    pub detections: DetectionBoard,
     /// Fires when the server stops; every viewer task ends with close code 1001.
     pub shutdown: CancellationToken,
 }
@@ -237,6 +214,7 @@ impl Hub {
             refusals: Mutex::new(Burst::new(REFUSAL_WARNING_INTERVAL)),
             events,
             started: Instant::now(),
+            detections: DetectionBoard::default(),
             shutdown: CancellationToken::new(),
         })
     }
@@ -252,7 +230,11 @@ impl Hub {
                 let mut mailbox = lock(&self.mailbox);
                 (mailbox.take(), self.epoch.load(Ordering::Acquire))
             };
-            if let Some(frame) = next {
+            if let Some(Pending { frame, detections }) = next {
+                // Detections go first, so that a viewer sends them before their frame.
+                if let Some(set) = detections {
+                    self.detections.show(set);
+                }
                 // A frame taken before the last `clear_frame` stays forgotten: the check and the
                 // store happen under the channel's lock, which `clear_frame` takes too.
                 self.feed.send_if_modified(|feed| {
@@ -266,8 +248,14 @@ impl Hub {
         }
     }
 
-    /// Hands a frame to all viewers. O(1) in the number of viewers; never blocks on them.
-    pub fn publish(&self, jpeg: Bytes, capture_time_us: u64) -> u64 {
+    /// Hands a frame to all viewers, with the objects a detector found in it when it says.
+    /// O(1) in the number of viewers; never blocks on them.
+    pub fn publish(
+        &self,
+        jpeg: Bytes,
+        capture_time_us: u64,
+        objects: Option<Vec<DetectedObject>>,
+    ) -> u64 {
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(Frame {
             sequence,
@@ -280,10 +268,45 @@ impl Hub {
         // Before the frame is out: once a viewer has it, the owner may already report a newer
         // state (an error), which must not be overwritten by this frame's "streaming".
         self.frame_arrived();
-        // The replaced frame, if any, is dropped after the lock is released.
-        let _previous = lock(&self.mailbox).replace(frame);
+        self.detections.note_frame(sequence, capture_time_us);
+        let detections = objects.and_then(|objects| {
+            let set = self.detections.with_frame(
+                sequence,
+                capture_time_us,
+                self.frame_size(),
+                objects,
+            )?;
+            self.events.detections(&set.message);
+            Some(set)
+        });
+        let replaced = {
+            let mut mailbox = lock(&self.mailbox);
+            // Detections of a frame that was never handed out still stand until newer ones.
+            let detections =
+                detections.or_else(|| mailbox.as_mut().and_then(|p| p.detections.take()));
+            mailbox.replace(Pending { frame, detections })
+        };
         self.mailbox_ready.notify_one();
+        drop(replaced);
         sequence
+    }
+
+    /// Detections that come after their frame: shown at once, tied to that frame.
+    pub fn push_detections(
+        &self,
+        at: FrameRef,
+        objects: Vec<DetectedObject>,
+    ) -> Result<Option<u64>, DetectionError> {
+        let set = self.detections.push(at, self.frame_size(), objects)?;
+        Ok(set.map(|set| {
+            self.events.detections(&set.message);
+            set.frame
+        }))
+    }
+
+    fn frame_size(&self) -> (Option<u32>, Option<u32>) {
+        let video = self.video_info();
+        (video.width, video.height)
     }
 
     /// Forgets the last frame so nobody is shown a stale picture as live. Takes effect before
@@ -295,6 +318,7 @@ impl Hub {
             self.epoch.fetch_add(1, Ordering::AcqRel);
             mailbox.take()
         };
+        self.detections.forget_frames();
         self.feed
             .send_if_modified(|feed| feed.frame.take().is_some());
     }
@@ -585,7 +609,7 @@ mod tests {
         hub.report_camera_error("unplugged".into());
         hub.set_camera_state(CameraState::Idle);
         assert_eq!(hub.camera_status().state, CameraState::Error, "sticky");
-        hub.publish(Bytes::from_static(b"x"), 0);
+        hub.publish(Bytes::from_static(b"x"), 0, None);
         assert_eq!(
             hub.camera_status().state,
             CameraState::Streaming,
@@ -614,7 +638,7 @@ mod tests {
         let mut rx = hub.subscribe();
         tokio::spawn(hub.clone().dispatch());
         for _ in 0..5 {
-            hub.publish(Bytes::from_static(b"x"), 0);
+            hub.publish(Bytes::from_static(b"x"), 0, None);
         }
         // The dispatcher may wake between publishes: wait until it has moved the newest.
         let newest = tokio::time::timeout(Duration::from_secs(5), async {

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detections::DetectedObject;
+
 /// Client messages larger than this close the connection with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
@@ -66,6 +68,15 @@ pub enum ClientMessage {
     Time {
         client: serde_json::Number,
     },
+    /// A detector's findings for one frame, named by its sequence number (`frame`, from the
+    /// `?meta=1` header) or its capture time (`time`, Unix µs).
+    Detections {
+        #[serde(default)]
+        frame: Option<u64>,
+        #[serde(default)]
+        time: Option<u64>,
+        objects: Vec<DetectedObject>,
+    },
 }
 
 #[derive(Debug, PartialEq)]
@@ -106,6 +117,19 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
                 0.0
             },
         }),
+        ClientMessage::Detections {
+            frame: None,
+            time: None,
+            ..
+        }
+        | ClientMessage::Detections {
+            frame: Some(_),
+            time: Some(_),
+            ..
+        } => Err(ParseError::Invalid(
+            "detections name their frame by `frame` (sequence number) or `time` (capture time, \
+             Unix µs), one of the two",
+        )),
         message => Ok(message),
     }
 }
@@ -149,6 +173,10 @@ pub enum ServerMessage<'a> {
         height: Option<u32>,
         framerate: Option<f64>,
         meta: bool,
+        /// This viewer gets `detections` messages (`?detections=1`).
+        detections: bool,
+        /// This client may push detections (it presented the detector token).
+        detector: bool,
         camera: CameraState,
         /// What went wrong, while `camera` is `error`.
         #[serde(skip_serializing_if = "Option::is_none")]

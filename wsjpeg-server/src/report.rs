@@ -60,6 +60,13 @@ pub fn status_json(snapshot: &Snapshot, source: &serde_json::Map<String, Value>)
         "clients": clients,
         // Null while the application reports no recording (`recording-state` unset).
         "recording": s.recording,
+        "detections": {
+            "total": s.detections.total,
+            "per_second": round2(s.detections.per_second),
+            "objects": s.detections.objects,
+            // How far the detector lags behind the frames it looks at.
+            "delay_ms": s.detections.last_delay_us.map(|us| round2(us as f64 / 1000.0)),
+        },
     })
 }
 
@@ -152,6 +159,33 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
         "gauge",
         "Seconds since the server started.",
         s.uptime.as_secs().to_string(),
+    );
+    let d = &s.detections;
+    metric(
+        "detections_total",
+        "counter",
+        "Detection results taken (from the pipeline, the application or a detector client).",
+        d.total.to_string(),
+    );
+    metric(
+        "detections_per_second",
+        "gauge",
+        "Detection results per second, over the last second or more.",
+        format!("{:.2}", d.per_second),
+    );
+    metric(
+        "detected_objects",
+        "gauge",
+        "Objects in the newest detection result.",
+        d.objects.to_string(),
+    );
+    metric(
+        "detection_delay_seconds",
+        "gauge",
+        "How long after its frame's capture the newest detection result arrived (NaN before the first).",
+        d.last_delay_us
+            .map(|us| format!("{:.3}", us as f64 / 1e6))
+            .unwrap_or_else(|| "NaN".to_string()),
     );
     // Only while the application reports a recorder: no recording metrics means no recorder.
     if let Some(recording) = &s.recording {

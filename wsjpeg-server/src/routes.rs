@@ -13,7 +13,9 @@ use warp::filters::BoxedFilter;
 use warp::reply::{Reply, Response};
 use warp::{Filter, Rejection};
 
-use crate::access::{origin_allowed, query_param, request_scheme, token_accepted};
+use crate::access::{
+    detector_token_accepted, origin_allowed, query_param, request_scheme, token_accepted,
+};
 use crate::context::{Peer, ServerContext};
 use crate::events::{RecordAction, log};
 use crate::hub::{ClientKind, Frame};
@@ -341,8 +343,11 @@ fn ws_or_mjpeg(
     let guard = ctx
         .hub
         .register(ClientKind::WebSocket, peer.addr, config.max_clients);
+    let flag = |name: &str| query_param(&query, name).is_some_and(|v| v == "1" || v == "true");
     let options = ViewerOptions {
-        meta: query_param(&query, "meta").is_some_and(|v| v == "1" || v == "true"),
+        meta: flag("meta"),
+        detections: flag("detections"),
+        detector: detector_token_accepted(config.detector_token.as_deref(), &query, &headers),
         keepalive: config.keepalive,
     };
     ctx.spawn(websocket::serve_upgraded(

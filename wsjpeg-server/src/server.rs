@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use crate::burst::Burst;
 use crate::context::ServerContext;
+use crate::detections::{DetectedObject, DetectionError, FrameRef};
 use crate::events::{Events, log};
 use crate::hub::{Hub, VideoInfo, lock};
 use crate::jpeg::{self, JpegError};
@@ -153,6 +154,39 @@ impl Server {
     /// and never blocks on them. A frame also says the camera streams (ending an error).
     /// Returns the frame's sequence number.
     pub fn publish(&self, jpeg: &[u8], capture_time_us: u64) -> Result<u64, JpegError> {
+        self.publish_frame(jpeg, capture_time_us, None)
+    }
+
+    /// [`Server::publish`] for a frame a detector has looked at: `objects` are what it found
+    /// (none at all is news too: boxes shown before go away). Viewers that follow detections
+    /// get them just before the frame.
+    pub fn publish_with_detections(
+        &self,
+        jpeg: &[u8],
+        capture_time_us: u64,
+        objects: Vec<DetectedObject>,
+    ) -> Result<u64, JpegError> {
+        self.publish_frame(jpeg, capture_time_us, Some(objects))
+    }
+
+    /// Detections found after their frame went out (a detector at its own rate, in another
+    /// thread or process): checked, tied to the frame `at` refers to, and sent to the viewers
+    /// that follow detections at once. Returns the frame's sequence number, or `None` when
+    /// there was nothing new to show (no boxes before, none now).
+    pub fn push_detections(
+        &self,
+        at: FrameRef,
+        objects: Vec<DetectedObject>,
+    ) -> Result<Option<u64>, DetectionError> {
+        self.ctx.hub.push_detections(at, objects)
+    }
+
+    fn publish_frame(
+        &self,
+        jpeg: &[u8],
+        capture_time_us: u64,
+        objects: Option<Vec<DetectedObject>>,
+    ) -> Result<u64, JpegError> {
         let hub = &self.ctx.hub;
         let len = jpeg::validate(jpeg).inspect_err(|err| self.refused(*err))?;
         if hub.video_info().width.is_none()
@@ -160,7 +194,11 @@ impl Server {
         {
             hub.learn_dimensions(width, height);
         }
-        Ok(hub.publish(Bytes::copy_from_slice(&jpeg[..len]), capture_time_us))
+        Ok(hub.publish(
+            Bytes::copy_from_slice(&jpeg[..len]),
+            capture_time_us,
+            objects,
+        ))
     }
 
     fn refused(&self, err: JpegError) {

@@ -20,6 +20,8 @@ pub struct Settings {
     pub write_timeout: Duration,
     pub allowed_origins: AllowedOrigins,
     pub auth_token: Option<String>,
+    /// A client that presents this may push detections over its WebSocket; `None`: nobody may.
+    pub detector_token: Option<String>,
     pub document_root: Option<PathBuf>,
     pub snapshot_timeout: Duration,
     /// Extra fields for `/status` (encoder, quality, device), set by the application.
@@ -46,6 +48,7 @@ impl Default for Settings {
             write_timeout: Duration::from_secs(30),
             allowed_origins: AllowedOrigins::SameHost,
             auth_token: None,
+            detector_token: None,
             document_root: None,
             snapshot_timeout: Duration::from_secs(5),
             source_info: serde_json::Map::new(),

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::context::ServerContext;
+pub use crate::detections::DetectionFigures;
 pub use crate::hub::{ClientKind, VideoInfo};
 use crate::protocol::{CameraStatus, RecordingStatus};
 
@@ -31,6 +32,7 @@ pub struct Snapshot {
     pub camera: CameraStatus,
     pub video: VideoInfo,
     pub recording: Option<RecordingStatus>,
+    pub detections: DetectionFigures,
     pub clients: Vec<ClientSnapshot>,
 }
 
@@ -91,6 +93,7 @@ impl Snapshot {
             camera: hub.camera_status(),
             video: hub.video_info(),
             recording: hub.recording_status(),
+            detections: hub.detections.figures(),
             clients,
         }
     }

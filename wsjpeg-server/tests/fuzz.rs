@@ -91,11 +91,23 @@ fn message_like() -> impl Strategy<Value = serde_json::Value> {
             Just("resume"),
             Just("max-fps"),
             Just("time"),
+            Just("detections"),
             Just("nope"),
         ],
         prop::option::of(json_value()),
         prop::option::of(json_value()),
-        prop::collection::vec((any::<String>(), json_value()), 0..3),
+        prop::collection::vec(
+            (
+                prop_oneof![
+                    any::<String>(),
+                    Just("frame".to_string()),
+                    Just("time".to_string()),
+                    Just("objects".to_string()),
+                ],
+                json_value(),
+            ),
+            0..3,
+        ),
     )
         .prop_map(|(kind, fps, client, extra)| {
             let mut object = serde_json::Map::new();
@@ -149,6 +161,13 @@ proptest! {
                         let reply: serde_json::Value = serde_json::from_str(&reply).unwrap();
                         prop_assert_eq!(&reply["client"], &value["client"]);
                         prop_assert_eq!(&reply["type"], "time");
+                    }
+                    ClientMessage::Detections { frame, time, objects } => {
+                        prop_assert_eq!(kind, "detections");
+                        // Exactly one way of naming the frame made it through.
+                        prop_assert!(frame.is_some() != time.is_some());
+                        // Objects are checked when they are pushed, not when they are parsed.
+                        let _ = wsjpeg_server::detections::validate(&objects);
                     }
                 }
             }

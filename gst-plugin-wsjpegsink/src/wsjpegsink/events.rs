@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 //! The element's side of the server: viewers coming and going become the `client-connected`
 //! and `client-disconnected` signals, `notify::n-clients` and the `wsjpegsink-clients` bus
-//! message; recording requests become the `recording-control` signal; the server's log lines
-//! go to GStreamer's debug log under the element's name.
+//! message; new detections become the `detections` signal; recording requests become the
+//! `recording-control` signal; the server's log lines go to GStreamer's debug log under the
+//! element's name.
 //!
-//! Viewer changes are emitted from a thread of their own, so a slow handler delays neither the
-//! streaming thread nor the server.
+//! Viewer changes and detections are emitted from a thread of their own, so a slow handler
+//! delays neither the streaming thread nor the server.
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,32 +27,44 @@ pub const CLIENTS_MESSAGE: &str = "wsjpegsink-clients";
 /// count, whatever was dropped.
 const QUEUE_LIMIT: usize = 1024;
 
+/// What the notification thread emits.
+enum Notice {
+    Viewers(ViewerChange),
+    /// The `detections` message, JSON.
+    Detections(String),
+}
+
 pub struct ElementEvents {
     element: glib::WeakRef<super::WsJpegSink>,
-    changes: SyncSender<ViewerChange>,
+    changes: SyncSender<Notice>,
     dropped: Arc<AtomicU64>,
 }
 
 impl ElementEvents {
     /// Starts the notification thread; it ends when the server lets go of these events.
     pub fn spawn(element: &super::WsJpegSink) -> Result<Arc<ElementEvents>, std::io::Error> {
-        let (changes, rx) = std::sync::mpsc::sync_channel::<ViewerChange>(QUEUE_LIMIT);
+        let (changes, rx) = std::sync::mpsc::sync_channel::<Notice>(QUEUE_LIMIT);
         let dropped = Arc::new(AtomicU64::new(0));
         let lost = dropped.clone();
         let weak = element.downgrade();
         std::thread::Builder::new()
             .name("wsjpeg-notify".into())
             .spawn(move || {
-                while let Ok(change) = rx.recv() {
+                while let Ok(notice) = rx.recv() {
                     let Some(element) = weak.upgrade() else { break };
-                    emit(&element, change);
+                    match notice {
+                        Notice::Viewers(change) => emit(&element, change),
+                        Notice::Detections(message) => {
+                            element.emit_by_name::<()>("detections", &[&message])
+                        }
+                    }
                     let lost = lost.swap(0, Ordering::Relaxed);
                     if lost > 0 {
                         gst::warning!(
                             CAT,
                             obj = &element,
-                            "{} viewer change(s) not signalled: the handlers of client-connected / \
-                             client-disconnected are too slow",
+                            "{} viewer change(s) or detection(s) not signalled: the handlers of \
+                             client-connected, client-disconnected or detections are too slow",
                             lost
                         );
                         element.notify("n-clients");
@@ -66,6 +79,14 @@ impl ElementEvents {
     }
 }
 
+impl ElementEvents {
+    fn notify(&self, notice: Notice) {
+        if self.changes.try_send(notice).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 fn gst_level(level: Level) -> gst::DebugLevel {
     match level {
         Level::Error => gst::DebugLevel::Error,
@@ -77,9 +98,11 @@ fn gst_level(level: Level) -> gst::DebugLevel {
 
 impl Events for ElementEvents {
     fn viewers_changed(&self, change: ViewerChange) {
-        if self.changes.try_send(change).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.notify(Notice::Viewers(change));
+    }
+
+    fn detections(&self, message: &str) {
+        self.notify(Notice::Detections(message.to_string()));
     }
 
     fn recording_control(&self, action: RecordAction) -> bool {

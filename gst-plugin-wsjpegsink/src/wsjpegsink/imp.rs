@@ -39,7 +39,8 @@ use gst_base::subclass::prelude::*;
 
 use wsjpeg_server::protocol::unix_time_us;
 use wsjpeg_server::{
-    AllowedOrigins, CameraState, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
+    AllowedOrigins, CameraState, DetectedObject, FrameRef, RecordingStatus, Server, Snapshot,
+    TlsFiles, VideoInfo,
 };
 
 use super::events::ElementEvents;
@@ -67,6 +68,7 @@ struct Settings {
     write_timeout: u32,
     allowed_origins: String,
     auth_token: Option<String>,
+    detector_token: Option<String>,
     snapshot_timeout: u32,
     camera_error: Option<String>,
     source_info: Option<gst::Structure>,
@@ -88,6 +90,7 @@ impl Default for Settings {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             allowed_origins: String::new(),
             auth_token: None,
+            detector_token: None,
             snapshot_timeout: DEFAULT_SNAPSHOT_TIMEOUT,
             camera_error: None,
             source_info: None,
@@ -108,6 +111,7 @@ impl Settings {
             write_timeout: Duration::from_secs(self.write_timeout as u64),
             allowed_origins: AllowedOrigins::parse(&self.allowed_origins),
             auth_token: self.auth_token.clone().filter(|t| !t.is_empty()),
+            detector_token: self.detector_token.clone().filter(|t| !t.is_empty()),
             document_root: self
                 .document_root
                 .as_ref()
@@ -129,10 +133,19 @@ struct State {
     server: Option<Arc<Server>>,
 }
 
+/// Read and written by the streaming thread only.
+#[derive(Default)]
+struct StreamState {
+    /// Frames have carried region-of-interest metas since the start: a frame without any then
+    /// says "nothing found" (and boxes shown before go away).
+    detector_seen: bool,
+}
+
 #[derive(Default)]
 pub struct WsJpegSink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    stream: Mutex<StreamState>,
 }
 
 #[glib::object_subclass]
@@ -208,6 +221,11 @@ impl ObjectImpl for WsJpegSink {
                 glib::ParamSpecString::builder("auth-token")
                     .nick("Auth token")
                     .blurb("When set, every request except /healthz must present it: ?token=, Authorization: Bearer, or the wsjpeg_token cookie. Reads back as ***** while set")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("detector-token")
+                    .nick("Detector token")
+                    .blurb("A client that presents it (?detector_token= or an X-Detector-Token header on /stream) may push detections over its WebSocket. Unset: nobody may. Reads back as ***** while set")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("snapshot-timeout")
@@ -292,6 +310,44 @@ impl ObjectImpl for WsJpegSink {
                  *
                  * Returns: whether the request was accepted
                  */
+                /**
+                 * GstWsJpegSink::push-detections:
+                 * @detections: a "detections" structure: the frame it belongs to as `frame`
+                 * (guint64, the sequence number viewers see in the ?meta=1 header),
+                 * `capture-time` (guint64, Unix µs) or `clock-time` (GstClockTime on the
+                 * pipeline clock, as a buffer's running time plus base time), and `objects`, a
+                 * list or array of "object" structures with `label` (string), `x`, `y`,
+                 * `width`, `height` (pixels of the frame) and optionally `score` (0–1), `id`
+                 * and `parent`.
+                 *
+                 * Detections found after their frame went out, by a detector running at its
+                 * own rate: viewers that follow detections get them at once, tied to their
+                 * frame. Callable from any thread.
+                 *
+                 * Returns: %TRUE when taken, %FALSE when refused (the reason is logged): an
+                 * unknown or too old frame, or objects that cannot be drawn
+                 */
+                glib::subclass::Signal::builder("push-detections")
+                    .param_types([gst::Structure::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let element = args[0].get::<super::WsJpegSink>().ok()?;
+                        let detections = args[1].get::<gst::Structure>().ok()?;
+                        Some(element.imp().push_detections(&detections).to_value())
+                    })
+                    .build(),
+                /**
+                 * GstWsJpegSink::detections:
+                 * @message: the `detections` message viewers get, JSON
+                 *
+                 * Emitted from a thread of the element for every detection result taken (from
+                 * region-of-interest metas, #GstWsJpegSink::push-detections or a detector
+                 * client), e.g. to keep them beside a recording.
+                 */
+                glib::subclass::Signal::builder("detections")
+                    .param_types([String::static_type()])
+                    .build(),
                 glib::subclass::Signal::builder("recording-control")
                     .param_types([String::static_type()])
                     .return_type::<bool>()
@@ -355,6 +411,11 @@ impl ObjectImpl for WsJpegSink {
                 .as_ref()
                 .map(|_| MASKED_TOKEN)
                 .to_value(),
+            "detector-token" => settings
+                .detector_token
+                .as_ref()
+                .map(|_| MASKED_TOKEN)
+                .to_value(),
             "snapshot-timeout" => settings.snapshot_timeout.to_value(),
             "camera-error" => settings.camera_error.to_value(),
             "source-info" => settings.source_info.to_value(),
@@ -410,6 +471,12 @@ impl WsJpegSink {
             }
             "auth-token" => {
                 settings.auth_token = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|t| !t.is_empty());
+            }
+            "detector-token" => {
+                settings.detector_token = value
                     .get::<Option<String>>()
                     .expect("type checked upstream")
                     .filter(|t| !t.is_empty());
@@ -555,6 +622,7 @@ impl BaseSinkImpl for WsJpegSink {
             server.stop();
             gst::info!(CAT, imp = self, "Server stopped");
         }
+        *lock(&self.stream) = StreamState::default();
         self.obj().notify("bound-port");
         Ok(())
     }
@@ -592,9 +660,19 @@ impl BaseSinkImpl for WsJpegSink {
             gst::FlowError::Error
         })?;
         let capture_time = self.capture_time_us(buffer);
+        let objects = detected_objects(buffer);
+        let detector_seen = {
+            let mut stream = lock(&self.stream);
+            stream.detector_seen |= !objects.is_empty();
+            stream.detector_seen
+        };
         // Copied once for every viewer, so the upstream pool buffer goes back at once. A frame
         // that is not a whole JPEG is dropped, counted and warned about by the server.
-        let _ = server.publish(&map, capture_time);
+        let _ = if detector_seen {
+            server.publish_with_detections(&map, capture_time, objects)
+        } else {
+            server.publish(&map, capture_time)
+        };
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -620,28 +698,67 @@ impl WsJpegSink {
     /// The buffer's capture time on the wall clock: its running time mapped through the
     /// pipeline clock, or now when it has no timestamp.
     fn capture_time_us(&self, buffer: &gst::Buffer) -> u64 {
-        let now = unix_time_us();
         let obj = self.obj();
-        let (Some(pts), Some(clock), Some(base_time)) =
-            (buffer.pts(), obj.clock(), obj.base_time())
-        else {
-            return now;
+        let (Some(pts), Some(base_time)) = (buffer.pts(), obj.base_time()) else {
+            return unix_time_us();
         };
         let segment = obj.segment();
         let Some(running_time) = segment
             .downcast_ref::<gst::ClockTime>()
             .and_then(|s| s.to_running_time(pts))
         else {
-            return now;
+            return unix_time_us();
         };
-        let clock_now = clock.time();
-        let captured_at = base_time + running_time;
-        match clock_now.checked_sub(captured_at) {
-            // Anything older than this is a timestamping problem upstream, not latency.
-            Some(age) if age < gst::ClockTime::from_seconds(10) => {
-                now.saturating_sub(age.useconds())
+        self.wall_clock_us(base_time + running_time)
+            .unwrap_or_else(unix_time_us)
+    }
+
+    /// A time of the pipeline clock on the wall clock (Unix µs), `None` without a clock or for
+    /// a time more than 10 s ago (a timestamping problem upstream, not latency).
+    fn wall_clock_us(&self, clock_time: gst::ClockTime) -> Option<u64> {
+        let clock = self.obj().clock()?;
+        let now = unix_time_us();
+        let age = clock.time().checked_sub(clock_time)?;
+        (age < gst::ClockTime::from_seconds(10)).then(|| now.saturating_sub(age.useconds()))
+    }
+
+    /// The `push-detections` action signal.
+    fn push_detections(&self, detections: &gst::StructureRef) -> bool {
+        let Some(server) = self.server() else {
+            gst::debug!(CAT, imp = self, "Detections pushed while not serving");
+            return false;
+        };
+        let at = if let Ok(frame) = detections.get::<u64>("frame") {
+            Some(FrameRef::Sequence(frame))
+        } else if let Ok(time) = detections.get::<u64>("capture-time") {
+            Some(FrameRef::CaptureTime(time))
+        } else if let Ok(Some(clock_time)) = detections.get::<Option<gst::ClockTime>>("clock-time")
+        {
+            self.wall_clock_us(clock_time).map(FrameRef::CaptureTime)
+        } else {
+            None
+        };
+        let Some(at) = at else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "push-detections: name the frame by frame, capture-time or clock-time (a recent one)"
+            );
+            return false;
+        };
+        let objects = match objects_of(detections) {
+            Ok(objects) => objects,
+            Err(reason) => {
+                gst::warning!(CAT, imp = self, "push-detections: {}", reason);
+                return false;
             }
-            _ => now,
+        };
+        match server.push_detections(at, objects) {
+            Ok(_) => true,
+            Err(err) => {
+                gst::debug!(CAT, imp = self, "push-detections refused: {}", err);
+                false
+            }
         }
     }
 
@@ -750,6 +867,98 @@ fn structure_to_json(s: &gst::Structure) -> serde_json::Map<String, serde_json::
                 Value::from(value.serialize().map(|s| s.to_string()).unwrap_or_default())
             };
             (name.to_string(), json)
+        })
+        .collect()
+}
+
+/// The objects that region-of-interest metas on `buffer` describe (from a detector upstream,
+/// such as `facedetect`), in the frame's pixels.
+fn detected_objects(buffer: &gst::BufferRef) -> Vec<DetectedObject> {
+    buffer
+        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+        .map(|meta| {
+            let (x, y, width, height) = meta.rect();
+            // A "detection" parameter may name the class where the ROI type is generic.
+            let label = meta
+                .params()
+                .find_map(|p| p.get::<String>("label").ok())
+                .unwrap_or_else(|| meta.roi_type().to_string());
+            DetectedObject {
+                label,
+                score: meta.params().find_map(score_of),
+                bbox: [x, y, width, height].map(f64::from),
+                // 0 is what a meta carries when nobody set an id.
+                id: Some(i64::from(meta.id())).filter(|id| *id > 0),
+                parent: Some(i64::from(meta.parent_id())).filter(|id| *id > 0),
+            }
+        })
+        .collect()
+}
+
+/// The confidence in a region-of-interest parameter, under the names detectors use for it.
+fn score_of(param: &gst::StructureRef) -> Option<f64> {
+    ["confidence", "score", "probability"]
+        .into_iter()
+        .find_map(|field| {
+            param
+                .get::<f64>(field)
+                .ok()
+                .or_else(|| param.get::<f32>(field).ok().map(f64::from))
+        })
+}
+
+/// The `objects` of a `push-detections` structure.
+fn objects_of(detections: &gst::StructureRef) -> Result<Vec<DetectedObject>, String> {
+    let value = detections
+        .value("objects")
+        .map_err(|_| "no objects field (a list of \"object\" structures; empty for none)")?;
+    let items: Vec<glib::SendValue> = if let Ok(list) = value.get::<gst::List>() {
+        list.iter().cloned().collect()
+    } else if let Ok(array) = value.get::<gst::Array>() {
+        array.iter().cloned().collect()
+    } else {
+        return Err("objects is not a list or an array of structures".into());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let object = item
+                .get::<gst::Structure>()
+                .map_err(|_| "an object is not a structure")?;
+            let number = |field: &str| -> Option<f64> {
+                object
+                    .get::<f64>(field)
+                    .ok()
+                    .or_else(|| object.get::<f32>(field).ok().map(f64::from))
+                    .or_else(|| object.get::<i32>(field).ok().map(f64::from))
+                    .or_else(|| object.get::<u32>(field).ok().map(f64::from))
+                    .or_else(|| object.get::<i64>(field).ok().map(|v| v as f64))
+                    .or_else(|| object.get::<u64>(field).ok().map(|v| v as f64))
+            };
+            let coordinate = |field: &str| {
+                number(field).ok_or_else(|| format!("an object has no number {field}"))
+            };
+            let whole = |field: &str| {
+                object
+                    .get::<i64>(field)
+                    .ok()
+                    .or_else(|| object.get::<i32>(field).ok().map(i64::from))
+                    .or_else(|| object.get::<u32>(field).ok().map(i64::from))
+            };
+            Ok(DetectedObject {
+                label: object
+                    .get::<String>("label")
+                    .map_err(|_| "an object has no label")?,
+                score: number("score"),
+                bbox: [
+                    coordinate("x")?,
+                    coordinate("y")?,
+                    coordinate("width")?,
+                    coordinate("height")?,
+                ],
+                id: whole("id"),
+                parent: whole("parent"),
+            })
         })
         .collect()
 }

@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: MIT
-//! One WebSocket viewer's connection: the upgraded socket split into a reading task that turns
-//! client frames into inputs and a [`FrameWriter`], handed to the viewer's session.
+//! One WebSocket viewer's connection: the upgraded socket split into a [`ClientReader`] that
+//! turns client frames into inputs and a [`FrameWriter`], both handed to the viewer's session.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::sync::mpsc;
 
 use super::codec::{CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, ClientInput, MessageReader};
 use super::viewer::{Ending, Viewer, ViewerOptions};
@@ -22,48 +21,58 @@ use crate::socket::ClientSocket;
 /// before the client reads it.
 const DISCARD_AFTER_VIOLATION: Duration = Duration::from_secs(2);
 
-/// The reading half of a viewer connection: parses frames from `buf` and then `reader` and
-/// reports them, until the connection ends, the client closes or breaks the protocol.
-async fn read_client<R: AsyncRead + Unpin>(
-    mut reader: R,
-    mut messages: MessageReader,
-    inputs: mpsc::Sender<ClientInput>,
-) {
-    loop {
-        while let Some(input) = messages.next_input() {
-            let last = input.ends_the_session();
-            let violation = matches!(input, ClientInput::Violation(..));
-            if inputs.send(input).await.is_err() {
-                return;
-            }
-            if violation {
-                discard_input(&mut reader).await;
-            }
-            if last {
-                return;
-            }
-        }
-        // Client messages are a few dozen bytes: grow on demand, not 4 KiB per viewer up front.
-        match reader.read_buf(messages.buffer(512)).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
+/// The reading side of a viewer connection: the client's frames, checked and reassembled
+/// into inputs. Read by the viewer's own task while it waits for the next frame, so that a
+/// viewer costs one task and nothing per frame for its input.
+pub(super) struct ClientReader<R> {
+    reader: R,
+    messages: MessageReader,
+    ended: bool,
 }
 
-async fn discard_input<R: AsyncRead + Unpin>(reader: &mut R) {
-    let mut buf = BytesMut::new();
-    let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, async {
+impl<R: AsyncRead + Unpin> ClientReader<R> {
+    pub(super) fn new(reader: R, messages: MessageReader) -> Self {
+        ClientReader {
+            reader,
+            messages,
+            ended: false,
+        }
+    }
+
+    /// The next input; `None` once the connection has ended (or after the client closed or
+    /// broke the protocol, nothing more). Cancel-safe: bytes read are kept until asked for.
+    pub(super) async fn next_input(&mut self) -> Option<ClientInput> {
         loop {
-            buf.clear();
-            buf.reserve(16 * 1024);
-            match reader.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
+            if let Some(input) = self.messages.next_input() {
+                return Some(input);
+            }
+            if self.ended {
+                return None;
+            }
+            // Client messages are a few dozen bytes: grow on demand, not 4 KiB per viewer.
+            match self.reader.read_buf(self.messages.buffer(512)).await {
+                Ok(0) | Err(_) => self.ended = true,
                 Ok(_) => {}
             }
         }
-    })
-    .await;
+    }
+
+    /// Reads and drops what the client still sends, until it hangs up or
+    /// [`DISCARD_AFTER_VIOLATION`] passes.
+    async fn discard(&mut self) {
+        let mut buf = BytesMut::new();
+        let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, async {
+            while !self.ended {
+                buf.clear();
+                buf.reserve(16 * 1024);
+                match self.reader.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => self.ended = true,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// Serves one upgraded connection until the viewer leaves or the server stops. `busy` keeps
@@ -106,16 +115,6 @@ pub async fn serve_upgraded(
     drop(busy);
 }
 
-/// Aborts the task when dropped, so that the reader ends with its viewer even if the viewer's
-/// task unwinds.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 async fn run_viewer<R, W>(
     reader: R,
     writer: W,
@@ -134,16 +133,16 @@ async fn run_viewer<R, W>(
             .await;
         return;
     };
-    let (input_tx, mut inputs) = mpsc::channel(8);
-    let mut reader_task = AbortOnDrop(tokio::spawn(read_client(reader, messages, input_tx)));
+    let mut reader = ClientReader::new(reader, messages);
     let address = guard.stats.address;
     let mut viewer = Viewer::new(guard, options);
-    match viewer.run(&mut writer, &mut inputs).await {
+    match viewer.run(&mut writer, &mut reader).await {
         Ok(Ending::Close(code, reason)) => {
             writer.send_close(code, reason).await;
             if code != CLOSE_GOING_AWAY {
-                // The reader is discarding what the client still sends; let it see the EOF.
-                let _ = tokio::time::timeout(DISCARD_AFTER_VIOLATION, &mut reader_task.0).await;
+                // Closing with unread data sends a TCP reset, which can destroy the close
+                // frame before the client reads it.
+                reader.discard().await;
             }
         }
         Ok(Ending::Gone) => {}

@@ -5,19 +5,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWrite;
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::codec::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, ClientInput, OPCODE_BINARY, OPCODE_PING, OPCODE_PONG,
 };
+use super::connection::ClientReader;
 use super::writer::FrameWriter;
+use crate::detections::{DetectionError, DetectionSet, FrameRef};
 use crate::events::log;
 use crate::hub::{ClientGuard, Feed, Frame, Hub};
 use crate::protocol::CameraStatus;
 use crate::protocol::{self, ClientMessage, ServerMessage};
 
+/// Detections this many frames older than the picture a newcomer is shown are not sent to it.
+const DETECTIONS_KEPT_FRAMES: u64 = 30;
 /// How long a viewer task sleeps when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
@@ -25,7 +29,22 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone, Copy)]
 pub struct ViewerOptions {
     pub meta: bool,
+    /// Send `detections` messages (`?detections=1`).
+    pub detections: bool,
+    /// May push detections (presented the detector token).
+    pub detector: bool,
     pub keepalive: Duration,
+}
+
+type DetectionsRx = watch::Receiver<Option<Arc<DetectionSet>>>;
+
+/// The next change of the detections, for a viewer that follows them; never, for one that
+/// does not.
+async fn detections_changed(rx: &mut Option<DetectionsRx>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
+    }
 }
 
 /// How a viewer's session ended.
@@ -83,10 +102,10 @@ impl Viewer {
         self.guard.hub().clone()
     }
 
-    pub(super) async fn run<W: AsyncWrite + Unpin>(
+    pub(super) async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         &mut self,
         writer: &mut FrameWriter<W>,
-        inputs: &mut mpsc::Receiver<ClientInput>,
+        reader: &mut ClientReader<R>,
     ) -> std::io::Result<Ending> {
         let hub = self.hub();
         // One channel carries frames, news of the camera and the recording, and the stop: per
@@ -106,6 +125,8 @@ impl Viewer {
             height: video.height,
             framerate: video.framerate,
             meta: self.options.meta,
+            detections: self.options.detections,
+            detector: self.options.detector,
             camera: status.state,
             message: status.message.as_deref(),
         }
@@ -119,6 +140,17 @@ impl Viewer {
             .map(|r| protocol::recording_message(Some(&r)));
         if let Some(message) = &self.last_recording {
             writer.send_text(message).await?;
+        }
+        let mut detections = self.options.detections.then(|| hub.detections.subscribe());
+        if let Some(rx) = &mut detections {
+            let current = rx.borrow_and_update().clone();
+            // Boxes of a frame that is no longer fresh would be drawn over the wrong picture.
+            let fresh = first.frame.as_ref().filter(|f| f.is_fresh());
+            if let (Some(set), Some(frame)) = (current, fresh)
+                && frame.sequence.saturating_sub(set.frame) < DETECTIONS_KEPT_FRAMES
+            {
+                self.send_text(writer, &set.message).await?;
+            }
         }
         if let Some(frame) = first.frame.filter(|f| f.is_fresh()) {
             self.last_seen = frame.sequence;
@@ -137,12 +169,18 @@ impl Viewer {
             }
             tokio::select! {
                 biased;
-                input = inputs.recv() => {
+                input = reader.next_input() => {
                     let Some(input) = input else { return Ok(Ending::Gone) };
                     self.last_heard = Instant::now();
                     if let Some(ending) = self.handle_input(writer, &feed, input).await? {
                         return Ok(ending);
                     }
+                }
+                alive = detections_changed(&mut detections) => {
+                    if !alive {
+                        return Ok(STOPPING);
+                    }
+                    self.send_detections(writer, &mut detections).await?;
                 }
                 changed = feed.changed() => {
                     let now = feed.borrow_and_update().clone();
@@ -152,6 +190,10 @@ impl Viewer {
                     if now.notices != self.notices {
                         self.notices = now.notices;
                         self.tell_news(writer, &hub).await?;
+                    }
+                    // Detections that came with this frame go out before it.
+                    if detections.as_ref().is_some_and(|rx| rx.has_changed().unwrap_or(false)) {
+                        self.send_detections(writer, &mut detections).await?;
                     }
                     if let Some(frame) = now.frame.filter(|_| !self.paused) {
                         self.offer(writer, &frame).await?;
@@ -164,6 +206,22 @@ impl Viewer {
                     timer.as_mut().reset(self.next_wake());
                 }
             }
+        }
+    }
+
+    /// The newest detections, unless the viewer paused (it gets the newest when it resumes).
+    async fn send_detections<W: AsyncWrite + Unpin>(
+        &mut self,
+        writer: &mut FrameWriter<W>,
+        detections: &mut Option<DetectionsRx>,
+    ) -> std::io::Result<()> {
+        let Some(rx) = detections else {
+            return Ok(());
+        };
+        let set = rx.borrow_and_update().clone();
+        match set {
+            Some(set) if !self.paused => self.send_text(writer, &set.message).await,
+            _ => Ok(()),
         }
     }
 
@@ -320,6 +378,30 @@ impl Viewer {
                     .stats
                     .max_fps_bits
                     .store((fps as f32).to_bits(), std::sync::atomic::Ordering::Relaxed);
+            }
+            ClientInput::Message(ClientMessage::Detections {
+                frame,
+                time,
+                objects,
+            }) => {
+                let at = match (frame, time) {
+                    (Some(sequence), _) => FrameRef::Sequence(sequence),
+                    (None, Some(time)) => FrameRef::CaptureTime(time),
+                    (None, None) => return Ok(None),
+                };
+                let refused = if self.options.detector {
+                    self.guard.hub().push_detections(at, objects).err()
+                } else {
+                    Some(DetectionError::NotAllowed)
+                };
+                if let Some(err) = refused {
+                    let message = err.to_string();
+                    self.send_text(
+                        writer,
+                        &ServerMessage::Error { message: &message }.to_json(),
+                    )
+                    .await?;
+                }
             }
             ClientInput::Message(ClientMessage::Time { client }) => {
                 let reply = ServerMessage::Time {
