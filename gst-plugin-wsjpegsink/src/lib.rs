@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use gst::glib;
 
+pub mod detections;
 mod wsjpegsink;
 
 pub use wsjpegsink::WsJpegSink;

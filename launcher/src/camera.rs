@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, anyhow};
 use gst::prelude::*;
 
+use crate::detector::{DetectionConfig, DetectorFeed, DetectorPipeline};
 use crate::encoder::{self, EncoderChoice, Format, JpegPath};
 use crate::events::Event;
+use crate::gst_util::retimed;
 use crate::recorder::{self, RecordingFigures};
 use crate::source::Source;
 
@@ -24,6 +26,22 @@ pub struct CameraPipeline {
     pub path: JpegPath,
     started: Instant,
     frames: Arc<FrameClock>,
+    detector: Arc<Mutex<DetectorSlot>>,
+}
+
+/// The detector of this camera start: started with the first frame of the detection branch
+/// (which gives its caps), stopped for good when it fails.
+#[derive(Default)]
+struct DetectorSlot {
+    pipeline: Option<DetectorPipeline>,
+    feed: Option<Arc<DetectorFeed>>,
+    failed: bool,
+}
+
+/// What the detection branch needs: how to detect, and where detections go.
+pub struct Detection<'a> {
+    pub config: &'a DetectionConfig,
+    pub sink: gst::Element,
 }
 
 /// When the last frame came, shared with the appsink callback.
@@ -55,6 +73,7 @@ pub struct StartRequest<'a> {
     pub format: Format,
     pub camera: usize,
     pub generation: u64,
+    pub detection: Option<Detection<'a>>,
 }
 
 impl CameraPipeline {
@@ -66,7 +85,12 @@ impl CameraPipeline {
     ) -> Result<CameraPipeline> {
         let offer = request.source.probe()?;
         let path = encoder::choose(request.choice, &offer, &request.format)?;
-        let text = encoder::camera_pipeline_text(request.source, path, &request.format);
+        let text = encoder::camera_pipeline_text(
+            request.source,
+            path,
+            &request.format,
+            request.detection.is_some(),
+        );
         log::debug!("Camera pipeline: {text}");
         let pipeline = gst::parse::launch(&text)
             .map_err(|e| anyhow!("cannot build the camera pipeline: {e}"))?
@@ -83,6 +107,28 @@ impl CameraPipeline {
             count: AtomicU64::new(0),
         });
         forward_frames(&appsink, target.clone(), tap, frames.clone());
+        let detector = Arc::new(Mutex::new(DetectorSlot::default()));
+        if let Some(detection) = request.detection {
+            let detect = pipeline
+                .by_name("detect")
+                .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+                .ok_or_else(|| anyhow!("the camera pipeline has no detection branch"))?;
+            let stream_size = match path {
+                JpegPath::Hardware | JpegPath::Software => {
+                    Some((request.format.width, request.format.height))
+                }
+                JpegPath::Passthrough | JpegPath::PassthroughAnySize => None,
+            };
+            let start = DetectorStart {
+                config: detection.config.clone(),
+                sink: detection.sink,
+                stream_size,
+                camera: request.camera,
+                generation: request.generation,
+                events: events.clone(),
+            };
+            feed_detector(&detect, start, detector.clone());
+        }
         watch_bus(&pipeline, request.camera, request.generation, events);
         if pipeline.set_state(gst::State::Playing).is_err() {
             let _ = pipeline.set_state(gst::State::Null);
@@ -93,7 +139,18 @@ impl CameraPipeline {
             path,
             started: Instant::now(),
             frames,
+            detector,
         })
+    }
+
+    /// The detector failed: it stops, the camera goes on without it until its next start.
+    pub fn stop_detector(&self) {
+        let pipeline = self.detector.lock().ok().and_then(|mut slot| {
+            slot.failed = true;
+            slot.feed = None;
+            slot.pipeline.take()
+        });
+        drop(pipeline);
     }
 
     /// Time since the last frame, or since the start when none came yet.
@@ -114,6 +171,8 @@ impl CameraPipeline {
 impl Drop for CameraPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        // The detector runs only while the camera does.
+        self.stop_detector();
     }
 }
 
@@ -158,26 +217,83 @@ fn forward_frames(
     );
 }
 
-/// The same frame (memory shared, not copied) stamped with `capture` on `target`'s running time.
-fn retimed(
-    buffer: &gst::Buffer,
-    capture: Option<gst::ClockTime>,
-    target: &gst_app::AppSrc,
-    caps: Option<&gst::Caps>,
-) -> gst::Buffer {
-    if let Some(caps) = caps
-        && target.caps().as_ref() != Some(caps)
-    {
-        target.set_caps(Some(caps));
-    }
-    let mut buffer = buffer.clone();
-    let running = capture
-        .zip(target.base_time())
-        .and_then(|(capture, base)| capture.checked_sub(base));
-    let writable = buffer.make_mut();
-    writable.set_dts(gst::ClockTime::NONE);
-    writable.set_pts(running);
-    buffer
+/// Everything needed to start the detector once the branch's caps are known.
+struct DetectorStart {
+    config: DetectionConfig,
+    sink: gst::Element,
+    /// The JPEG frames' size when the JPEG path sets it; else the caps of the branch say it.
+    stream_size: Option<(u32, u32)>,
+    camera: usize,
+    generation: u64,
+    events: Sender<Event>,
+}
+
+/// Hands the detection branch's frames to the detector, starting it with the first one.
+fn feed_detector(detect: &gst_app::AppSink, start: DetectorStart, slot: Arc<Mutex<DetectorSlot>>) {
+    detect.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Ok(mut detector) = slot.lock() else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                if detector.failed {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                if detector.feed.is_none() {
+                    match start_detector(&start, sample.caps()) {
+                        Ok(pipeline) => {
+                            detector.feed = Some(pipeline.feed(start.config.fps));
+                            detector.pipeline = Some(pipeline);
+                        }
+                        Err(err) => {
+                            detector.failed = true;
+                            let _ = start.events.send(Event::DetectorFailed {
+                                camera: start.camera,
+                                generation: start.generation,
+                                reason: format!("{err:#}"),
+                            });
+                            return Ok(gst::FlowSuccess::Ok);
+                        }
+                    }
+                }
+                let capture = sample
+                    .buffer()
+                    .and_then(|b| b.pts())
+                    .zip(appsink.base_time())
+                    .map(|(pts, base)| pts + base);
+                if let (Some(feed), Some(buffer)) = (&detector.feed, sample.buffer_owned()) {
+                    feed.offer(&buffer, capture);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+}
+
+fn start_detector(start: &DetectorStart, caps: Option<&gst::CapsRef>) -> Result<DetectorPipeline> {
+    let caps = caps
+        .map(|c| c.to_owned())
+        .ok_or_else(|| anyhow!("the detection branch has no caps"))?;
+    let size_of_caps = caps.structure(0).and_then(|s| {
+        Some((
+            u32::try_from(s.get::<i32>("width").ok()?).ok()?,
+            u32::try_from(s.get::<i32>("height").ok()?).ok()?,
+        ))
+    });
+    let stream_size = start
+        .stream_size
+        .or(size_of_caps)
+        .ok_or_else(|| anyhow!("the detection branch does not say the frame size"))?;
+    DetectorPipeline::start(
+        &start.config,
+        &caps,
+        stream_size,
+        start.sink.clone(),
+        start.camera,
+        start.generation,
+        start.events.clone(),
+    )
 }
 
 /// Errors and end-of-stream become camera-loss events for the control loop. Runs on the

@@ -184,9 +184,36 @@ pub struct RunArgs {
     #[arg(long, env = "WSJPEG_RECORD_H264_ENCODER", value_enum, default_value_t = H264Choice::Auto)]
     pub record_h264_encoder: H264Choice,
 
+    /// Run an object detector beside the live view: a gst-launch fragment that takes raw video
+    /// and attaches region-of-interest metas, e.g. "facedetect display=false". Its boxes are
+    /// drawn by the viewers; the video is never re-encoded or held up for it.
+    #[arg(long, env = "WSJPEG_DETECT", value_name = "ELEMENTS")]
+    pub detect: Option<String>,
+
+    /// Frames per second handed to the detector, at most.
+    #[arg(long, env = "WSJPEG_DETECT_FPS", default_value_t = 5.0, value_parser = parse_detect_fps)]
+    pub detect_fps: f64,
+
+    /// Width of the frames the detector sees (the height keeps the picture's aspect).
+    #[arg(long, env = "WSJPEG_DETECT_WIDTH", default_value_t = 640, value_parser = clap::value_parser!(u32).range(16..=8192))]
+    pub detect_width: u32,
+
+    /// A detector in another process may push detections over its WebSocket when it presents
+    /// this token (?detector_token= or an X-Detector-Token header). Unset: nobody may.
+    #[arg(long, env = "WSJPEG_DETECTOR_TOKEN", hide_env_values = true)]
+    pub detector_token: Option<String>,
+
     /// Serve the viewer page from this folder instead of the built-in one.
     #[arg(long, env = "WSJPEG_DOCUMENT_ROOT")]
     pub document_root: Option<PathBuf>,
+}
+
+/// A frame rate between 0.1 and 60.
+fn parse_detect_fps(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(fps) if (0.1..=60.0).contains(&fps) => Ok(fps),
+        _ => Err(format!("'{text}' is not a frame rate between 0.1 and 60")),
+    }
 }
 
 /// `1024`, `500K`, `500M`, `20G`, `1T` (powers of 1024).

@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::camera::{CameraPipeline, StartRequest};
+use crate::camera::{CameraPipeline, Detection, StartRequest};
+use crate::detector::DetectionConfig;
 use crate::encoder::{EncoderChoice, Format, JpegPath};
 use crate::events::Event;
 use crate::recorder::{RecordingConfig, Writing};
 use crate::recording_slot::RecordingSlot;
 use crate::server::{ServerPipeline, ServerSettings};
+use crate::sidecar;
 use crate::source::Source;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -33,6 +35,7 @@ pub struct Config {
     pub stall_timeout: Duration,
     pub server: ServerSettings,
     pub recording: Option<RecordingConfig>,
+    pub detection: Option<DetectionConfig>,
 }
 
 /// What a camera is doing, as tests and logs see it.
@@ -68,6 +71,8 @@ struct Camera {
     last_path: Option<JpegPath>,
     starts: u32,
     error: Option<String>,
+    /// Why the detector stopped, until the camera's next start.
+    detector_error: Option<String>,
     record: RecordingSlot,
 }
 
@@ -114,6 +119,7 @@ impl Launcher {
                 last_path: None,
                 starts: 0,
                 error: None,
+                detector_error: None,
                 record: RecordingSlot::new(
                     config.recording.as_ref().is_some_and(|r| r.autostart),
                     writing.clone(),
@@ -123,6 +129,13 @@ impl Launcher {
         // Viewers and /status know from the first request whether recording is offered.
         for camera in &mut cameras {
             camera.report_recording(&config);
+            if let Some(recording) = &config.recording {
+                sidecar::keep_beside_recordings(
+                    &camera.server.sink,
+                    camera.record.tap(),
+                    recording.dir.clone(),
+                );
+            }
         }
         let observer = Arc::new(Mutex::new(vec![CameraView::default(); cameras.len()]));
         Ok(Launcher {
@@ -203,6 +216,19 @@ impl Launcher {
                         && camera.record.generation() == generation
                     {
                         camera.recording_failed(&reason);
+                    }
+                }
+                Ok(Event::DetectorFailed {
+                    camera,
+                    generation,
+                    reason,
+                }) => {
+                    // The first error says why; what follows is its echo down the pipeline.
+                    if let Some(camera) = self.cameras.get_mut(camera)
+                        && camera.generation == generation
+                        && camera.detector_error.is_none()
+                    {
+                        camera.detector_failed(&reason, &self.config);
                     }
                 }
                 Ok(Event::SegmentClosed { .. } | Event::SegmentOpened { .. })
@@ -330,6 +356,10 @@ impl Camera {
             format: config.format,
             camera: self.index,
             generation: self.generation,
+            detection: config.detection.as_ref().map(|config| Detection {
+                config,
+                sink: self.server.sink.clone(),
+            }),
         };
         match CameraPipeline::start(
             request,
@@ -342,11 +372,9 @@ impl Camera {
                     log::info!("{}", pipeline.path.log_line());
                 }
                 self.last_path = Some(pipeline.path);
-                self.server.set_source_info(source_info(
-                    &self.source,
-                    pipeline.path,
-                    &config.format,
-                ));
+                self.detector_error = None;
+                self.server
+                    .set_source_info(source_info(&self.source, pipeline.path, config, None));
                 self.phase = Phase::Running(pipeline);
                 self.starts += 1;
                 self.error = None;
@@ -397,6 +425,24 @@ impl Camera {
 }
 
 impl Camera {
+    /// The detector failed: streaming goes on without it; `/status` says why.
+    fn detector_failed(&mut self, reason: &str, config: &Config) {
+        log::error!(
+            "Camera {}: the detector stopped, streaming goes on without it: {reason}",
+            self.index
+        );
+        if let Phase::Running(pipeline) = &self.phase {
+            pipeline.stop_detector();
+            self.server.set_source_info(source_info(
+                &self.source,
+                pipeline.path,
+                config,
+                Some(reason),
+            ));
+        }
+        self.detector_error = Some(reason.to_string());
+    }
+
     fn control_recording(&mut self, start: bool) {
         self.record.control(self.index, start);
         // Starting happens in `step`: the camera may have to start first.
@@ -431,13 +477,26 @@ pub fn retry_delay(attempt: u32) -> Duration {
     Duration::from_secs(1 << doublings).min(MAX_BACKOFF)
 }
 
-fn source_info(source: &Source, path: JpegPath, format: &Format) -> gst::Structure {
+/// What `/status` says under `source`: the encoder, the device, the detector and how it fares.
+fn source_info(
+    source: &Source,
+    path: JpegPath,
+    config: &Config,
+    detector_error: Option<&str>,
+) -> gst::Structure {
     let mut info = gst::Structure::builder("source")
         .field("encoder", path.encoder_name())
         .field("device", source.name())
         .build();
     if matches!(path, JpegPath::Hardware | JpegPath::Software) {
-        info.set("jpeg-quality", format.quality);
+        info.set("jpeg-quality", config.format.quality);
+    }
+    if let Some(detection) = &config.detection {
+        info.set("detector", detection.fragment.as_str());
+        info.set("detect-fps", detection.fps);
+        if let Some(error) = detector_error {
+            info.set("detector-error", error);
+        }
     }
     info
 }

@@ -128,8 +128,16 @@ fn describe(caps: &gst::Caps) -> String {
     }
 }
 
-/// The gst-launch text of the camera pipeline, ending in an appsink named `frames`.
-pub fn camera_pipeline_text(source: &Source, path: JpegPath, format: &Format) -> String {
+/// The gst-launch text of the camera pipeline, ending in an appsink named `frames`; with
+/// `detect`, a branch before the JPEG path (after it for the camera's own JPEG) ends in an
+/// appsink named `detect`, behind a leaky queue of one frame, so that the detector never holds
+/// up the stream.
+pub fn camera_pipeline_text(
+    source: &Source,
+    path: JpegPath,
+    format: &Format,
+    detect: bool,
+) -> String {
     let Format {
         width,
         height,
@@ -151,5 +159,19 @@ pub fn camera_pipeline_text(source: &Source, path: JpegPath, format: &Format) ->
              ! jpegenc quality={quality}"
         ),
     };
-    format!("{source} ! {middle} ! appsink name=frames sync=false max-buffers=2 drop=true")
+    let frames = "appsink name=frames sync=false max-buffers=2 drop=true";
+    if !detect {
+        return format!("{source} ! {middle} ! {frames}");
+    }
+    let branch = "split. ! queue leaky=downstream max-size-buffers=1 max-size-bytes=0 \
+                  max-size-time=0 ! appsink name=detect sync=false async=false max-buffers=1 \
+                  drop=true";
+    match path {
+        JpegPath::Passthrough | JpegPath::PassthroughAnySize => {
+            format!("{source} ! {middle} ! tee name=split ! {frames} {branch}")
+        }
+        JpegPath::Hardware | JpegPath::Software => {
+            format!("{source} ! tee name=split ! {middle} ! {frames} {branch}")
+        }
+    }
 }

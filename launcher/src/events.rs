@@ -24,6 +24,12 @@ pub enum Event {
         generation: u64,
         reason: String,
     },
+    /// The detector of a camera failed; the camera goes on without it.
+    DetectorFailed {
+        camera: usize,
+        generation: u64,
+        reason: String,
+    },
     /// Only wakes the loop, which then reports the bytes written.
     SegmentClosed {
         camera: usize,

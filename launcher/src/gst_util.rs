@@ -27,3 +27,25 @@ pub fn reaches_paused(text: &str, timeout: Duration) -> bool {
     let _ = pipeline.set_state(gst::State::Null);
     reached
 }
+
+/// The same frame (memory shared, not copied) stamped with `capture` on `target`'s running time.
+pub fn retimed(
+    buffer: &gst::Buffer,
+    capture: Option<gst::ClockTime>,
+    target: &gst_app::AppSrc,
+    caps: Option<&gst::Caps>,
+) -> gst::Buffer {
+    if let Some(caps) = caps
+        && target.caps().as_ref() != Some(caps)
+    {
+        target.set_caps(Some(caps));
+    }
+    let mut buffer = buffer.clone();
+    let running = capture
+        .zip(target.base_time())
+        .and_then(|(capture, base)| capture.checked_sub(base));
+    let writable = buffer.make_mut();
+    writable.set_dts(gst::ClockTime::NONE);
+    writable.set_pts(running);
+    buffer
+}

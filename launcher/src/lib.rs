@@ -5,6 +5,7 @@
 pub mod camera;
 pub mod cli;
 pub mod controller;
+pub mod detector;
 pub mod encoder;
 pub mod events;
 mod gst_util;
@@ -12,6 +13,7 @@ pub mod healthcheck;
 pub mod recorder;
 mod recording_slot;
 pub mod server;
+mod sidecar;
 pub mod source;
 
 use anyhow::{Context, Result, bail};
@@ -67,6 +69,17 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
         bail!("--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)");
     }
     let recording = recording_config(args)?;
+    let detection = args
+        .detect
+        .as_ref()
+        .map(|fragment| detector::DetectionConfig {
+            fragment: fragment.clone(),
+            fps: args.detect_fps,
+            width: args.detect_width,
+        });
+    if let Some(detection) = &detection {
+        detection.validate()?;
+    }
     if let Some(root) = &args.document_root
         && !root.is_dir()
     {
@@ -90,11 +103,13 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
             write_timeout: args.write_timeout,
             allowed_origins: args.allowed_origins.clone(),
             auth_token: args.auth_token.clone().filter(|t| !t.is_empty()),
+            detector_token: args.detector_token.clone().filter(|t| !t.is_empty()),
             document_root: args.document_root.clone(),
             tls_certificate: args.tls_certificate.clone(),
             tls_key: args.tls_key.clone(),
         },
         recording,
+        detection,
     })
 }
 

@@ -19,6 +19,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, anyhow, bail};
 use gst::prelude::*;
 
+use wsjpeg_server::segment::Kind;
+
 use crate::encoder::NVMM_CAPS;
 use crate::events::Event;
 use crate::gst_util::{reaches_paused, take_error};
@@ -133,10 +135,15 @@ pub fn segment_age_key(name: &str) -> &str {
     name.rsplit_once('.').map_or(name, |(stem, _)| stem)
 }
 
-/// Whether `name` is one of ours: the server's grammar, with a real date and time. Retention
-/// deletes only such files.
+/// Whether `name` is one of our video segments: the server's grammar, with a real date and
+/// time. Retention deletes only such files (and the detections kept beside them).
 pub fn is_segment_name(name: &str) -> bool {
-    wsjpeg_server::segment::parse_name(name).is_some()
+    wsjpeg_server::segment::parse_name(name).is_some_and(|n| n.kind == Kind::Segment)
+}
+
+/// The file beside a segment that keeps the detections taken while it was written.
+pub fn detections_name(segment: &str) -> Option<String> {
+    wsjpeg_server::segment::detections_name(segment)
 }
 
 /// Figures the control loop reports in `recording-state`.
@@ -374,8 +381,9 @@ fn watch_bus(
 }
 
 /// Makes room for a new segment: deletes the oldest finished segments until the folder holds at
-/// most `max_bytes` and, counting the new one, at most `keep` segments. The segments in `writing`
-/// are never deleted (they still count). Returns how many were deleted.
+/// most `max_bytes` and, counting the new one, at most `keep` segments. A segment's detections
+/// count with it and go with it. The segments in `writing` are never deleted (they still
+/// count). Returns how many were deleted.
 pub fn make_room(config: &RecordingConfig, writing: &HashSet<String>) -> u64 {
     if config.max_bytes.is_none() && config.keep.is_none() {
         return 0;
@@ -383,12 +391,21 @@ pub fn make_room(config: &RecordingConfig, writing: &HashSet<String>) -> u64 {
     let Ok(entries) = std::fs::read_dir(&config.dir) else {
         return 0;
     };
+    let file_size = |name: &str| {
+        std::fs::symlink_metadata(config.dir.join(name))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    };
     let mut segments: Vec<(String, u64)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let meta = e.metadata().ok()?;
-            (meta.is_file() && is_segment_name(&name)).then_some((name, meta.len()))
+            let detections = detections_name(&name)
+                .and_then(|d| file_size(&d))
+                .unwrap_or(0);
+            (meta.is_file() && is_segment_name(&name)).then_some((name, meta.len() + detections))
         })
         .collect();
     segments.sort_by(|(a, _), (b, _)| segment_age_key(a).cmp(segment_age_key(b)));
@@ -405,6 +422,9 @@ pub fn make_room(config: &RecordingConfig, writing: &HashSet<String>) -> u64 {
             continue;
         }
         if std::fs::remove_file(config.dir.join(&name)).is_ok() {
+            if let Some(detections) = detections_name(&name) {
+                let _ = std::fs::remove_file(config.dir.join(detections));
+            }
             log::info!("Recording: deleted {name} (retention)");
             total = total.saturating_sub(size);
             count -= 1;

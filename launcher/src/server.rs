@@ -20,6 +20,7 @@ pub struct ServerSettings {
     pub write_timeout: u32,
     pub allowed_origins: String,
     pub auth_token: Option<String>,
+    pub detector_token: Option<String>,
     pub document_root: Option<PathBuf>,
     pub tls_certificate: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -59,6 +60,7 @@ impl ServerPipeline {
             .property("write-timeout", settings.write_timeout)
             .property("allowed-origins", &settings.allowed_origins)
             .property("auth-token", settings.auth_token.as_deref())
+            .property("detector-token", settings.detector_token.as_deref())
             .property(
                 "document-root",
                 settings

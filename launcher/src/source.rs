@@ -77,14 +77,14 @@ impl Source {
         if text.trim().is_empty() {
             return Err(anyhow!("--pipeline is empty"));
         }
-        gst::parse::bin_from_description(text, true)
+        fragment_bin(text)
             .map(|_| ())
             .map_err(|e| anyhow!("cannot parse --pipeline \"{text}\": {e}"))
     }
 
     /// Opens the source just far enough (READY) to ask what it can produce, then closes it.
     pub fn probe(&self) -> Result<Offer> {
-        let bin = gst::parse::bin_from_description(&self.launch_text(), true)
+        let bin = fragment_bin(&self.launch_text())
             .with_context(|| format!("cannot build source {}", self.name()))?;
         let pad = bin
             .static_pad("src")
@@ -104,4 +104,11 @@ impl Source {
         }
         Ok(Offer { caps })
     }
+}
+
+/// A gst-launch fragment as a bin with ghost pads. An `identity` at its end lets the fragment
+/// end in caps (`… ! video/x-raw,framerate=30/1`), which gst-launch syntax takes only between
+/// two elements.
+pub fn fragment_bin(text: &str) -> Result<gst::Bin, gst::glib::Error> {
+    gst::parse::bin_from_description(&format!("{text} ! identity"), true)
 }

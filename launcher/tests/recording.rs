@@ -537,3 +537,93 @@ async fn camera_loss_finishes_the_segment_and_recording_resumes_in_a_new_one() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detections_are_kept_beside_each_segment_and_go_with_it() {
+    init();
+    standins::register_detector("wsjpegtestinfer");
+    let dir = temp_dir("detections");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 1);
+    recording.keep = Some(3);
+    config.recording = Some(recording);
+    config.detection = Some(wsjpeg_launcher::detector::DetectionConfig {
+        fragment: "wsjpegtestinfer".into(),
+        fps: 5.0,
+        width: 160,
+    });
+    let running = Running::start(config);
+    let port = running.port;
+    // Segments come and go (--record-keep 3) while detections are written beside them.
+    let listed = wait_for(15 * SECOND, || async {
+        let list = http_get(port, "/api/recordings", &[], usize::MAX)
+            .await
+            .json();
+        let entries = list["recordings"].as_array()?.clone();
+        let finished: Vec<_> = entries
+            .into_iter()
+            .filter(|e| e["in_progress"] == false && e["detections"].is_string())
+            .collect();
+        (finished.len() >= 2).then_some(finished)
+    })
+    .await
+    .expect("finished segments with their detections listed");
+    let sidecar = listed[0]["detections"].as_str().unwrap().to_string();
+    assert_eq!(
+        sidecar,
+        format!(
+            "{}.detections.jsonl",
+            listed[0]["name"]
+                .as_str()
+                .unwrap()
+                .rsplit_once('.')
+                .unwrap()
+                .0
+        )
+    );
+    let download = http_get(port, &format!("/recordings/{sidecar}"), &[], usize::MAX).await;
+    assert_eq!(download.status, 200);
+    assert_eq!(
+        download.header("content-type"),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<serde_json::Value> = download
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON message a line"))
+        .collect();
+    assert!(lines.len() >= 3, "about five a second: {}", lines.len());
+    for line in &lines {
+        assert_eq!(line["type"], "detections");
+        assert!(
+            line["time"].as_u64().is_some(),
+            "each with its frame's capture time"
+        );
+        // The stand-in's person over the left half of the 320×240 stream.
+        assert_eq!(line["objects"][0]["label"], "person");
+        assert_eq!(
+            line["objects"][0]["box"],
+            serde_json::json!([0.0, 0.0, 160.0, 240.0])
+        );
+    }
+    // Retention took the oldest segments, and their detections with them.
+    assert!(
+        eventually(15 * SECOND, || {
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect();
+            let sidecars = names.iter().filter(|n| n.ends_with(".detections.jsonl"));
+            sidecars.clone().count() <= 3
+                && sidecars.into_iter().all(|s| {
+                    let stem = s.trim_end_matches(".detections.jsonl");
+                    names.iter().any(|n| n == &format!("{stem}.mkv"))
+                })
+                && segments(&dir).len() <= 3
+        })
+        .await,
+        "no detections without their segment"
+    );
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -5,6 +5,7 @@
 import { createClock, mono } from './clock.js';
 import { createConnection } from './connection.js';
 import { bindKeys, createPause } from './controls.js';
+import { createDetectionView } from './detectionview.js';
 import { createToast, setText } from './dom.js';
 import { formatServerInfo } from './format.js';
 import { createFullscreen } from './fullscreen.js';
@@ -27,7 +28,18 @@ function startViewer() {
   const toast = createToast(byId('toast'));
 
   const clock = createClock((message) => connection.send(message));
-  const frames = createRenderer(canvas, { clockOffsetUs: () => clock.offsetUs, onDrawn });
+  const frames = createRenderer(canvas, {
+    clockOffsetUs: () => clock.offsetUs,
+    onDrawn,
+    decorate: (...args) => detections.decorate(...args),
+  });
+  const detections = createDetectionView({
+    button: byId('detections'),
+    controls: byId('controls'),
+    clockOffsetUs: () => clock.offsetUs,
+    shownFrame: () => frames.sequence,
+    repaint: () => frames.repaint(),
+  });
   const status = createStatusView({
     status: byId('status'),
     statusText: byId('status-text'),
@@ -39,10 +51,13 @@ function startViewer() {
     overlayText: byId('overlay-text'),
   });
   const renderStats = createStatsBar({
+    stats: byId('stats'),
     fps: byId('fps'),
     resolution: byId('resolution'),
     latency: byId('latency'),
     dropped: byId('dropped'),
+    objectsFigure: byId('objects-figure'),
+    objects: byId('objects'),
   });
   const connection = createConnection({
     url: () => streamUrl(location.href, token),
@@ -56,6 +71,7 @@ function startViewer() {
       open() {
         recording.reset();
         frames.restart();
+        detections.reset();
         if (frames.paused) connection.send({ type: 'pause' });
         clock.start();
         renderStatus();
@@ -67,6 +83,7 @@ function startViewer() {
       closed() {
         clock.stop();
         frames.discard();
+        detections.reset();
       },
       lost() {
         renderStatus();
@@ -119,6 +136,7 @@ function startViewer() {
     fullscreen: fullscreen.toggle,
     snapshot: takeSnapshot,
     pause: pause.toggle,
+    detections: detections.toggle,
     escape: fullscreen.leavePseudo,
   });
 
@@ -161,6 +179,7 @@ function startViewer() {
       clockAssumed: clock.assumed,
       gaps: counters.gaps,
       skippedLocally: counters.skippedLocally,
+      detections: detections.figures(),
     });
   }
 
@@ -196,6 +215,9 @@ function startViewer() {
         break;
       case 'recording':
         recording.update(msg);
+        break;
+      case 'detections':
+        detections.receive(msg);
         break;
       default:
         break; // 'error' and anything newer: nothing to do
@@ -244,6 +266,8 @@ function startViewer() {
           recording: recording.state,
         };
       },
+      /** The detections that apply to the picture on screen, and whether they are drawn. */
+      detections: () => detections.state(),
     }),
   });
 

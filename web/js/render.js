@@ -1,6 +1,7 @@
 // wsjpeg viewer: frames onto the canvas. Latest frame wins: one decode in flight and only the
 // newest frame waiting behind it, so a slow screen skips frames instead of building a backlog.
-// Counts what it receives, draws and skips, and the draw times for the FPS figure.
+// Counts what it receives, draws and skips, and the draw times for the FPS figure. Keeps the
+// picture on screen, so that what is drawn over it can change between pictures.
 
 import { captureLatencyMs, mono, nowUs } from './clock.js';
 import { parseFrame } from './protocol.js';
@@ -29,9 +30,10 @@ export function fpsFromDrawTimes(times, now, windowFull) {
 /**
  * Draws frames on `canvas`. `clockOffsetUs()` is the server's clock minus ours (null while
  * unknown), for the latency; `onDrawn(first)` is called after every picture, `first` for the
- * first one on this page.
+ * first one on this page; `decorate(ctx, width, height, sequence)` draws over the picture
+ * (sequence: its number, null without ?meta=1) each time it is painted.
  */
-export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
+export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   const ctx = canvas.getContext('2d', { alpha: false });
   const counterStart = mono();
   const counters = { received: 0, drawn: 0, gaps: 0, skippedLocally: 0, decodeErrors: 0, badMessages: 0 };
@@ -51,6 +53,8 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
   let latencyCount = 0;
   let width = 0;
   let height = 0;
+  let picture = null;          // the ImageBitmap on the canvas, to paint again (closed when replaced)
+  let sequence = null;         // its sequence number
   // Ring of recent draw times for the FPS figure: fixed size, never grows.
   const drawTimes = new Float64Array(DRAW_RING);
   let drawHead = 0;
@@ -74,7 +78,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
     if (paused) return; // a plain server does not know about pause: just ignore its frames
 
     if (pending && countingDrops) counters.skippedLocally++;
-    pending = { jpeg: frame.jpeg, captureUs: frame.captureUs, epoch };
+    pending = { jpeg: frame.jpeg, sequence: frame.sequence, captureUs: frame.captureUs, epoch };
     if (!decoding) decodeLoop();
   }
 
@@ -91,11 +95,8 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
           counters.decodeErrors++;
           continue;
         }
-        try {
-          if (frame.epoch === epoch && !paused) draw(bitmap, frame);
-        } finally {
-          bitmap.close();
-        }
+        if (frame.epoch === epoch && !paused) draw(bitmap, frame);
+        else bitmap.close();
       }
     } finally {
       decoding = false;
@@ -103,11 +104,14 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
   }
 
   function draw(bitmap, frame) {
+    if (picture) picture.close();
+    picture = bitmap;
+    sequence = frame.sequence;
     if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
       canvas.width = bitmap.width;
       canvas.height = bitmap.height;
     }
-    ctx.drawImage(bitmap, 0, 0);
+    paint();
     width = bitmap.width;
     height = bitmap.height;
     const t = mono();
@@ -128,6 +132,11 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
     const first = !hasPicture;
     hasPicture = true;
     onDrawn(first);
+  }
+
+  function paint() {
+    ctx.drawImage(picture, 0, 0);
+    decorate(ctx, canvas.width, canvas.height, sequence);
   }
 
   function framesPerSecond() {
@@ -152,6 +161,8 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
     get height() { return height; },
     get decoding() { return decoding; },
     get pending() { return pending !== null; },
+    /** The sequence number of the picture on the canvas (null for none, or without ?meta=1). */
+    get sequence() { return sequence; },
     counters() { return { ...counters }; },
 
     /** The size announced in `hello`, shown until the first picture says otherwise. */
@@ -161,9 +172,15 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn }) {
       height = h;
     },
 
+    /** Paints the picture on the canvas again, with what `decorate` draws over it now. */
+    repaint() {
+      if (picture) paint();
+    },
+
     /** A new connection: counting and timing start afresh. */
     restart() {
       resumedAt = mono();
+      sequence = null; // a restarted server counts from the start again
       lastSequence = null;
       countingDrops = false;
       metaSeen = false;

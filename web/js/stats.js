@@ -1,14 +1,16 @@
-// wsjpeg viewer: the figures in the bottom bar — FPS, resolution, latency, dropped frames.
+// wsjpeg viewer: the figures in the bottom bar — FPS, resolution, latency, dropped frames, and
+// objects detected once detections arrive.
 
 import { setText } from './dom.js';
-import { DASH, formatFps, formatLatency, formatResolution } from './format.js';
+import { DASH, formatFps, formatLatency, formatObjects, formatResolution } from './format.js';
 import { mono } from './clock.js';
 
 const LATENCY_HOLD_MS = 2000;     // keep the last latency figure through a short lull
 
 /**
  * Renders `figures`: { connected, paused, hasPicture, fps, width, height, latencyMs (the mean
- * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally }.
+ * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally, detections:
+ * { seen, count, delayMs } }. The objects figure stays hidden until detections arrive.
  */
 export function createStatsBar(ui) {
   let latencyShownAt = 0;
@@ -33,5 +35,15 @@ export function createStatsBar(ui) {
     setText(ui.dropped, String(f.gaps + f.skippedLocally));
     ui.dropped.title = `${f.gaps} skipped by the server to stay live, ` +
       `${f.skippedLocally} skipped by this browser (decoding too slowly)`;
+
+    const d = f.detections;
+    ui.objectsFigure.hidden = !d.seen;
+    ui.stats.classList.toggle('with-objects', d.seen);
+    const count = live ? d.count : null;
+    setText(ui.objects, formatObjects(count, count === null ? null : d.delayMs));
+    ui.objects.title = count === null
+      ? 'No detections for the picture on screen'
+      : `${count} object${count === 1 ? '' : 's'} detected` +
+        (d.delayMs === null ? '' : `; the detector's result came ${Math.round(d.delayMs)} ms after capture`);
   };
 }

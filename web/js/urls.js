@@ -13,9 +13,12 @@ export function endpointUrl(path, pageHref, token, params) {
   return url;
 }
 
-/** The WebSocket stream with capture times (ws: or wss: as the page). */
+/**
+ * The WebSocket stream with capture times and object detections (ws: or wss: as the page). A
+ * server without detections ignores the parameter.
+ */
 export function streamUrl(pageHref, token) {
-  const url = endpointUrl('stream', pageHref, token, { meta: '1' });
+  const url = endpointUrl('stream', pageHref, token, { meta: '1', detections: '1' });
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;
 }

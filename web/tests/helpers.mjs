@@ -7,7 +7,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 
 export const TESTS_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const WEB_DIR = path.resolve(TESTS_DIR, '..');
@@ -80,12 +80,15 @@ const running = new Set();
 
 /**
  * Starts `videotestsrc ! jpegenc ! wsjpegsink` on `port` and waits until it serves.
- * `sinkProps` are extra `name=value` properties for wsjpegsink.
+ * `sinkProps` are extra `name=value` properties for wsjpegsink, `sourceProps` the picture
+ * videotestsrc makes (a moving test pattern unless told otherwise).
  */
-export async function startSink({ port, sinkProps = [], width = 640, height = 480, fps = 30 }) {
+export async function startSink({
+  port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
+}) {
   const args = [
     '-q',
-    'videotestsrc', 'is-live=true', 'pattern=smpte', 'horizontal-speed=4',
+    'videotestsrc', 'is-live=true', ...sourceProps,
     '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
     '!', 'jpegenc', 'quality=80',
     '!', 'wsjpegsink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
@@ -273,6 +276,58 @@ export async function startProtocolServer({
   };
   running.add(scripted);
   return scripted;
+}
+
+/**
+ * A detector: a WebSocket client of `/stream?meta=1` on `port` with the detector token, that
+ * reads the "WSJ1" header of every frame and, `delayMs` later (its inference time), pushes
+ * `{"type":"detections","frame":SEQ,"objects":objects(SEQ, n)}` for it (n counts the frames
+ * it saw, from 0; null from `objects` pushes nothing) while `pushing` is true. Records the
+ * sequence numbers it pushed for, when it last pushed (Date.now()) and any `error` the server
+ * answers.
+ */
+export async function startDetector({ port, token, objects, delayMs = 0 }) {
+  const url = `ws://127.0.0.1:${port}/stream?meta=1&detector_token=${encodeURIComponent(token)}`;
+  const socket = new WebSocket(url);
+  const detector = {
+    pushing: true,
+    pushed: [],
+    lastPushAt: 0,
+    errors: [],
+    async stop() {
+      running.delete(detector);
+      if (socket.readyState === WebSocket.CLOSED) return;
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.terminate();
+      await closed;
+    },
+  };
+  let seen = 0;
+  socket.on('message', (data, isBinary) => {
+    if (!isBinary) {
+      let msg;
+      try { msg = JSON.parse(data.toString()); } catch { return; }
+      if (msg.type === 'error') detector.errors.push(msg.message);
+      if (msg.type === 'ping') socket.send(JSON.stringify({ type: 'pong' }));
+      return;
+    }
+    if (data.length < 24 || data.toString('latin1', 0, 4) !== 'WSJ1' || data.readUInt32BE(4) < 24) return;
+    const sequence = Number(data.readBigUInt64BE(8));
+    const found = objects(sequence, seen++);
+    if (!found) return;
+    setTimeout(() => {
+      if (!detector.pushing || socket.readyState !== WebSocket.OPEN) return;
+      socket.send(JSON.stringify({ type: 'detections', frame: sequence, objects: found }));
+      detector.pushed.push(sequence);
+      detector.lastPushAt = Date.now();
+    }, delayMs);
+  });
+  running.add(detector);
+  await new Promise((resolve, reject) => {
+    socket.once('open', resolve);
+    socket.once('error', reject);
+  });
+  return detector;
 }
 
 export async function stopAll() {

@@ -5,11 +5,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { boxStyle, labelHue, labelRgb, objectCaption, scaleBox } from '../js/boxes.js';
 import { CLOCK_KEEP, captureLatencyMs, clockSample, keepSample } from '../js/clock.js';
 import { RETRY_FIRST_MS, RETRY_MAX_MS, lossReason, nextRetryDelay, refusalReason } from '../js/connection.js';
 import { keyAction } from '../js/controls.js';
+import { DETECTIONS_MAX_AGE_MS, createDetectionStore, parseDetections } from '../js/detections.js';
 import {
-  failureText, formatElapsed, formatFps, formatLatency, formatResolution, formatServerInfo, snapshotFileName,
+  failureText, formatElapsed, formatFps, formatLatency, formatObjects, formatResolution, formatServerInfo,
+  snapshotFileName,
 } from '../js/format.js';
 import { cameraState, closeReason, helloCamera, parseFrame, recordingState } from '../js/protocol.js';
 import { elapsedSeconds, recordingAnnouncement } from '../js/recording.js';
@@ -145,6 +148,9 @@ describe('formatting', () => {
     assert.equal(formatFps(0), '—');
     assert.equal(formatResolution(1280, 720), '1280×720');
     assert.equal(formatResolution(0, 0), '—');
+    assert.equal(formatObjects(2, 84.6), '2 · 85 ms');
+    assert.equal(formatObjects(0, null), '0');
+    assert.equal(formatObjects(null, 40), '—');
     assert.equal(formatServerInfo('wsjpeg', '0.1.0'), 'v0.1.0');
     assert.equal(formatServerInfo('scripted', ''), 'scripted');
   });
@@ -250,19 +256,157 @@ describe('URLs and keys', () => {
     const token = pageToken(new URL(page).search);
     assert.equal(token, 't0k');
     assert.equal(endpointUrl('snapshot.jpg', page, token).href, 'https://cam.example/proxy/viewer/snapshot.jpg?token=t0k');
-    assert.equal(streamUrl(page, token), 'wss://cam.example/proxy/viewer/stream?meta=1&token=t0k');
-    assert.equal(streamUrl('http://127.0.0.1:3003/', null), 'ws://127.0.0.1:3003/stream?meta=1');
+    assert.equal(streamUrl(page, token), 'wss://cam.example/proxy/viewer/stream?meta=1&detections=1&token=t0k');
+    assert.equal(streamUrl('http://127.0.0.1:3003/', null), 'ws://127.0.0.1:3003/stream?meta=1&detections=1');
   });
 
-  it('maps S, P, F and Escape, and leaves other keys and form fields alone', () => {
+  it('maps S, P, F, D and Escape, and leaves other keys and form fields alone', () => {
     const key = (k, extra = {}) => keyAction({ key: k, target: { tagName: 'BODY' }, ...extra });
     assert.equal(key('s'), 'snapshot');
     assert.equal(key('P'), 'pause');
     assert.equal(key('f'), 'fullscreen');
+    assert.equal(key('d'), 'detections');
+    assert.equal(key('D'), 'detections');
+    assert.equal(key('d', { target: { tagName: 'TEXTAREA' } }), null);
     assert.equal(key('Escape'), 'escape');
     assert.equal(key('x'), null);
     assert.equal(key('s', { ctrlKey: true }), null);
     assert.equal(key('p', { repeat: true }), null);
     assert.equal(key('f', { target: { tagName: 'INPUT' } }), null);
+  });
+});
+
+describe('detections', () => {
+  const person = { label: 'person', score: 0.91, box: [10, 20, 30, 40], id: 3 };
+  // A parsed set for frame `frame` with `objects`.
+  const set = (frame, objects = [person]) => parseDetections({ type: 'detections', frame, objects });
+
+  it('reads a message, leaving out objects that cannot be drawn', () => {
+    const parsed = parseDetections({
+      type: 'detections', frame: 42, time: 1764150000123456, width: 640, height: 480,
+      objects: [
+        person,
+        { label: 'cat', box: [1, 2, 3, 4] },
+        { label: '', box: [1, 2, 3, 4] },
+        { label: 'dog', box: [1, 2, 3] },
+        { label: 'dog', box: [1, 2, -3, 4] },
+        { label: 'dog', box: [1, 'x', 3, 4] },
+        { label: 'dog', score: 7, id: 1.5, box: [0, 0, 1, 1] },
+        null,
+      ],
+    });
+    assert.deepEqual(parsed, {
+      frame: 42, captureUs: 1764150000123456, width: 640, height: 480,
+      objects: [
+        { label: 'person', score: 0.91, box: [10, 20, 30, 40], id: 3 },
+        { label: 'cat', score: null, box: [1, 2, 3, 4], id: null },
+        { label: 'dog', score: null, box: [0, 0, 1, 1], id: null },
+      ],
+    });
+    assert.deepEqual(parseDetections({ type: 'detections', frame: 1, objects: [] }),
+      { frame: 1, captureUs: null, width: null, height: null, objects: [] });
+    assert.equal(parseDetections({ type: 'detections', objects: [] }), null, 'no frame');
+    assert.equal(parseDetections({ type: 'detections', frame: 1 }), null, 'no objects');
+    assert.equal(parseDetections({ type: 'detections', frame: -1, objects: [] }), null);
+  });
+
+  it('puts detections for frame M over frame N when M <= N', () => {
+    const store = createDetectionStore();
+    const s10 = set(10);
+    store.receive(s10, 0);
+    assert.equal(store.current(10, 5).set, s10);
+    assert.equal(store.current(14, 5).set, s10, 'a detector that lags is still shown');
+    assert.equal(store.current(9, 5), null, 'not over a picture older than their frame');
+    assert.equal(store.current(null, 5), null, 'no picture, no boxes');
+  });
+
+  it('keeps detections that come ahead of their frame until it is drawn', () => {
+    const store = createDetectionStore();
+    const s10 = set(10);
+    const s11 = set(11, [{ ...person, box: [50, 50, 10, 10] }]);
+    store.receive(s10, 0);
+    store.receive(s11, 20); // just before frame 11
+    assert.equal(store.current(10, 25).set, s10, 'frame 10 keeps its own boxes');
+    assert.equal(store.current(11, 40).set, s11);
+    assert.equal(store.current(12, 40).set, s11, 'frame 11 skipped: still the newest that applies');
+  });
+
+  it('lets the newest that applies win', () => {
+    const store = createDetectionStore();
+    const pushed = [set(3), set(5), set(8)];
+    pushed.forEach((s, i) => store.receive(s, i * 10));
+    assert.equal(store.current(9, 30).set, pushed[2]);
+    assert.equal(store.current(6, 30).set, pushed[1]);
+  });
+
+  it('drops detections 1 s after they arrived, by the page clock', () => {
+    const store = createDetectionStore();
+    assert.equal(DETECTIONS_MAX_AGE_MS, 1000);
+    store.receive(set(10), 5000);
+    const entry = store.current(10, 5999);
+    assert.equal(entry.expiresAt, 6000);
+    assert.equal(entry.arrivedAt, 5000);
+    assert.equal(store.current(10, 6000), null);
+    assert.equal(store.current(30, 9000), null, 'not even over newer pictures');
+    // An older set that still applies does not come back when the newest expires.
+    store.receive(set(11), 5500);
+    assert.equal(store.current(10, 6200), null);
+    // A set that waited for its frame counts from its arrival, not from the frame's.
+    store.receive(set(40), 7000);
+    assert.equal(store.current(39, 7500), null);
+    assert.equal(store.current(40, 7999).set.frame, 40);
+    assert.equal(store.current(40, 8000), null);
+  });
+
+  it('clears the boxes with an empty set, once its frame is shown', () => {
+    const store = createDetectionStore();
+    store.receive(set(10), 0);
+    store.receive(set(11, []), 20);
+    assert.equal(store.objects(10, 30).length, 1);
+    assert.deepEqual(store.objects(11, 40), []);
+    assert.equal(store.current(11, 40).set.objects.length, 0, 'an empty set applies: no objects');
+    store.receive(set(12), 50);
+    store.clear();
+    assert.deepEqual(store.objects(12, 60), []);
+    assert.equal(store.current(12, 60), null);
+  });
+
+  it('keeps only a few sets', () => {
+    const store = createDetectionStore();
+    for (let i = 100; i < 200; i++) store.receive(set(i), i);
+    assert.equal(store.current(150, 200), null, 'long gone');
+    assert.equal(store.current(199, 200).set.frame, 199);
+  });
+
+  it('gives each label a colour of its own, always the same', () => {
+    assert.equal(labelHue('person'), labelHue('person'));
+    assert.deepEqual(labelRgb('person'), labelRgb('person'));
+    assert.notEqual(labelHue('person'), labelHue('persons'));
+    const hues = new Set(['person', 'car', 'dog', 'cat', 'bicycle', 'face'].map(labelHue));
+    assert.equal(hues.size, 6, 'common labels get different hues');
+    for (const label of ['person', 'car', '', 'ü', 'x'.repeat(64)]) {
+      const hue = labelHue(label);
+      assert.ok(Number.isInteger(hue) && hue >= 0 && hue < 360, `hue ${hue} for "${label}"`);
+      const rgb = labelRgb(label);
+      assert.ok(rgb.every((c) => Number.isInteger(c) && c >= 0 && c <= 255), `colour ${rgb}`);
+      assert.ok(Math.max(...rgb) - Math.min(...rgb) > 150, `"${label}" is not a strong colour: ${rgb}`);
+    }
+  });
+
+  it('scales boxes from the detections\' frame size to the canvas', () => {
+    assert.deepEqual(scaleBox([10, 20, 30, 40], { width: 640, height: 480 }, { width: 640, height: 480 }), [10, 20, 30, 40]);
+    assert.deepEqual(scaleBox([10, 20, 30, 40], { width: 320, height: 240 }, { width: 1280, height: 720 }), [40, 60, 120, 120]);
+    assert.deepEqual(scaleBox([10, 20, 30, 40], { width: null, height: null }, { width: 1280, height: 720 }), [10, 20, 30, 40]);
+  });
+
+  it('writes captions and sizes lines and text in proportion to the frame', () => {
+    assert.equal(objectCaption({ label: 'person', score: 0.914 }), 'person 91%');
+    assert.equal(objectCaption({ label: 'cat', score: null }), 'cat');
+    const small = boxStyle(640, 480);
+    const large = boxStyle(1920, 1080);
+    assert.ok(small.lineWidth >= 2 && small.fontPx >= 11);
+    assert.ok(Math.abs(large.fontPx / small.fontPx - 1080 / 480) < 0.1, 'font in proportion');
+    assert.ok(Math.abs(large.lineWidth / small.lineWidth - 1080 / 480) < 0.3, 'line in proportion');
+    assert.deepEqual(boxStyle(480, 640), small, 'portrait the same as landscape');
   });
 });

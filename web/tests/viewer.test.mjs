@@ -10,9 +10,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 
+import { labelRgb } from '../js/boxes.js';
 import {
   ARTIFACTS_DIR, CHROMIUM, VIEWER_PAGE, fetchBytes, fetchJson, freePort, leakTracker, sleep,
-  slowDecoder, startPlainServer, startProtocolServer, startSink, stopAll, waitFor,
+  slowDecoder, startDetector, startPlainServer, startProtocolServer, startSink, stopAll, waitFor,
 } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -98,6 +99,41 @@ function canvasSummary(page) {
     }
     return { width: canvas.width, height: canvas.height, lit: lit / (data.length / 4), sum };
   });
+}
+
+/**
+ * Run in a page: the visible text on it, as boxes, with the pairs that overlap and those cut off
+ * at the sides of the window.
+ */
+function textLayout() {
+  const boxes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    const el = node.parentElement;
+    if (!node.textContent.trim() || !el || el.closest('[hidden], .sr-only, script, style, noscript')) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || Number(style.opacity) === 0) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.width > 0 && r.height > 0) {
+        boxes.push({ text: node.textContent.trim().slice(0, 24), left: r.left, top: r.top, right: r.right, bottom: r.bottom });
+      }
+    }
+  }
+  const overlaps = [];
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i];
+      const b = boxes[j];
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) {
+        overlaps.push(`"${a.text}" / "${b.text}"`);
+      }
+    }
+  }
+  const outside = boxes.filter((b) => b.left < 0 || b.right > innerWidth + 0.5).map((b) => b.text);
+  return { count: boxes.length, overlaps, outside };
 }
 
 async function setHidden(page, hidden) {
@@ -619,6 +655,239 @@ describe('viewer and recording state changes', () => {
   });
 });
 
+// ---- Object detections: boxes over the picture ---------------------------------------------------
+
+describe('viewer and object detections', () => {
+  const TOKEN = 'det-s3cret';
+  const BACKGROUND = [32, 32, 32];        // the solid 0x202020 picture, through JPEG
+  const PERSON = labelRgb('person');
+  const BOX = [200, 150, 240, 180];        // x, y, width, height in the 640×480 frame
+  const person = () => [{ label: 'person', score: 0.9, box: BOX }];
+  let detSink;
+  let detector;
+  let view;
+
+  before(async () => {
+    // A plain dark picture, so that every box pixel stands out; 2 fps, so that what happens
+    // between two pictures can be seen.
+    detSink = await startSink({
+      port: await freePort(),
+      fps: 2,
+      sourceProps: ['pattern=solid-color', 'foreground-color=0xff202020'],
+      sinkProps: [`detector-token=${TOKEN}`],
+    });
+    // It answers 100 ms after each frame, as inference would, once told to push.
+    detector = await startDetector({ port: detSink.port, token: TOKEN, delayMs: 100, objects: person });
+    detector.pushing = false;
+  });
+  after(async () => {
+    if (view) await view.context.close();
+    if (detector) await detector.stop();
+    if (detSink) await detSink.stop();
+  });
+
+  const detections = (page) => page.evaluate(() => window.wsjpegViewer.detections());
+  const near = (rgb, want, tolerance) => rgb.every((v, i) => Math.abs(v - want[i]) <= tolerance);
+
+  /**
+   * Canvas pixels: on the box's outline (one pixel in from each edge, all along it), on the
+   * caption tab above its top left corner, and away from it (outside and inside the box).
+   */
+  function boxPixels(page) {
+    return page.evaluate(([x, y, w, h]) => {
+      const canvas = document.getElementById('view');
+      const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+      const at = ([px, py]) => Array.from(data.subarray((py * canvas.width + px) * 4, (py * canvas.width + px) * 4 + 3));
+      const edges = [];
+      for (let i = 10; i < w - 10; i += 20) edges.push([x + i, y + 1], [x + i, y + h - 2]);
+      for (let i = 10; i < h - 10; i += 20) edges.push([x + 1, y + i], [x + w - 2, y + i]);
+      const away = [
+        [20, 20], [620, 20], [20, 460], [620, 460], [320, 400],
+        [x - 8, y + h / 2], [x + w + 8, y + h / 2], [x + w / 2, y + h + 8],   // just outside
+        [x + 10, y + h / 2], [x + w / 2, y + h / 2], [x + w / 2, y + h - 10], // inside
+      ];
+      return {
+        size: [canvas.width, canvas.height],
+        edges: edges.map(at),
+        tab: at([x + 2, y - 6]),
+        away: away.map(at),
+      };
+    }, BOX);
+  }
+  const boxShown = (px) => px.edges.every((p) => near(p, PERSON, 8)) && near(px.tab, PERSON, 8);
+  const boxGone = (px) => [...px.edges, px.tab].every((p) => near(p, BACKGROUND, 14));
+
+  it('draws the box a detector pushes where it belongs, and counts it', { timeout: 30000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${detSink.port}/`);
+    const { page } = view;
+    await waitForPictures(page, 2);
+    // No detector yet: the page looks as it always did.
+    assert.equal(await page.locator('#detections').isHidden(), true, 'Boxes button before any detections');
+    assert.equal(await page.locator('#objects-figure').isHidden(), true, 'objects figure before any detections');
+    assert.ok(boxGone(await boxPixels(page)), 'box pixels before any detections');
+
+    detector.pushing = true;
+    await waitFor('the box on the canvas', async () => boxShown(await boxPixels(page)), { timeout: 6000 });
+    const px = await boxPixels(page);
+    assert.deepEqual(px.size, [640, 480]);
+    for (const p of px.edges) assert.ok(near(p, PERSON, 8), `outline pixel ${p}, expected ${PERSON}`);
+    for (const p of px.away) assert.ok(near(p, BACKGROUND, 14), `pixel ${p} away from the box, expected the background`);
+    assert.deepEqual(detector.errors, []);
+
+    const state = await detections(page);
+    assert.equal(state.enabled, true);
+    assert.equal(state.drawn, true);
+    assert.deepEqual(state.objects, [{ label: 'person', score: 0.9, box: BOX, id: null }]);
+    assert.ok(state.frame <= state.shownFrame, `detections for frame ${state.frame} over frame ${state.shownFrame}`);
+
+    const toggle = page.getByRole('button', { name: 'Detection boxes', exact: true });
+    assert.equal(await toggle.isVisible(), true);
+    assert.equal(await toggle.getAttribute('aria-pressed'), 'true');
+    assert.match(await toggle.getAttribute('title'), /\(D\)/);
+    // The detector answers 100 ms after each frame: that is the delay the page shows.
+    const figure = await waitFor('objects figure', async () => {
+      const m = /^1 · ([\d.]+) ms$/.exec((await text(page, '#objects')).trim());
+      return m ? Number(m[1]) : null;
+    }, { timeout: 3000 });
+    assert.ok(figure >= 90 && figure < 1000, `detector delay ${figure} ms, it answers 100 ms after capture`);
+    assert.equal(await page.locator('#objects-figure').isVisible(), true);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-detections.png') });
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('draws boxes that come after their picture over that picture, not a picture later', { timeout: 20000 }, async () => {
+    const { page } = view;
+    detector.pushing = false;
+    await waitFor('the box gone', async () => boxGone(await boxPixels(page)), { timeout: 3000 });
+    // One answer, for the second frame this detector sees (the first may be one the page has
+    // already replaced), 150 ms after it: the page has shown that frame for a while by then,
+    // and the next comes 500 ms after it.
+    const once = await startDetector({
+      port: detSink.port, token: TOKEN, delayMs: 150, objects: (sequence, n) => (n === 1 ? person() : null),
+    });
+    try {
+      const seen = await waitFor('the box on the canvas', async () => {
+        const [px, state] = await Promise.all([boxPixels(page), detections(page)]);
+        return boxShown(px) ? state : null;
+      }, { timeout: 5000, interval: 20 });
+      assert.deepEqual(once.pushed, [seen.frame]);
+      assert.equal(seen.shownFrame, seen.frame,
+        `the boxes for frame ${seen.frame} waited for frame ${seen.shownFrame} to be drawn`);
+    } finally {
+      await once.stop();
+    }
+  });
+
+  it('turns the boxes off and on with D and with the Boxes button', { timeout: 30000 }, async () => {
+    const { page } = view;
+    detector.pushing = true;
+    await waitFor('the box on the canvas', async () => boxShown(await boxPixels(page)), { timeout: 5000 });
+    const toggle = page.getByRole('button', { name: 'Detection boxes', exact: true });
+    const off = async (how) => {
+      await waitFor(`the box gone after ${how}`, async () => boxGone(await boxPixels(page)), { timeout: 3000 });
+      for (const p of (await boxPixels(page)).away) assert.ok(near(p, BACKGROUND, 14), `pixel ${p} after ${how}`);
+      assert.equal(await toggle.getAttribute('aria-pressed'), 'false');
+      assert.equal((await detections(page)).enabled, false);
+    };
+    const on = async (how) => {
+      await waitFor(`the box back after ${how}`, async () => boxShown(await boxPixels(page)), { timeout: 3000 });
+      assert.equal(await toggle.getAttribute('aria-pressed'), 'true');
+    };
+
+    await page.keyboard.press('d');
+    await off('D');
+    // It stays off while detections keep coming, and the figure still counts them.
+    await sleep(1200);
+    assert.ok(boxGone(await boxPixels(page)), 'a box came back while turned off');
+    assert.match((await text(page, '#objects')).trim(), /^1 · /);
+    assert.equal((await detections(page)).objects.length, 1);
+    await page.keyboard.press('D');
+    await on('D');
+    await toggle.click();
+    await off('a click');
+    await toggle.click();
+    await on('a click');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('takes the boxes away within 1.5 s when detections stop, with or without new pictures', { timeout: 30000 }, async () => {
+    const { page } = view;
+    detector.pushing = true;
+    await waitFor('the box on the canvas', async () => boxShown(await boxPixels(page)), { timeout: 5000 });
+    detector.pushing = false;
+    await waitFor('the box gone', async () => boxGone(await boxPixels(page)), { timeout: 3000, interval: 50 });
+    const after = Date.now() - detector.lastPushAt;
+    assert.ok(after < 1500, `the box stayed ${after} ms after the last detections`);
+    assert.deepEqual((await detections(page)).objects, []);
+    await waitFor('objects figure "—"', async () => (await text(page, '#objects')).trim() === '—', { timeout: 2000 });
+    assert.equal(await page.locator('#objects-figure').isVisible(), true, 'the figure stays, with a dash');
+
+    // Paused: no new picture is drawn and the server sends no detections, yet the boxes on the
+    // frozen picture go when they are a second old.
+    detector.pushing = true;
+    await waitFor('the box on the canvas', async () => boxShown(await boxPixels(page)), { timeout: 5000 });
+    await page.keyboard.press('p');
+    const drawn = (await stats(page)).drawn;
+    const pausedAt = Date.now();
+    await waitFor('the box gone from the paused picture', async () => boxGone(await boxPixels(page)),
+      { timeout: 3000, interval: 50 });
+    assert.ok(Date.now() - pausedAt < 1500, `the box stayed ${Date.now() - pausedAt} ms on the paused picture`);
+    assert.equal((await stats(page)).drawn, drawn, 'a new picture was drawn while paused');
+    await page.keyboard.press('p');
+    await waitFor('the box back after resuming', async () => boxShown(await boxPixels(page)), { timeout: 5000 });
+    assert.deepEqual(detector.errors, []);
+    assert.deepEqual(view.errors, []);
+    assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'detections page');
+  });
+
+  for (const width of [320, 390, 420, 560, 1280]) {
+    it(`keeps the bars tidy at ${width} px with the objects figure and the Boxes button`, { timeout: 20000 }, async () => {
+      if (view) await view.context.close();
+      detector.pushing = true;
+      const phone = width < 640;
+      view = await openViewer(`http://127.0.0.1:${detSink.port}/`, {
+        context: phone
+          ? { viewport: { width, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+          : { viewport: { width, height: 800 } },
+      });
+      const { page } = view;
+      await waitFor('objects figure', async () => /^1 · /.test((await text(page, '#objects')).trim()), { timeout: 6000 });
+      await waitFor('a latency figure', async () => Number.isFinite(latencyMs(await text(page, '#latency'))));
+      const found = await page.evaluate(textLayout);
+      assert.ok(found.count >= 12, `only ${found.count} pieces of text found`);
+      assert.deepEqual(found.overlaps, [], `overlapping text at ${width} px`);
+      assert.deepEqual(found.outside, [], `text cut off at ${width} px`);
+      // A mobile browser widens its layout viewport to what overflows: measure against the screen.
+      const layout = await page.evaluate(() => ({
+        scrollWidth: document.documentElement.scrollWidth,
+        scrollHeight: document.documentElement.scrollHeight,
+        innerHeight,
+        text: [...document.querySelectorAll('.stats dt, .stats dd, .controls .label')]
+          .filter((el) => el.getClientRects().length > 0)
+          .map((el) => ({ text: el.textContent.trim(), right: el.getBoundingClientRect().right })),
+        buttons: ['pause', 'snapshot', 'fullscreen', 'detections'].map((id) => {
+          const button = document.getElementById(id);
+          return { id, ...button.getBoundingClientRect().toJSON(), fits: button.scrollWidth <= button.clientWidth };
+        }),
+      }));
+      assert.ok(layout.scrollWidth <= width, `page is ${layout.scrollWidth}px wide on a ${width}px screen`);
+      assert.ok(layout.scrollHeight <= layout.innerHeight, `page scrolls down: ${layout.scrollHeight}px`);
+      const cut = layout.text.filter((t) => t.right > width + 0.5).map((t) => t.text);
+      assert.deepEqual(cut, [], `cut off at ${width} px`);
+      layout.buttons.forEach((b, i) => {
+        assert.ok(b.left >= 0 && b.right <= width && b.bottom <= layout.innerHeight, `${b.id} off screen`);
+        assert.ok(b.height >= 38, `${b.id} is ${b.height}px tall`);
+        assert.ok(b.fits, `the content of ${b.id} overflows it at ${width} px`);
+        for (const other of layout.buttons.slice(i + 1)) {
+          assert.ok(b.right <= other.left + 0.5 || other.right <= b.left + 0.5 ||
+            b.bottom <= other.top + 0.5 || other.bottom <= b.top + 0.5, `${b.id} and ${other.id} overlap at ${width} px`);
+        }
+      });
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, `viewer-detections-${width}.png`) });
+    });
+  }
+});
+
 describe('viewer on a slow machine', () => {
   let view;
   after(async () => {
@@ -702,36 +971,7 @@ describe('viewer on a phone', () => {
       await waitFor('every figure filled in', async () =>
         Number(await text(page, '#fps')) > 0 && Number.isFinite(latencyMs(await text(page, '#latency'))));
       assert.equal((await text(page, '#resolution')).trim(), '1280×720');
-      const found = await page.evaluate(() => {
-        const boxes = [];
-        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-        while (walker.nextNode()) {
-          const node = walker.currentNode;
-          const el = node.parentElement;
-          if (!node.textContent.trim() || !el || el.closest('[hidden], .sr-only, script, style, noscript')) continue;
-          const style = getComputedStyle(el);
-          if (style.visibility === 'hidden' || Number(style.opacity) === 0) continue;
-          const range = document.createRange();
-          range.selectNodeContents(node);
-          for (const r of range.getClientRects()) {
-            if (r.width > 0 && r.height > 0) {
-              boxes.push({ text: node.textContent.trim().slice(0, 24), left: r.left, top: r.top, right: r.right, bottom: r.bottom });
-            }
-          }
-        }
-        const overlaps = [];
-        for (let i = 0; i < boxes.length; i++) {
-          for (let j = i + 1; j < boxes.length; j++) {
-            const a = boxes[i];
-            const b = boxes[j];
-            if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5) {
-              overlaps.push(`"${a.text}" / "${b.text}"`);
-            }
-          }
-        }
-        const outside = boxes.filter((b) => b.left < 0 || b.right > innerWidth + 0.5).map((b) => b.text);
-        return { count: boxes.length, overlaps, outside };
-      });
+      const found = await page.evaluate(textLayout);
       assert.ok(found.count >= 10, `only ${found.count} pieces of text found`);
       assert.deepEqual(found.overlaps, [], `overlapping text at ${width} px`);
       assert.deepEqual(found.outside, [], `text cut off at ${width} px`);

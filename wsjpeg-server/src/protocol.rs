@@ -85,6 +85,8 @@ pub enum ParseError {
     Unknown(String),
     /// A known message with a value it cannot have.
     Invalid(&'static str),
+    /// A known message whose fields do not fit it: its type and what is wrong.
+    BadFields(String, String),
 }
 
 impl std::fmt::Display for ParseError {
@@ -93,6 +95,7 @@ impl std::fmt::Display for ParseError {
             ParseError::NotJson(e) => write!(f, "invalid JSON message: {e}"),
             ParseError::Unknown(e) => write!(f, "unsupported message: {e}"),
             ParseError::Invalid(e) => write!(f, "invalid message: {e}"),
+            ParseError::BadFields(kind, e) => write!(f, "invalid {kind} message: {e}"),
         }
     }
 }
@@ -104,7 +107,15 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     if !value.is_object() {
         return Err(ParseError::Unknown("a message is a JSON object".into()));
     }
-    let message = serde_json::from_value(value).map_err(|e| ParseError::Unknown(e.to_string()))?;
+    const KNOWN: [&str; 6] = ["pong", "pause", "resume", "max-fps", "time", "detections"];
+    let kind = value["type"]
+        .as_str()
+        .filter(|k| KNOWN.contains(k))
+        .map(str::to_string);
+    let message = serde_json::from_value(value).map_err(|e| match kind {
+        Some(kind) => ParseError::BadFields(kind, e.to_string()),
+        None => ParseError::Unknown(e.to_string()),
+    })?;
     match message {
         // NaN is no JSON number, but a message may be built in code too.
         ClientMessage::MaxFps { fps } if fps.is_nan() || fps < 0.0 => Err(ParseError::Invalid(
@@ -305,7 +316,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_client_message(r#"{"type":"max-fps","fps":"x"}"#),
-            Err(ParseError::Unknown(_))
+            Err(ParseError::BadFields(kind, _)) if kind == "max-fps"
         ));
     }
 
@@ -326,7 +337,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_client_message(r#"{"type":"max-fps","fps":"NaN"}"#),
-            Err(ParseError::Unknown(_))
+            Err(ParseError::BadFields(..))
         ));
         assert!(matches!(
             parse_client_message(r#"{"type":"max-fps","fps":1e400}"#),

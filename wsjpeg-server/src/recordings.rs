@@ -22,7 +22,7 @@ use warp::reply::{Reply, Response};
 use crate::access::{origin_allowed, request_scheme};
 use crate::context::{Peer, ServerContext};
 use crate::events::{RecordAction, log};
-use crate::segment::{RecordingName, parse_name};
+use crate::segment::{Kind, RecordingName, detections_name, parse_name};
 use crate::{files, reply};
 
 /// The application's `recording-control` handler must answer within this.
@@ -36,6 +36,9 @@ pub struct Recording {
     pub duration_seconds: f64,
     pub size: u64,
     pub in_progress: bool,
+    /// The file that keeps the detections taken while this segment was written, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detections: Option<String>,
     #[serde(skip)]
     start_epoch: i64,
 }
@@ -64,7 +67,7 @@ pub fn scan(dir: &Path, current: Option<&str>, now: SystemTime) -> std::io::Resu
         let Some(name) = file_name.to_str() else {
             continue;
         };
-        let Some(parsed) = parse_name(name) else {
+        let Some(parsed) = parse_name(name).filter(|p| p.kind == Kind::Segment) else {
             continue;
         };
         // DirEntry::metadata does not follow symlinks.
@@ -79,8 +82,12 @@ pub fn scan(dir: &Path, current: Option<&str>, now: SystemTime) -> std::io::Resu
             meta.modified().map(seconds_since_epoch).unwrap_or(now)
         };
         let duration = (end - parsed.start as f64).max(0.0);
+        let detections = detections_name(name).filter(|d| {
+            std::fs::symlink_metadata(dir.join(d)).is_ok_and(|m| m.file_type().is_file())
+        });
         list.push(Recording {
             name: name.to_string(),
+            detections,
             start: parsed.start_iso,
             duration_seconds: (duration * 1000.0).round() / 1000.0,
             size: meta.len(),

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
 //! The names of recording segments: `2026-11-25T03-12-00Z_cam0.mkv`, the UTC start time and a
-//! label. One grammar for the application that writes them (the launcher names and deletes
-//! segments by it) and the server that lists and serves them.
+//! label, and of the detections kept beside a segment, `2026-11-25T03-12-00Z_cam0.detections.jsonl`.
+//! One grammar for the application that writes them (the launcher names and deletes segments
+//! by it) and the server that lists and serves them.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A recording's name, checked and parsed:
-/// `^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z_[A-Za-z0-9._-]+\.(mkv|mp4)$`, no `..`, and a real
-/// date and time.
+/// `^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z_[A-Za-z0-9._-]+\.(mkv|mp4|detections\.jsonl)$`, no
+/// `..`, and a real date and time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingName {
     /// Start time, seconds since the Unix epoch.
@@ -15,9 +16,40 @@ pub struct RecordingName {
     /// Start time as UTC ISO-8601, e.g. `2026-11-25T03:12:00Z`.
     pub start_iso: String,
     pub content_type: &'static str,
+    pub kind: Kind,
+}
+
+/// What a recording file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Video.
+    Segment,
+    /// The detections taken while the segment of the same name was written, one `detections`
+    /// message (JSON) per line.
+    Detections,
+}
+
+/// Ends the name of the detections kept beside a segment.
+const DETECTIONS_SUFFIX: &str = ".detections.jsonl";
+
+/// The name of the file that keeps the detections of `segment`; `None` for a name that is not
+/// a segment's.
+pub fn detections_name(segment: &str) -> Option<String> {
+    let parsed = parse_name(segment)?;
+    let stem = segment.get(..segment.len() - 4)?;
+    (parsed.kind == Kind::Segment).then(|| format!("{stem}{DETECTIONS_SUFFIX}"))
 }
 
 pub fn parse_name(name: &str) -> Option<RecordingName> {
+    if let Some(stem) = name.strip_suffix(DETECTIONS_SUFFIX) {
+        // Checked as the segment it belongs to would be (its extension does not matter).
+        let segment = parse_name(&format!("{stem}.mkv"))?;
+        return Some(RecordingName {
+            content_type: "application/x-ndjson",
+            kind: Kind::Detections,
+            ..segment
+        });
+    }
     let b = name.as_bytes();
     // 20 bytes of time stamp, '_', at least one character, then ".mkv" or ".mp4".
     if b.len() < 20 + 1 + 1 + 4 || name.contains("..") {
@@ -73,6 +105,7 @@ pub fn parse_name(name: &str) -> Option<RecordingName> {
         start,
         start_iso: format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
         content_type,
+        kind: Kind::Segment,
     })
 }
 
@@ -156,5 +189,23 @@ mod tests {
             ),
             "2026-11-18T11-06-40Z_cam0.mkv"
         );
+    }
+
+    #[test]
+    fn detections_are_kept_beside_their_segment() {
+        let name = detections_name("2026-11-18T11-06-40Z_cam0.mp4").unwrap();
+        assert_eq!(name, "2026-11-18T11-06-40Z_cam0.detections.jsonl");
+        let parsed = parse_name(&name).unwrap();
+        assert_eq!(parsed.kind, Kind::Detections);
+        assert_eq!(parsed.start_iso, "2026-11-18T11:06:40Z");
+        assert_eq!(detections_name(&name), None, "detections of detections");
+        for bad in [
+            "2026-13-18T11-06-40Z_cam0.detections.jsonl",
+            "2026-11-18T11-06-40Z_.detections.jsonl",
+            "../2026-11-18T11-06-40Z_cam0.detections.jsonl",
+            "2026-11-18T11-06-40Z_cam0.jsonl",
+        ] {
+            assert!(parse_name(bad).is_none(), "{bad}");
+        }
     }
 }

@@ -39,12 +39,12 @@ use gst_base::subclass::prelude::*;
 
 use wsjpeg_server::protocol::unix_time_us;
 use wsjpeg_server::{
-    AllowedOrigins, CameraState, DetectedObject, FrameRef, RecordingStatus, Server, Snapshot,
-    TlsFiles, VideoInfo,
+    AllowedOrigins, CameraState, FrameRef, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
 };
 
 use super::events::ElementEvents;
 use crate::CAT;
+use crate::detections::{objects_of, region_objects};
 
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_PORT: u32 = 3003;
@@ -660,7 +660,7 @@ impl BaseSinkImpl for WsJpegSink {
             gst::FlowError::Error
         })?;
         let capture_time = self.capture_time_us(buffer);
-        let objects = detected_objects(buffer);
+        let objects = region_objects(buffer, (1.0, 1.0));
         let detector_seen = {
             let mut stream = lock(&self.stream);
             stream.detector_seen |= !objects.is_empty();
@@ -867,98 +867,6 @@ fn structure_to_json(s: &gst::Structure) -> serde_json::Map<String, serde_json::
                 Value::from(value.serialize().map(|s| s.to_string()).unwrap_or_default())
             };
             (name.to_string(), json)
-        })
-        .collect()
-}
-
-/// The objects that region-of-interest metas on `buffer` describe (from a detector upstream,
-/// such as `facedetect`), in the frame's pixels.
-fn detected_objects(buffer: &gst::BufferRef) -> Vec<DetectedObject> {
-    buffer
-        .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .map(|meta| {
-            let (x, y, width, height) = meta.rect();
-            // A "detection" parameter may name the class where the ROI type is generic.
-            let label = meta
-                .params()
-                .find_map(|p| p.get::<String>("label").ok())
-                .unwrap_or_else(|| meta.roi_type().to_string());
-            DetectedObject {
-                label,
-                score: meta.params().find_map(score_of),
-                bbox: [x, y, width, height].map(f64::from),
-                // 0 is what a meta carries when nobody set an id.
-                id: Some(i64::from(meta.id())).filter(|id| *id > 0),
-                parent: Some(i64::from(meta.parent_id())).filter(|id| *id > 0),
-            }
-        })
-        .collect()
-}
-
-/// The confidence in a region-of-interest parameter, under the names detectors use for it.
-fn score_of(param: &gst::StructureRef) -> Option<f64> {
-    ["confidence", "score", "probability"]
-        .into_iter()
-        .find_map(|field| {
-            param
-                .get::<f64>(field)
-                .ok()
-                .or_else(|| param.get::<f32>(field).ok().map(f64::from))
-        })
-}
-
-/// The `objects` of a `push-detections` structure.
-fn objects_of(detections: &gst::StructureRef) -> Result<Vec<DetectedObject>, String> {
-    let value = detections
-        .value("objects")
-        .map_err(|_| "no objects field (a list of \"object\" structures; empty for none)")?;
-    let items: Vec<glib::SendValue> = if let Ok(list) = value.get::<gst::List>() {
-        list.iter().cloned().collect()
-    } else if let Ok(array) = value.get::<gst::Array>() {
-        array.iter().cloned().collect()
-    } else {
-        return Err("objects is not a list or an array of structures".into());
-    };
-    items
-        .iter()
-        .map(|item| {
-            let object = item
-                .get::<gst::Structure>()
-                .map_err(|_| "an object is not a structure")?;
-            let number = |field: &str| -> Option<f64> {
-                object
-                    .get::<f64>(field)
-                    .ok()
-                    .or_else(|| object.get::<f32>(field).ok().map(f64::from))
-                    .or_else(|| object.get::<i32>(field).ok().map(f64::from))
-                    .or_else(|| object.get::<u32>(field).ok().map(f64::from))
-                    .or_else(|| object.get::<i64>(field).ok().map(|v| v as f64))
-                    .or_else(|| object.get::<u64>(field).ok().map(|v| v as f64))
-            };
-            let coordinate = |field: &str| {
-                number(field).ok_or_else(|| format!("an object has no number {field}"))
-            };
-            let whole = |field: &str| {
-                object
-                    .get::<i64>(field)
-                    .ok()
-                    .or_else(|| object.get::<i32>(field).ok().map(i64::from))
-                    .or_else(|| object.get::<u32>(field).ok().map(i64::from))
-            };
-            Ok(DetectedObject {
-                label: object
-                    .get::<String>("label")
-                    .map_err(|_| "an object has no label")?,
-                score: number("score"),
-                bbox: [
-                    coordinate("x")?,
-                    coordinate("y")?,
-                    coordinate("width")?,
-                    coordinate("height")?,
-                ],
-                id: whole("id"),
-                parent: whole("parent"),
-            })
         })
         .collect()
 }

@@ -155,6 +155,17 @@ impl Server {
         ))
     }
 
+    /// Pushes a buffer as it is (with whatever metas it carries).
+    pub fn push_buffer(&self, buffer: gst::Buffer) {
+        let src = self
+            .pipeline
+            .by_name("src")
+            .expect("an appsrc named src")
+            .downcast::<gst_app::AppSrc>()
+            .expect("an appsrc");
+        src.push_buffer(buffer).expect("appsrc accepts the buffer");
+    }
+
     pub fn push(&self, jpeg: &[u8]) {
         let src = self
             .pipeline
@@ -234,6 +245,31 @@ pub async fn connect(port: u16, path: &str) -> WebSocket {
     let (ws, response) = tokio::time::timeout(
         Duration::from_secs(5),
         tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("connects in time")
+    .expect("WebSocket handshake succeeds");
+    assert_eq!(response.status(), 101);
+    ws
+}
+
+/// Connects with extra request headers.
+pub async fn connect_with_headers(port: u16, path: &str, headers: &[(&str, &str)]) -> WebSocket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://127.0.0.1:{port}{path}")
+        .into_client_request()
+        .expect("a valid request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("a header name"),
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_str(value)
+                .expect("a header value"),
+        );
+    }
+    let (ws, response) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(request),
     )
     .await
     .expect("connects in time")

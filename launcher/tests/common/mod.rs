@@ -44,11 +44,13 @@ pub fn config(source: Source) -> Config {
             write_timeout: 30,
             allowed_origins: String::new(),
             auth_token: None,
+            detector_token: None,
             document_root: None,
             tls_certificate: None,
             tls_key: None,
         },
         recording: None,
+        detection: None,
     }
 }
 

@@ -207,6 +207,90 @@ macro_rules! standin_bin {
     };
 }
 
+/// A stand-in for an inference element (DeepStream's `nvinfer`, …): buffers pass untouched, in
+/// any memory, each with a region-of-interest meta for a "person" over the left half of the
+/// frame, at confidence 0.5.
+mod detector_standin {
+    use super::*;
+
+    #[derive(Default)]
+    pub struct Detector {
+        pub size: std::sync::Mutex<(u32, u32)>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for Detector {
+        const NAME: &'static str = "WsjpegTestDetector";
+        type Type = super::Detector;
+        type ParentType = gst_base::BaseTransform;
+    }
+
+    impl ObjectImpl for Detector {}
+    impl GstObjectImpl for Detector {}
+
+    impl ElementImpl for Detector {
+        fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+            static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new("detector", "Test", "test", "wsjpeg")
+            });
+            Some(&META)
+        }
+
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(any_templates);
+            TEMPLATES.as_ref()
+        }
+    }
+
+    impl BaseTransformImpl for Detector {
+        const MODE: gst_base::subclass::BaseTransformMode =
+            gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+        const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+        const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+        fn set_caps(
+            &self,
+            incaps: &gst::Caps,
+            _outcaps: &gst::Caps,
+        ) -> Result<(), gst::LoggableError> {
+            let s = incaps
+                .structure(0)
+                .ok_or_else(|| gst::loggable_error!(gst::CAT_RUST, "no caps"))?;
+            let width = s.get::<i32>("width").unwrap_or(0).max(0) as u32;
+            let height = s.get::<i32>("height").unwrap_or(0).max(0) as u32;
+            *self.size.lock().unwrap() = (width, height);
+            Ok(())
+        }
+
+        fn transform_ip(
+            &self,
+            buf: &mut gst::BufferRef,
+        ) -> Result<gst::FlowSuccess, gst::FlowError> {
+            let (width, height) = *self.size.lock().unwrap();
+            let mut meta =
+                gst_video::VideoRegionOfInterestMeta::add(buf, "person", (0, 0, width / 2, height));
+            meta.add_param(
+                gst::Structure::builder("detection")
+                    .field("confidence", 0.5f64)
+                    .build(),
+            );
+            Ok(gst::FlowSuccess::Ok)
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct Detector(ObjectSubclass<detector_standin::Detector>)
+        @extends gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// Registers the stand-in inference element under `name` (once per process).
+pub fn register_detector(name: &str) {
+    if gst::ElementFactory::find(name).is_none() {
+        gst::Element::register(None, name, gst::Rank::NONE, Detector::static_type()).unwrap();
+    }
+}
+
 standin_bin!(
     nvvidconv_imp,
     NvVidConv,

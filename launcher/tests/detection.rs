@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+//! `--detect`: a detector beside the live view. A real one (OpenCV's `facedetect`) on a photo
+//! with a face, boxes scaled back to the stream; viewers keep their frame rate while it runs;
+//! a detector that fails stops alone; the Jetson-style fragment runs with stand-ins.
+
+mod common;
+
+use std::time::Duration;
+
+use common::client::*;
+use common::*;
+use serde_json::Value;
+use wsjpeg_launcher::detector::DetectionConfig;
+use wsjpeg_launcher::encoder::Format;
+use wsjpeg_launcher::source::Source;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn photo() -> Source {
+    Source::Fragment(format!(
+        "filesrc location={}/../gst-plugin-wsjpegsink/tests/fixtures/astronaut.jpg ! jpegdec \
+         ! imagefreeze is-live=true ! video/x-raw,framerate=30/1",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+}
+
+/// The photo streamed at 640×480 (scaled from 512×512, so boxes must be scaled back per axis).
+fn photo_config(detect: Option<&str>) -> wsjpeg_launcher::Config {
+    let mut config = config(photo());
+    config.format = Format {
+        width: 640,
+        height: 480,
+        fps: 30,
+        quality: 80,
+    };
+    config.linger = Duration::from_secs(600);
+    config.detection = detect.map(|fragment| DetectionConfig {
+        fragment: fragment.to_string(),
+        fps: 5.0,
+        width: 320,
+    });
+    config
+}
+
+fn have_facedetect() -> bool {
+    init();
+    let here = gst::ElementFactory::find("facedetect").is_some();
+    if !here {
+        assert!(
+            std::env::var_os("WSJPEG_REQUIRE_OPENCV").is_none(),
+            "facedetect is missing: install gstreamer1.0-opencv and opencv-data"
+        );
+        eprintln!("facedetect is not installed (gstreamer1.0-opencv): test skipped");
+    }
+    here
+}
+
+fn contains(object: &Value, point: (f64, f64)) -> bool {
+    let b = |i: usize| object["box"][i].as_f64().unwrap_or(f64::NAN);
+    b(0) <= point.0 && point.0 <= b(0) + b(2) && b(1) <= point.1 && point.1 <= b(1) + b(3)
+}
+
+/// The face's centre in the photo is at (224, 113) of 512×512: at 640×480 it is here.
+const FACE_IN_STREAM: (f64, f64) = (224.0 * 640.0 / 512.0, 113.0 * 480.0 / 512.0);
+
+/// Frames each of `viewers` received per second over `duration`, as a ?meta=1 viewer counts
+/// them against what the server published meanwhile.
+async fn fps_of_viewers(port: u16, viewers: usize, duration: Duration) -> Vec<f64> {
+    let mut sockets = Vec::new();
+    for _ in 0..viewers {
+        let mut ws = connect(port, "/stream?meta=1").await;
+        assert!(next_frame(&mut ws, 10 * SECOND).await.is_some());
+        sockets.push(ws);
+    }
+    let tasks: Vec<_> = sockets
+        .into_iter()
+        .map(|mut ws| tokio::spawn(async move { measure_delivery(&mut ws, duration).await }))
+        .collect();
+    let mut fps = Vec::new();
+    for task in tasks {
+        fps.push(task.await.expect("a viewer").fps());
+    }
+    fps
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() {
+    if !have_facedetect() {
+        return;
+    }
+    // Without a detector: the frame rate twenty viewers get here, now.
+    let without = {
+        let running = Running::start(photo_config(None));
+        fps_of_viewers(running.port, 20, 3 * SECOND).await
+    };
+    let running = Running::start(photo_config(Some("facedetect display=false")));
+    let mut viewer = connect(running.port, "/stream?meta=1&detections=1").await;
+    let message = loop {
+        let message = next_text_of_type(&mut viewer, "detections", 15 * SECOND)
+            .await
+            .expect("detections from the launcher's detector");
+        if !message["objects"].as_array().is_some_and(|o| o.is_empty()) {
+            break message;
+        }
+    };
+    assert_eq!(
+        (message["width"].as_u64(), message["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    let objects = message["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["label"] == "face" && contains(o, FACE_IN_STREAM)),
+        "a face box around {FACE_IN_STREAM:?} in the stream's pixels: {message}"
+    );
+    let with = fps_of_viewers(running.port, 20, 3 * SECOND).await;
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let slowest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    eprintln!(
+        "20 viewers without a detector: median {:.1}, slowest {:.1} fps; with: median {:.1}, slowest {:.1} fps",
+        median(&without),
+        slowest(&without),
+        median(&with),
+        slowest(&with)
+    );
+    assert!(
+        median(&with) >= median(&without) * 0.95 && slowest(&with) >= slowest(&without) * 0.85,
+        "the detector does not slow the viewers: without {without:?}, with {with:?}"
+    );
+    let status = status_blocking(running.port);
+    let per_second = status["detections"]["per_second"].as_f64().unwrap_or(0.0);
+    assert!(
+        per_second > 1.0 && per_second <= 6.0,
+        "about --detect-fps results a second: {status}"
+    );
+    assert_eq!(status["source"]["detector"], "facedetect display=false");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_detector_stops_alone_and_streaming_goes_on() {
+    // identity posts an error after three frames, as a detector that crashes would.
+    let running = Running::start(photo_config(Some("identity error-after=3")));
+    let mut viewer = connect(running.port, "/stream?meta=1").await;
+    let status = loop {
+        let status = status_blocking(running.port);
+        if status["source"]["detector-error"].is_string() {
+            break status;
+        }
+        assert!(
+            next_frame(&mut viewer, 10 * SECOND).await.is_some(),
+            "frames flow meanwhile"
+        );
+    };
+    eprintln!("detector error: {}", status["source"]["detector-error"]);
+    let delivery = measure_delivery(&mut viewer, 2 * SECOND).await;
+    assert!(delivery.fps() > 20.0, "streaming goes on: {delivery:?}");
+    assert!(running.view().running);
+    assert_eq!(running.view().starts, 1, "the camera was not restarted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jetson_style_detector_runs_with_stand_ins() {
+    init();
+    standins::register_working();
+    standins::register_detector("nvinfer");
+    // As on a Jetson: frames go to GPU memory, the inference element attaches the boxes.
+    let running = Running::start(photo_config(Some(
+        "nvvidconv ! video/x-raw(memory:NVMM) ! nvinfer",
+    )));
+    let mut viewer = connect(running.port, "/stream?meta=1&detections=1").await;
+    let message = next_text_of_type(&mut viewer, "detections", 15 * SECOND)
+        .await
+        .expect("detections from the stand-in");
+    // The stand-in reports a person over the left half of the frame it sees.
+    assert_eq!(
+        message["objects"],
+        serde_json::json!([{"label": "person", "score": 0.5, "box": [0.0, 0.0, 320.0, 480.0]}])
+    );
+}
