@@ -14,7 +14,7 @@ packages=(
     gstreamer1.0-tools
 )
 if [[ $want_test == 1 ]]; then
-    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-plugins-ugly systemd)
+    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-plugins-ugly gstreamer1.0-opencv opencv-data systemd)
 fi
 
 missing=()

@@ -15,6 +15,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 # The reverse-proxy test must not skip in CI: install-deps.sh --test installs nginx.
 export WSJPEG_REQUIRE_NGINX=1
+# Nor may the real-detector tests (facedetect): install-deps.sh --test installs OpenCV's plugin.
+export WSJPEG_REQUIRE_OPENCV=1
 cargo test --workspace --locked
 step "load smoke: 20 viewers, MJPEG and a stalled one (wsjpeg-bench)"
 cargo build --locked -p wsjpeg-bench

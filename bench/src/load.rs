@@ -85,6 +85,8 @@ pub struct ViewerResult {
     pub timed: bool,
     /// Frames carried a sequence number, so skips are known.
     pub sequenced: bool,
+    /// `detections` messages received in the window.
+    pub detections: u64,
 }
 
 impl ViewerResult {
@@ -98,6 +100,7 @@ impl ViewerResult {
             bytes: 0,
             skipped: 0,
             latencies_us: Vec::new(),
+            detections: 0,
             first_frame_us: None,
             timed: false,
             sequenced: false,
@@ -355,6 +358,13 @@ struct Tracker<'a> {
 }
 
 impl Tracker<'_> {
+    fn text(&mut self, text: &[u8]) {
+        // The server writes `type` first.
+        if text.starts_with(br#"{"type":"detections""#) && self.plan.in_window(unix_us()) {
+            self.result.detections += 1;
+        }
+    }
+
     fn frame(&mut self, len: u64, sequence: Option<u64>, capture_us: Option<u64>) {
         self.completed = true;
         if self.result.first_frame_us.is_none() {
@@ -416,7 +426,8 @@ impl Protocol {
                         out.extend_from_slice(&ws::client_frame(ws::OPCODE_PONG, payload, m));
                     }
                     ws::Event::Close(code) => *close = Some(code),
-                    ws::Event::Text(_) | ws::Event::Pong => {}
+                    ws::Event::Text(text) => t.text(text),
+                    ws::Event::Pong => {}
                 })
                 .map_err(|e| format!("protocol error: {e:#}")),
             Protocol::Mjpeg(reader) => reader

@@ -146,6 +146,10 @@ struct ServeArgs {
     /// Listen but feed no frames (pipeline in READY, like a parked camera).
     #[arg(long)]
     idle: bool,
+    /// wsjpeg only: push detections (three objects) for a frame this many times a second, as
+    /// a detector beside the camera would (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    detections_fps: f64,
     /// Relay only: send the same buffer every time instead of copying each frame into fresh
     /// memory (cache- and TLB-hot, so flattering).
     #[arg(long)]
@@ -193,6 +197,9 @@ struct LoadArgs {
     /// Path of the MJPEG stream.
     #[arg(long, default_value = "/stream.mjpg")]
     mjpeg_path: String,
+    /// Viewers ask for detections (`detections=1`).
+    #[arg(long)]
+    with_detections: bool,
     /// Do not add `meta=1` to the WebSocket URL (latency and skips become n/a).
     #[arg(long)]
     no_meta: bool,
@@ -246,6 +253,11 @@ impl LoadArgs {
             target
         } else {
             target.with_query_param("meta", "1")
+        };
+        let target = if self.with_detections {
+            target.with_query_param("detections", "1")
+        } else {
+            target
         };
         Ok(LoadConfig {
             target,
@@ -301,10 +313,42 @@ struct RunArgs {
     /// How many times a run disturbed by other processes is redone (with --quiet-below).
     #[arg(long, default_value_t = 3)]
     retries: usize,
+    /// wsjpeg only: detections beside the frames (pushed at --detections-fps, viewers asking
+    /// for them), none, or both alternating with the ratio on / off.
+    #[arg(long, value_enum, default_value = "off")]
+    detections: RunDetections,
+    /// How often the detector pushes detections when they are on.
+    #[arg(long, default_value_t = 5.0)]
+    detections_fps: f64,
     #[command(flatten)]
     source: SourceArgs,
     #[command(flatten)]
     load: LoadArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RunDetections {
+    Off,
+    On,
+    /// Both, alternating, with the ratio on / off.
+    Both,
+}
+
+/// One kind of run: which server, with or without detections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Variant {
+    server: ServerKind,
+    detections: bool,
+}
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match (self.server, self.detections) {
+            (ServerKind::Wsjpeg, false) => "wsjpeg",
+            (ServerKind::Wsjpeg, true) => "detections",
+            (ServerKind::Relay, _) => "relay",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -400,6 +444,7 @@ fn serve_cmd(args: ServeArgs) -> Result<()> {
                     keepalive: args.keepalive,
                     idle: args.idle,
                     sink_props: args.sink_props.clone(),
+                    detections_fps: args.detections_fps,
                 },
                 frames,
                 &spec,
@@ -497,7 +542,13 @@ struct ChildServer {
 }
 
 impl ChildServer {
-    fn start(kind: ServerKind, source: &SourceArgs, sink_props: &str, idle: bool) -> Result<Self> {
+    fn start(
+        kind: ServerKind,
+        source: &SourceArgs,
+        sink_props: &str,
+        idle: bool,
+        detections_fps: f64,
+    ) -> Result<Self> {
         let exe = std::env::current_exe().context("locating this program")?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve")
@@ -522,6 +573,9 @@ impl ChildServer {
         }
         if idle {
             cmd.arg("--idle");
+        }
+        if detections_fps > 0.0 {
+            cmd.args(["--detections-fps", &detections_fps.to_string()]);
         }
         let mut child = cmd.spawn().context("starting the server process")?;
         let pid = child.id();
@@ -561,32 +615,59 @@ impl ChildServer {
 }
 
 fn run_cmd(args: RunArgs) -> Result<bool> {
-    let kinds: Vec<ServerKind> = match args.server {
+    let servers: Vec<ServerKind> = match args.server {
         RunServer::Wsjpeg => vec![ServerKind::Wsjpeg],
         RunServer::Relay => vec![ServerKind::Relay],
         RunServer::Both => vec![ServerKind::Wsjpeg, ServerKind::Relay],
     };
+    let detections: &[bool] = match args.detections {
+        RunDetections::Off => &[false],
+        RunDetections::On => &[true],
+        // On first, so that the ratio says what detections cost.
+        RunDetections::Both => &[true, false],
+    };
+    if args.detections != RunDetections::Off && args.server != RunServer::Wsjpeg {
+        bail!("--detections is for --server wsjpeg (the relay has no detections)");
+    }
+    let kinds: Vec<Variant> = servers
+        .iter()
+        .flat_map(|&server| {
+            detections
+                .iter()
+                .map(move |&detections| Variant { server, detections })
+        })
+        .collect();
     let repeat = args.repeat.max(1);
     let rt = runtime()?;
-    let mut reports: Vec<(ServerKind, Report)> = Vec::new();
+    let mut reports: Vec<(Variant, Report)> = Vec::new();
     let mut passed = true;
     let mut discarded: Vec<Report> = Vec::new();
     for round in 0..repeat {
         for &kind in &kinds {
-            let name = match kind {
-                ServerKind::Wsjpeg => "wsjpeg",
-                ServerKind::Relay => "relay",
-            };
+            let name = kind.name();
             let mut attempt = 0;
             let report = loop {
                 attempt += 1;
                 if let Some(limit) = args.quiet_below {
                     wait_quiet(limit, Duration::from_secs_f64(args.quiet_wait.max(0.0)));
                 }
-                let server = ChildServer::start(kind, &args.source, &args.sink_props, false)?;
+                let detections_fps = if kind.detections {
+                    args.detections_fps
+                } else {
+                    0.0
+                };
+                let server = ChildServer::start(
+                    kind.server,
+                    &args.source,
+                    &args.sink_props,
+                    false,
+                    detections_fps,
+                )?;
                 std::thread::sleep(Duration::from_secs_f64(args.warmup.max(0.0)));
                 let target = Target::parse(&format!("ws://127.0.0.1:{}/stream", server.port))?;
-                let cfg = args.load.config(target, Some(server.pid))?;
+                let mut load = args.load.clone();
+                load.with_detections |= kind.detections;
+                let cfg = load.config(target, Some(server.pid))?;
                 let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
                 let raw = rt.block_on(load::run(cfg.clone()));
                 server.stop();
@@ -618,31 +699,21 @@ fn run_cmd(args: RunArgs) -> Result<bool> {
                 println!();
                 break report;
             };
-            if kind == ServerKind::Wsjpeg || kinds.len() == 1 {
+            if kind.server == ServerKind::Wsjpeg || kinds.len() == 1 {
                 passed &= report.passed();
             }
             reports.push((kind, report));
         }
     }
-    let figures = |k: ServerKind| -> Vec<KeyFigures> {
+    let figures = |k: Variant| -> Vec<KeyFigures> {
         reports
             .iter()
             .filter(|(kind, _)| *kind == k)
             .map(|(_, r)| KeyFigures::of(r))
             .collect()
     };
-    let columns: Vec<(&str, Vec<KeyFigures>)> = kinds
-        .iter()
-        .map(|&k| {
-            (
-                match k {
-                    ServerKind::Wsjpeg => "wsjpeg",
-                    ServerKind::Relay => "relay",
-                },
-                figures(k),
-            )
-        })
-        .collect();
+    let columns: Vec<(&str, Vec<KeyFigures>)> =
+        kinds.iter().map(|&k| (k.name(), figures(k))).collect();
     if repeat > 1 || kinds.len() > 1 {
         let cols: Vec<(&str, &[KeyFigures])> =
             columns.iter().map(|(n, f)| (*n, f.as_slice())).collect();
@@ -706,7 +777,7 @@ fn idle_cmd(args: IdleArgs) -> Result<()> {
     let pid = if let Some(pid) = args.pid {
         pid
     } else if let Some(kind) = args.server {
-        let s = ChildServer::start(kind, &SourceArgs::default_for_idle(), "", true)?;
+        let s = ChildServer::start(kind, &SourceArgs::default_for_idle(), "", true, 0.0)?;
         let pid = s.pid;
         child_server = Some(s);
         pid

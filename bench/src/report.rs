@@ -54,6 +54,8 @@ pub struct Group {
     /// Receive time minus capture time; `None` when the server sends no capture times.
     pub latency_ms: Option<Distribution>,
     pub first_frame_ms: Option<Distribution>,
+    /// `detections` messages per viewer per second; `None` when none came.
+    pub detections_per_s: Option<f64>,
     pub errors: BTreeMap<String, usize>,
 }
 
@@ -133,7 +135,10 @@ fn group(kind: Kind, viewers: &[&ViewerResult], window_s: f64) -> Group {
     }
     let timed = viewers.iter().any(|v| v.timed);
     let sequenced = viewers.iter().any(|v| v.sequenced);
+    let detections: u64 = viewers.iter().map(|v| v.detections).sum();
     Group {
+        detections_per_s: (detections > 0 && !viewers.is_empty())
+            .then(|| detections as f64 / viewers.len() as f64 / window_s),
         kind,
         viewers: viewers.len(),
         connected,
@@ -413,6 +418,7 @@ pub struct KeyFigures {
     pub ws_lat_p99_ms: Option<f64>,
     pub ws_lat_max_ms: Option<f64>,
     pub ws_skipped: Option<f64>,
+    pub ws_detections_per_s: Option<f64>,
     pub mjpeg_fps_min: Option<f64>,
     pub mjpeg_lat_p99_ms: Option<f64>,
     pub stalled_fps_median: Option<f64>,
@@ -443,6 +449,7 @@ impl KeyFigures {
             ws_lat_p99_ms: ws.and_then(|g| g.latency_ms.as_ref()).map(|d| d.p99),
             ws_lat_max_ms: ws.and_then(|g| g.latency_ms.as_ref()).map(|d| d.max),
             ws_skipped: ws.and_then(|g| g.skipped).map(|s| s as f64),
+            ws_detections_per_s: ws.and_then(|g| g.detections_per_s),
             mjpeg_fps_min: mj.and_then(|g| g.fps_min),
             mjpeg_lat_p99_ms: mj.and_then(|g| g.latency_ms.as_ref()).map(|d| d.p99),
             stalled_fps_median: st.and_then(|g| g.fps_median),
@@ -471,6 +478,7 @@ impl KeyFigures {
             ("ws latency p99 ms", self.ws_lat_p99_ms),
             ("ws latency max ms", self.ws_lat_max_ms),
             ("ws skipped frames", self.ws_skipped),
+            ("ws detections /viewer/s", self.ws_detections_per_s),
             ("mjpeg fps min", self.mjpeg_fps_min),
             ("mjpeg latency p99 ms", self.mjpeg_lat_p99_ms),
             ("stalled fps median", self.stalled_fps_median),

@@ -181,6 +181,9 @@ pub struct ElementOptions {
     pub idle: bool,
     /// Extra `wsjpegsink` properties, `name=value` separated by spaces.
     pub sink_props: String,
+    /// Push detections (three objects) for a frame this many times a second, as a detector
+    /// beside the camera would; 0 = none.
+    pub detections_fps: f64,
 }
 
 /// `appsrc ! wsjpegsink` running in this process.
@@ -211,6 +214,8 @@ impl ElementServer {
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("not a pipeline"))?;
         let sink = pipeline.by_name("sink").context("no sink")?;
+        // The clock the detections name their frames by.
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         pipeline
             .set_state(gst::State::Ready)
             .map_err(|_| anyhow!("wsjpegsink did not start: {}", bus_error(&pipeline)))?;
@@ -228,8 +233,14 @@ impl ElementServer {
                 .by_name("src")
                 .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
                 .context("no appsrc")?;
+            let detector = Detector::new(&sink, opts.fps, opts.detections_fps);
             Some(Feeder::start(frames, opts.fps, move |jpeg| {
-                src.push_buffer(gst::Buffer::from_slice(jpeg)).is_ok()
+                let pushed_at = detector.as_ref().and_then(Detector::now);
+                let ok = src.push_buffer(gst::Buffer::from_slice(jpeg)).is_ok();
+                if let (Some(detector), Some(at)) = (&detector, pushed_at) {
+                    detector.frame_pushed(at);
+                }
+                ok
             }))
         };
         Ok(ElementServer {
@@ -254,6 +265,61 @@ impl Drop for ElementServer {
     fn drop(&mut self) {
         self._feeder = None;
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Stands in for a detector running beside the camera at its own rate: every so many frames it
+/// pushes three objects for the frame before (which has gone out by then), named by its capture
+/// time on the pipeline clock.
+struct Detector {
+    clock: gst::Clock,
+    sink: gst::Element,
+    every: u64,
+    state: std::sync::Mutex<(u64, Option<gst::ClockTime>)>,
+}
+
+impl Detector {
+    fn new(sink: &gst::Element, fps: f64, detections_fps: f64) -> Option<Detector> {
+        if detections_fps <= 0.0 {
+            return None;
+        }
+        Some(Detector {
+            clock: gst::SystemClock::obtain(),
+            sink: sink.clone(),
+            every: (fps / detections_fps).round().max(1.0) as u64,
+            state: std::sync::Mutex::new((0, None)),
+        })
+    }
+
+    fn now(&self) -> Option<gst::ClockTime> {
+        Some(self.clock.time())
+    }
+
+    /// A frame entered the pipeline at clock time `at` (appsrc stamps it then).
+    fn frame_pushed(&self, at: gst::ClockTime) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let (count, previous) = *state;
+        *state = (count + 1, Some(at));
+        if let Some(previous) = previous.filter(|_| count % self.every == 0) {
+            let objects = [("person", 100.0), ("car", 400.0), ("dog", 700.0)].map(|(label, x)| {
+                gstwsjpeg::detections::DetectedObject {
+                    label: label.into(),
+                    score: Some(0.8),
+                    bbox: [x, 200.0, 150.0, 300.0],
+                    id: None,
+                    parent: None,
+                }
+            });
+            let detections = gstwsjpeg::detections::detections_structure(
+                gstwsjpeg::detections::FrameTime::ClockTime(previous),
+                &objects,
+            );
+            let _ = self
+                .sink
+                .emit_by_name::<bool>("push-detections", &[&detections]);
+        }
     }
 }
 
