@@ -183,6 +183,26 @@ pub struct RecentFrames {
 const RECENT_FRAMES: usize = 128;
 /// A capture time this close to a frame's is that frame's.
 const CAPTURE_TIME_TOLERANCE_US: u64 = 5_000;
+/// Detections of a frame still on its way (a detector beside the encoder can be faster than
+/// it) wait this long for their frame.
+const EARLY_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Detections that came before their frame.
+#[derive(Debug)]
+struct Early {
+    at: FrameRef,
+    objects: Vec<DetectedObject>,
+    received: std::time::Instant,
+}
+
+impl Early {
+    fn is_for(&self, sequence: u64, capture_time_us: u64) -> bool {
+        match self.at {
+            FrameRef::Sequence(s) => s == sequence,
+            FrameRef::CaptureTime(t) => t.abs_diff(capture_time_us) <= CAPTURE_TIME_TOLERANCE_US,
+        }
+    }
+}
 
 impl RecentFrames {
     pub fn push(&mut self, sequence: u64, capture_time_us: u64) {
@@ -194,6 +214,17 @@ impl RecentFrames {
 
     pub fn clear(&mut self) {
         self.frames.clear();
+    }
+
+    /// Whether `at` names a frame captured after the newest one here, and not in the future:
+    /// it has not come out yet. (A sequence number is known only once its frame is out.)
+    fn is_ahead(&self, at: FrameRef) -> bool {
+        let FrameRef::CaptureTime(time) = at else {
+            return false;
+        };
+        let newest = self.frames.back().map_or(0, |&(_, t)| t);
+        time > newest + CAPTURE_TIME_TOLERANCE_US
+            && time <= crate::protocol::unix_time_us() + CAPTURE_TIME_TOLERANCE_US
     }
 
     /// The frame `at` refers to: its sequence number and capture time.
@@ -221,6 +252,7 @@ impl RecentFrames {
 pub struct DetectionBoard {
     newest: watch::Sender<Option<Arc<DetectionSet>>>,
     recent: Mutex<RecentFrames>,
+    early: Mutex<Option<Early>>,
     figures: Mutex<Figures>,
 }
 
@@ -250,6 +282,7 @@ impl Default for DetectionBoard {
         DetectionBoard {
             newest: watch::Sender::new(None),
             recent: Mutex::new(RecentFrames::default()),
+            early: Mutex::new(None),
             figures: Mutex::new(Figures::default()),
         }
     }
@@ -264,14 +297,30 @@ impl DetectionBoard {
         self.newest.borrow().clone()
     }
 
-    /// A frame went out: detections may refer to it from now on.
-    pub fn note_frame(&self, sequence: u64, capture_time_us: u64) {
+    /// A frame went out: detections may refer to it from now on. Returns the detections that
+    /// came for it before it did, to go out with it.
+    pub fn note_frame(&self, sequence: u64, capture_time_us: u64) -> Option<Vec<DetectedObject>> {
         lock(&self.recent).push(sequence, capture_time_us);
+        let mut early = lock(&self.early);
+        let waiting = early.as_ref()?;
+        if waiting.is_for(sequence, capture_time_us) {
+            return early.take().map(|e| e.objects);
+        }
+        // Their frame was never published (dropped upstream), or it is too late.
+        let passed = match waiting.at {
+            FrameRef::Sequence(s) => s < sequence,
+            FrameRef::CaptureTime(t) => t + CAPTURE_TIME_TOLERANCE_US < capture_time_us,
+        };
+        if passed || waiting.received.elapsed() > EARLY_WAIT {
+            *early = None;
+        }
+        None
     }
 
     /// The camera was parked: no detection may refer to the frames before.
     pub fn forget_frames(&self) {
         lock(&self.recent).clear();
+        *lock(&self.early) = None;
     }
 
     /// Detections that came with their frame: the set to hand out with it, `None` when there
@@ -306,9 +355,23 @@ impl DetectionBoard {
         objects: Vec<DetectedObject>,
     ) -> Result<Option<Arc<DetectionSet>>, DetectionError> {
         validate(&objects)?;
-        let (sequence, capture_time_us) = lock(&self.recent)
-            .find(at)
-            .ok_or(DetectionError::UnknownFrame)?;
+        let found = {
+            let recent = lock(&self.recent);
+            match recent.find(at) {
+                Some(frame) => Some(frame),
+                None if recent.is_ahead(at) => None,
+                None => return Err(DetectionError::UnknownFrame),
+            }
+        };
+        let Some((sequence, capture_time_us)) = found else {
+            // Ahead of its frame: it goes out with the frame (newest detections win here too).
+            *lock(&self.early) = Some(Early {
+                at,
+                objects,
+                received: std::time::Instant::now(),
+            });
+            return Ok(None);
+        };
         if self
             .newest
             .borrow()
@@ -428,6 +491,37 @@ mod tests {
             recent.find(FrameRef::CaptureTime(1_000_000 + 150 * 33_333 + 16_000)),
             None,
             "between two frames is no frame"
+        );
+    }
+
+    #[test]
+    fn detections_ahead_of_their_frame_go_out_with_it() {
+        let board = DetectionBoard::default();
+        let now = crate::protocol::unix_time_us();
+        board.note_frame(1, now - 66_000);
+        let ahead = FrameRef::CaptureTime(now - 33_000);
+        // The frame is on its way: taken, nothing shown yet.
+        assert_eq!(
+            board.push(ahead, (None, None), vec![object("cat", [0.0; 4])]),
+            Ok(None)
+        );
+        assert!(board.newest().is_none());
+        // It comes out: its detections come with it.
+        let early = board.note_frame(2, now - 33_000 + 1_000);
+        assert_eq!(early.map(|o| o.len()), Some(1));
+        // A sequence number names only a frame that is out.
+        assert_eq!(
+            board.push(FrameRef::Sequence(99), (None, None), Vec::new()),
+            Err(DetectionError::UnknownFrame)
+        );
+        // Nor is a capture time far in the future a frame on its way.
+        assert_eq!(
+            board.push(
+                FrameRef::CaptureTime(now + 10_000_000),
+                (None, None),
+                Vec::new()
+            ),
+            Err(DetectionError::UnknownFrame)
         );
     }
 }

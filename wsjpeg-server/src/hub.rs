@@ -268,7 +268,13 @@ impl Hub {
         // Before the frame is out: once a viewer has it, the owner may already report a newer
         // state (an error), which must not be overwritten by this frame's "streaming".
         self.frame_arrived();
-        self.detections.note_frame(sequence, capture_time_us);
+        let early = self.detections.note_frame(sequence, capture_time_us);
+        // Boxes found in this frame win; else those a detector sent ahead of it.
+        let objects = match (objects, early) {
+            (Some(objects), _) if !objects.is_empty() => Some(objects),
+            (objects, None) => objects,
+            (_, early) => early,
+        };
         let detections = objects.and_then(|objects| {
             let set = self.detections.with_frame(
                 sequence,
