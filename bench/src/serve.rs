@@ -98,7 +98,7 @@ pub fn encode_h264(
     init_gstreamer()?;
     let fps_n = (fps * 1000.0).round() as i64;
     let description = format!(
-        "videotestsrc num-buffers={count} pattern={} ! video/x-raw,width={},height={},framerate={fps_n}/1000 \
+        "videotestsrc num-buffers={count} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={fps_n}/1000 \
          ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} \
          key-int-max={keyframe_frames} bframes=0 ! h264parse config-interval=-1 \
          ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false",

@@ -230,10 +230,16 @@ fn hand_out(output: &gst_app::AppSink, outputs: Arc<Mutex<Outputs>>) {
                 let Some(buffer) = sample.buffer_owned() else {
                     return Ok(gst::FlowSuccess::Ok);
                 };
-                let capture = buffer
-                    .pts()
+                // x264enc moves its output 1000 hours ahead in a segment that starts there: the
+                // capture time is the running time, not the timestamp.
+                let running = sample
+                    .segment()
+                    .and_then(|segment| segment.downcast_ref::<gst::ClockTime>())
+                    .zip(buffer.pts())
+                    .and_then(|(segment, pts)| segment.to_running_time(pts));
+                let capture = running
                     .zip(appsink.base_time())
-                    .map(|(pts, base)| pts + base);
+                    .map(|(running, base)| running + base);
                 let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
                 let caps = sample.caps_owned();
                 let mut outputs = outputs.lock().unwrap_or_else(PoisonError::into_inner);

@@ -140,3 +140,43 @@ async fn an_h264_recording_and_h264_viewers_share_one_encoder() {
     drop(running);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_units_carry_the_capture_time_of_their_camera_frame() {
+    let mut config = config(Source::TestPattern);
+    config.h264.choice = H264Choice::X264enc;
+    let running = Running::start(config);
+    let mut jpeg = connect(running.port, "/stream?meta=1").await;
+    let mut h264 = connect(running.port, "/stream?codec=h264").await;
+    first_unit(&mut h264, 5 * SECOND).await.expect("units");
+
+    let capture_times = |mut ws: WebSocket| async move {
+        let mut times = Vec::new();
+        let deadline = std::time::Instant::now() + 2 * SECOND;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if let Some(header) = next_frame(&mut ws, left)
+                .await
+                .and_then(|frame| parse_meta_header(&frame))
+            {
+                times.push(header.capture_time_us);
+            }
+        }
+        times
+    };
+    let jpeg_times = tokio::spawn(capture_times(jpeg));
+    let h264_times = capture_times(h264).await;
+    let jpeg_times = jpeg_times.await.expect("JPEG reader");
+    // Each sink turns the pipeline clock into wall-clock time when the frame passes it: the
+    // two agree to well within a millisecond, frames are 33 ms apart.
+    let same = h264_times
+        .iter()
+        .filter(|t| jpeg_times.iter().any(|j| j.abs_diff(**t) < 1000))
+        .count();
+    assert!(
+        h264_times.len() >= 45 && same * 10 >= h264_times.len() * 9,
+        "an access unit says when its camera frame was taken, as the JPEG of that frame \
+         does: {same} of {} found among {} JPEG capture times",
+        h264_times.len(),
+        jpeg_times.len()
+    );
+}
