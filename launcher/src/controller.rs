@@ -101,6 +101,14 @@ impl Launcher {
         let (sender, events) = channel();
         let writing = Arc::new(Writing::default());
         let mut cameras = Vec::new();
+        // Viewers are offered H.264 only when an encoder can be had.
+        let offer_h264 = match crate::h264::encoder_text(&config.h264) {
+            Ok(_) => true,
+            Err(err) => {
+                log::warn!("No H.264 for viewers: {err:#}");
+                false
+            }
+        };
         for (index, source) in config.sources.iter().enumerate() {
             let port = if config.port == 0 {
                 0
@@ -115,6 +123,7 @@ impl Launcher {
                 port,
                 index,
                 config.recording.as_ref().map(|r| r.dir.as_path()),
+                offer_h264,
                 sender.clone(),
             )
             .with_context(|| format!("camera {} ({})", index, source.name()))?;
@@ -378,7 +387,7 @@ impl Camera {
         self.h264.update(
             running,
             self.record.h264_input(),
-            &self.server.h264,
+            self.server.h264.as_ref(),
             &config.h264,
             self.index,
             events,

@@ -59,7 +59,7 @@ impl H264Slot {
         &mut self,
         camera_running: bool,
         recording: Option<gst_app::AppSrc>,
-        live: &gst_app::AppSrc,
+        live: Option<&gst_app::AppSrc>,
         settings: &H264Settings,
         camera: usize,
         events: &Sender<Event>,
@@ -70,7 +70,7 @@ impl H264Slot {
             self.generation += 1;
             match H264Encoder::start(settings, camera, self.generation, events.clone()) {
                 Ok(encoder) => {
-                    encoder.set_live(Some(live.clone()));
+                    encoder.set_live(live.cloned());
                     if let Ok(mut tap) = self.tap.lock() {
                         *tap = Some(encoder.input());
                     }

@@ -146,7 +146,7 @@ async fn h264_units_carry_the_capture_time_of_their_camera_frame() {
     let mut config = config(Source::TestPattern);
     config.h264.choice = H264Choice::X264enc;
     let running = Running::start(config);
-    let mut jpeg = connect(running.port, "/stream?meta=1").await;
+    let jpeg = connect(running.port, "/stream?meta=1").await;
     let mut h264 = connect(running.port, "/stream?codec=h264").await;
     first_unit(&mut h264, 5 * SECOND).await.expect("units");
 
