@@ -11,10 +11,10 @@ packages=(
     pkg-config gcc curl ca-certificates
     libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-    gstreamer1.0-tools
+    gstreamer1.0-tools gstreamer1.0-plugins-ugly
 )
 if [[ $want_test == 1 ]]; then
-    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-plugins-ugly gstreamer1.0-opencv opencv-data systemd)
+    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-opencv opencv-data systemd iproute2)
 fi
 
 missing=()

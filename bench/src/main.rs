@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use wsjpeg_bench::load::{self, LoadConfig};
@@ -56,6 +57,12 @@ enum ServerKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Codec {
+    Jpeg,
+    H264,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum RunServer {
     Wsjpeg,
     Relay,
@@ -87,6 +94,13 @@ struct SourceArgs {
     /// size of a typical webcam frame; the encoded picture must be smaller.
     #[arg(long)]
     frame_size: Option<usize>,
+    /// wsjpeg only: also serve H.264 (x264, ultrafast, zero latency) of the same pictures at
+    /// this bitrate in kbit/s, for viewers that ask with `--codec h264`; 0 = none.
+    #[arg(long, default_value_t = 0)]
+    h264_bitrate: u32,
+    /// Frames between H.264 keyframes.
+    #[arg(long, default_value_t = 30)]
+    keyframe_frames: u32,
 }
 
 impl SourceArgs {
@@ -119,7 +133,26 @@ impl SourceArgs {
         if let Some(size) = self.frame_size {
             args.extend(["--frame-size".into(), size.to_string()]);
         }
+        if self.h264_bitrate > 0 {
+            args.extend([
+                "--h264-bitrate".into(),
+                self.h264_bitrate.to_string(),
+                "--keyframe-frames".into(),
+                self.keyframe_frames.to_string(),
+            ]);
+        }
         args
+    }
+
+    /// The H.264 access units to serve: three seconds' worth, a whole number of groups of
+    /// pictures so that cycling through them stays decodable.
+    fn h264_units(&self) -> Result<Vec<Bytes>> {
+        if self.h264_bitrate == 0 {
+            return Ok(Vec::new());
+        }
+        let gop = self.keyframe_frames.max(1);
+        let count = (3.0 * self.fps / f64::from(gop)).ceil().max(1.0) as u32 * gop;
+        serve::encode_h264(&self.spec(), self.fps, self.h264_bitrate, gop, count)
     }
 }
 
@@ -200,6 +233,10 @@ struct LoadArgs {
     /// Viewers ask for detections (`detections=1`).
     #[arg(long)]
     with_detections: bool,
+    /// What the WebSocket viewers ask for: JPEG frames, or H.264 (`codec=h264`; the server
+    /// must offer it: `run` does with --h264-bitrate).
+    #[arg(long, value_enum, default_value = "jpeg")]
+    codec: Codec,
     /// Do not add `meta=1` to the WebSocket URL (latency and skips become n/a).
     #[arg(long)]
     no_meta: bool,
@@ -259,6 +296,10 @@ impl LoadArgs {
         } else {
             target
         };
+        let target = match self.codec {
+            Codec::Jpeg => target,
+            Codec::H264 => target.with_query_param("codec", "h264"),
+        };
         Ok(LoadConfig {
             target,
             mjpeg_path: self.mjpeg_path.clone(),
@@ -282,6 +323,10 @@ struct LoadCmd {
     /// WebSocket URL of the stream, e.g. ws://127.0.0.1:3003/stream (loopback only).
     #[arg(long)]
     url: String,
+    /// Also take a private (RFC 1918) IPv4 address: a test network of your own, such as a
+    /// veth pair into a network namespace. Never aim this tool at a machine you do not own.
+    #[arg(long)]
+    private_network: bool,
     /// PID of the server process, to sample its CPU time and memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -445,6 +490,7 @@ fn serve_cmd(args: ServeArgs) -> Result<()> {
                     idle: args.idle,
                     sink_props: args.sink_props.clone(),
                     detections_fps: args.detections_fps,
+                    h264: args.source.h264_units()?,
                 },
                 frames,
                 &spec,
@@ -514,7 +560,7 @@ fn serve_cmd(args: ServeArgs) -> Result<()> {
 }
 
 fn load_cmd(args: LoadCmd) -> Result<bool> {
-    let target = Target::parse(&args.url)?;
+    let target = Target::parse_within(&args.url, args.private_network)?;
     let cfg = args.load.config(target, args.server_pid)?;
     let url = format!("ws://{}{}", cfg.target.host, cfg.target.path);
     let rt = runtime()?;
@@ -614,7 +660,15 @@ impl ChildServer {
     }
 }
 
-fn run_cmd(args: RunArgs) -> Result<bool> {
+fn run_cmd(mut args: RunArgs) -> Result<bool> {
+    if args.load.codec == Codec::H264 {
+        if args.server != RunServer::Wsjpeg {
+            bail!("--codec h264 is for --server wsjpeg (the relay serves JPEG only)");
+        }
+        if args.source.h264_bitrate == 0 {
+            args.source.h264_bitrate = 2000;
+        }
+    }
     let servers: Vec<ServerKind> = match args.server {
         RunServer::Wsjpeg => vec![ServerKind::Wsjpeg],
         RunServer::Relay => vec![ServerKind::Relay],
@@ -837,6 +891,8 @@ impl SourceArgs {
             pattern: "circular".into(),
             distinct: 1,
             frame_size: None,
+            h264_bitrate: 0,
+            keyframe_frames: 30,
         }
     }
 }

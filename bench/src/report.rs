@@ -56,6 +56,8 @@ pub struct Group {
     pub first_frame_ms: Option<Distribution>,
     /// `detections` messages per viewer per second; `None` when none came.
     pub detections_per_s: Option<f64>,
+    /// What a viewer received, on average, in Mbit/s.
+    pub mbit_per_viewer: Option<f64>,
     pub errors: BTreeMap<String, usize>,
 }
 
@@ -136,7 +138,10 @@ fn group(kind: Kind, viewers: &[&ViewerResult], window_s: f64) -> Group {
     let timed = viewers.iter().any(|v| v.timed);
     let sequenced = viewers.iter().any(|v| v.sequenced);
     let detections: u64 = viewers.iter().map(|v| v.detections).sum();
+    let bytes: u64 = viewers.iter().map(|v| v.bytes).sum();
     Group {
+        mbit_per_viewer: (!viewers.is_empty() && window_s > 0.0)
+            .then(|| bytes as f64 * 8.0 / 1e6 / viewers.len() as f64 / window_s),
         detections_per_s: (detections > 0 && !viewers.is_empty())
             .then(|| detections as f64 / viewers.len() as f64 / window_s),
         kind,
@@ -419,6 +424,7 @@ pub struct KeyFigures {
     pub ws_lat_max_ms: Option<f64>,
     pub ws_skipped: Option<f64>,
     pub ws_detections_per_s: Option<f64>,
+    pub ws_mbit_per_viewer: Option<f64>,
     pub mjpeg_fps_min: Option<f64>,
     pub mjpeg_lat_p99_ms: Option<f64>,
     pub stalled_fps_median: Option<f64>,
@@ -450,6 +456,7 @@ impl KeyFigures {
             ws_lat_max_ms: ws.and_then(|g| g.latency_ms.as_ref()).map(|d| d.max),
             ws_skipped: ws.and_then(|g| g.skipped).map(|s| s as f64),
             ws_detections_per_s: ws.and_then(|g| g.detections_per_s),
+            ws_mbit_per_viewer: ws.and_then(|g| g.mbit_per_viewer),
             mjpeg_fps_min: mj.and_then(|g| g.fps_min),
             mjpeg_lat_p99_ms: mj.and_then(|g| g.latency_ms.as_ref()).map(|d| d.p99),
             stalled_fps_median: st.and_then(|g| g.fps_median),
@@ -479,6 +486,7 @@ impl KeyFigures {
             ("ws latency max ms", self.ws_lat_max_ms),
             ("ws skipped frames", self.ws_skipped),
             ("ws detections /viewer/s", self.ws_detections_per_s),
+            ("ws Mbit/s per viewer", self.ws_mbit_per_viewer),
             ("mjpeg fps min", self.mjpeg_fps_min),
             ("mjpeg latency p99 ms", self.mjpeg_lat_p99_ms),
             ("stalled fps median", self.stalled_fps_median),

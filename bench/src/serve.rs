@@ -84,6 +84,50 @@ pub fn encode_frames(spec: &FrameSpec) -> Result<Vec<Bytes>> {
     }
 }
 
+/// Encodes `count` frames of the same picture source as H.264 access units (x264, ultrafast,
+/// zero latency, no B-frames, a keyframe every `keyframe_frames`), byte-stream, one unit each.
+/// Cycling through them keeps the stream decodable when `count` is a multiple of
+/// `keyframe_frames`.
+pub fn encode_h264(
+    spec: &FrameSpec,
+    fps: f64,
+    bitrate_kbps: u32,
+    keyframe_frames: u32,
+    count: u32,
+) -> Result<Vec<Bytes>> {
+    init_gstreamer()?;
+    let fps_n = (fps * 1000.0).round() as i64;
+    let description = format!(
+        "videotestsrc num-buffers={count} pattern={} ! video/x-raw,format=I420,width={},height={},framerate={fps_n}/1000 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast bitrate={bitrate_kbps} \
+         key-int-max={keyframe_frames} bframes=0 ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au ! appsink name=out sync=false",
+        spec.pattern, spec.width, spec.height
+    );
+    let pipeline = gst::parse::launch(&description)
+        .with_context(|| format!("building '{description}' (is x264enc installed?)"))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("not a pipeline"))?;
+    let appsink = pipeline
+        .by_name("out")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .context("no appsink")?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .context("starting the H.264 encoder pipeline")?;
+    let mut units = Vec::new();
+    while let Ok(sample) = appsink.pull_sample() {
+        let buffer = sample.buffer().context("sample without buffer")?;
+        let map = buffer.map_readable().context("mapping an access unit")?;
+        units.push(Bytes::copy_from_slice(&map));
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    if units.is_empty() {
+        bail!("the H.264 encoder produced nothing (is gstreamer1.0-plugins-ugly installed?)");
+    }
+    Ok(units)
+}
+
 /// The JPEG `jpeg` grown to exactly `size` bytes with comment (COM) segments right after SOI:
 /// still a valid picture, the same to every decoder, and any size a camera might send.
 pub fn pad_jpeg(jpeg: &[u8], size: usize) -> Result<Bytes> {
@@ -184,6 +228,9 @@ pub struct ElementOptions {
     /// Push detections (three objects) for a frame this many times a second, as a detector
     /// beside the camera would; 0 = none.
     pub detections_fps: f64,
+    /// H.264 access units served beside the JPEG frames (`wsh264sink`), cycled through at the
+    /// same rate; none: no H.264 stream.
+    pub h264: Vec<Bytes>,
 }
 
 /// `appsrc ! wsjpegsink` running in this process.
@@ -191,16 +238,27 @@ pub struct ElementServer {
     pub pipeline: gst::Pipeline,
     pub port: u16,
     _feeder: Option<Feeder>,
+    _h264_feeder: Option<Feeder>,
 }
 
 impl ElementServer {
     pub fn start(opts: &ElementOptions, frames: Vec<Bytes>, spec: &FrameSpec) -> Result<Self> {
         init_gstreamer()?;
         let fps_n = (opts.fps * 1000.0).round() as i64;
+        let h264_branch = if opts.h264.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " appsrc name=h264src is-live=true format=time do-timestamp=true \
+                 caps=video/x-h264,stream-format=byte-stream,alignment=au,width={},height={},framerate={fps_n}/1000 \
+                 ! wsh264sink sink=sink",
+                spec.width, spec.height
+            )
+        };
         let description = format!(
             "appsrc name=src is-live=true format=time do-timestamp=true \
              caps=image/jpeg,width={},height={},framerate={fps_n}/1000 \
-             ! wsjpegsink name=sink address={} port={} max-clients={} keepalive={} {}",
+             ! wsjpegsink name=sink address={} port={} max-clients={} keepalive={} {}{h264_branch}",
             spec.width,
             spec.height,
             opts.address,
@@ -243,10 +301,22 @@ impl ElementServer {
                 ok
             }))
         };
+        let h264_feeder = match pipeline
+            .by_name("h264src")
+            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        {
+            Some(src) if !opts.idle => {
+                Some(Feeder::start(opts.h264.clone(), opts.fps, move |unit| {
+                    src.push_buffer(gst::Buffer::from_slice(unit)).is_ok()
+                }))
+            }
+            _ => None,
+        };
         Ok(ElementServer {
             pipeline,
             port,
             _feeder: feeder,
+            _h264_feeder: h264_feeder,
         })
     }
 
@@ -264,6 +334,7 @@ impl ElementServer {
 impl Drop for ElementServer {
     fn drop(&mut self) {
         self._feeder = None;
+        self._h264_feeder = None;
         let _ = self.pipeline.set_state(gst::State::Null);
     }
 }

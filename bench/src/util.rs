@@ -45,6 +45,12 @@ impl Target {
     /// Parses `url` (`ws://`, `http://`) and resolves it. Only loopback addresses are accepted:
     /// this tool generates heavy traffic and must never aim it at another machine.
     pub fn parse(url: &str) -> Result<Target> {
+        Target::parse_within(url, false)
+    }
+
+    /// [`Target::parse`], also taking private (RFC 1918) IPv4 addresses when `private` is set:
+    /// a test network of one's own, such as a veth pair into a network namespace.
+    pub fn parse_within(url: &str, private: bool) -> Result<Target> {
         let rest = url
             .strip_prefix("ws://")
             .or_else(|| url.strip_prefix("http://"))
@@ -76,7 +82,10 @@ impl Target {
         let addr = (host.as_str(), port)
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve '{host}'"))?
-            .find(|a| a.ip().is_loopback())
+            .find(|a| {
+                a.ip().is_loopback()
+                    || (private && matches!(a.ip(), std::net::IpAddr::V4(v4) if v4.is_private()))
+            })
             .with_context(|| {
                 format!("'{host}' is not a loopback address: this tool only loads servers on this machine")
             })?;

@@ -27,6 +27,9 @@ const MAX_HEAD: usize = 16 * 1024;
 /// The `?meta=1` header as the server's protocol reads it.
 pub use wsjpeg_server::protocol::{META_HEADER_LEN as META_LEN, MetaHeader as Meta};
 
+/// Bytes kept of each binary message: enough for the longest header (an H.264 unit's).
+const PREFIX_LEN: usize = wsjpeg_server::H264_HEADER_LEN;
+
 /// What the parser found in the stream.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -63,7 +66,7 @@ pub struct Parser {
     message_opcode: u8,
     message_len: u64,
     /// First bytes of a binary message (the `?meta=1` header).
-    prefix: [u8; META_LEN],
+    prefix: [u8; PREFIX_LEN],
     prefix_have: usize,
     /// Payload of a text or control frame.
     kept: Vec<u8>,
@@ -81,7 +84,7 @@ impl Default for Parser {
             frame_fin: false,
             message_opcode: 0,
             message_len: 0,
-            prefix: [0; META_LEN],
+            prefix: [0; PREFIX_LEN],
             prefix_have: 0,
             kept: Vec::new(),
             control: Vec::new(),
@@ -111,8 +114,8 @@ impl Parser {
                     if self.frame_opcode & 0x8 != 0 {
                         self.control.extend_from_slice(chunk);
                     } else if self.message_opcode == OPCODE_BINARY {
-                        if self.prefix_have < META_LEN {
-                            let n = (META_LEN - self.prefix_have).min(chunk.len());
+                        if self.prefix_have < PREFIX_LEN {
+                            let n = (PREFIX_LEN - self.prefix_have).min(chunk.len());
                             self.prefix[self.prefix_have..self.prefix_have + n]
                                 .copy_from_slice(&chunk[..n]);
                             self.prefix_have += n;
@@ -197,8 +200,8 @@ impl Parser {
             _ if self.frame_fin => {
                 let opcode = std::mem::take(&mut self.message_opcode);
                 if opcode == OPCODE_BINARY {
-                    let meta = if self.prefix_have == META_LEN {
-                        wsjpeg_server::protocol::parse_meta_header(&self.prefix)
+                    let meta = if self.prefix_have >= META_LEN {
+                        wsjpeg_server::protocol::parse_meta_header(&self.prefix[..self.prefix_have])
                     } else {
                         None
                     };
@@ -394,6 +397,7 @@ mod tests {
                         sequence: 7,
                         capture_time_us: 99,
                         len: META_LEN,
+                        keyframe: true,
                     })
                 }
             ),

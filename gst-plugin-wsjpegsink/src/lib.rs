@@ -13,8 +13,11 @@ use std::sync::LazyLock;
 use gst::glib;
 
 pub mod detections;
+mod timing;
+mod wsh264sink;
 mod wsjpegsink;
 
+pub use wsh264sink::WsH264Sink;
 pub use wsjpegsink::WsJpegSink;
 
 pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -26,7 +29,8 @@ pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    wsjpegsink::register(plugin)
+    wsjpegsink::register(plugin)?;
+    wsh264sink::register(plugin)
 }
 
 gst::plugin_define!(

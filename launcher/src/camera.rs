@@ -21,6 +21,9 @@ use crate::source::Source;
 /// loop, read by the frame callback.
 pub type RecordTap = Arc<Mutex<Option<(gst_app::AppSrc, Arc<RecordingFigures>)>>>;
 
+/// The input of the H.264 encoder while it runs; set and cleared by the control loop.
+pub type H264Tap = Arc<Mutex<Option<gst_app::AppSrc>>>;
+
 pub struct CameraPipeline {
     pipeline: gst::Pipeline,
     pub path: JpegPath,
@@ -80,9 +83,10 @@ impl CameraPipeline {
     pub fn start(
         request: StartRequest<'_>,
         target: &gst_app::AppSrc,
-        tap: RecordTap,
+        taps: (RecordTap, H264Tap),
         events: Sender<Event>,
     ) -> Result<CameraPipeline> {
+        let (tap, h264) = taps;
         let offer = request.source.probe()?;
         let path = encoder::choose(request.choice, &offer, &request.format)?;
         let text = encoder::camera_pipeline_text(
@@ -106,7 +110,7 @@ impl CameraPipeline {
             last_ns: AtomicU64::new(0),
             count: AtomicU64::new(0),
         });
-        forward_frames(&appsink, target.clone(), tap, frames.clone());
+        forward_frames(&appsink, target.clone(), (tap, h264), frames.clone());
         let detector = Arc::new(Mutex::new(DetectorSlot::default()));
         if let Some(detection) = request.detection {
             let detect = pipeline
@@ -181,9 +185,10 @@ impl Drop for CameraPipeline {
 fn forward_frames(
     appsink: &gst_app::AppSink,
     target: gst_app::AppSrc,
-    tap: RecordTap,
+    taps: (RecordTap, H264Tap),
     frames: Arc<FrameClock>,
 ) {
+    let (tap, h264) = taps;
     appsink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |appsink| {
@@ -206,6 +211,13 @@ fn forward_frames(
                     // without a capture time, are left out.
                     if copy.pts().is_some() {
                         recorder::offer_frame(&appsrc, &figures, copy);
+                    }
+                }
+                let encoder = h264.lock().ok().and_then(|t| t.clone());
+                if let Some(input) = encoder {
+                    let copy = retimed(&buffer, capture, &input, caps.as_ref());
+                    if copy.pts().is_some() {
+                        crate::h264::offer_frame(&input, copy);
                     }
                 }
                 // The server's flow state is not the camera's business: a parked server

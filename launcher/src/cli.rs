@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::encoder::EncoderChoice;
-use crate::recorder::{H264Choice, RecordFormat};
+use crate::h264::H264Choice;
+use crate::recorder::RecordFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -180,9 +181,18 @@ pub struct RunArgs {
     #[arg(long, env = "WSJPEG_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::Mjpeg)]
     pub record_format: RecordFormat,
 
-    /// H.264 encoder for --record-format h264.
-    #[arg(long, env = "WSJPEG_RECORD_H264_ENCODER", value_enum, default_value_t = H264Choice::Auto)]
-    pub record_h264_encoder: H264Choice,
+    /// H.264 encoder, for viewers that ask for H.264 and for --record-format h264 (one encoder
+    /// serves both).
+    #[arg(long, alias = "record-h264-encoder", env = "WSJPEG_H264_ENCODER", value_enum, default_value_t = H264Choice::Auto)]
+    pub h264_encoder: H264Choice,
+
+    /// H.264 bitrate in kbit/s.
+    #[arg(long, env = "WSJPEG_H264_BITRATE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=100_000))]
+    pub h264_bitrate: u32,
+
+    /// Time between H.264 keyframes (a viewer that falls behind resumes at the next one).
+    #[arg(long, env = "WSJPEG_KEYFRAME_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub keyframe_interval: Duration,
 
     /// Run an object detector beside the live view: a gst-launch fragment that takes raw video
     /// and attaches region-of-interest metas, e.g. "facedetect display=false". Its boxes are

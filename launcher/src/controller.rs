@@ -13,6 +13,8 @@ use crate::camera::{CameraPipeline, Detection, StartRequest};
 use crate::detector::DetectionConfig;
 use crate::encoder::{EncoderChoice, Format, JpegPath};
 use crate::events::Event;
+use crate::h264::H264Settings;
+use crate::h264_slot::H264Slot;
 use crate::recorder::{RecordingConfig, Writing};
 use crate::recording_slot::RecordingSlot;
 use crate::server::{ServerPipeline, ServerSettings};
@@ -36,6 +38,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub recording: Option<RecordingConfig>,
     pub detection: Option<DetectionConfig>,
+    pub h264: H264Settings,
 }
 
 /// What a camera is doing, as tests and logs see it.
@@ -48,6 +51,13 @@ pub struct CameraView {
     pub error: Option<String>,
     pub recording: bool,
     pub recording_error: Option<String>,
+    /// The H.264 encoder runs.
+    pub h264: bool,
+    pub h264_error: Option<String>,
+    /// The factories of the running H.264 encoder pipeline's elements.
+    pub h264_elements: Vec<String>,
+    /// How many times an H.264 encoder was started.
+    pub h264_starts: u64,
 }
 
 pub type Observer = Arc<Mutex<Vec<CameraView>>>;
@@ -74,6 +84,7 @@ struct Camera {
     /// Why the detector stopped, until the camera's next start.
     detector_error: Option<String>,
     record: RecordingSlot,
+    h264: H264Slot,
 }
 
 pub struct Launcher {
@@ -90,6 +101,14 @@ impl Launcher {
         let (sender, events) = channel();
         let writing = Arc::new(Writing::default());
         let mut cameras = Vec::new();
+        // Viewers are offered H.264 only when an encoder can be had.
+        let offer_h264 = match crate::h264::encoder_text(&config.h264) {
+            Ok(_) => true,
+            Err(err) => {
+                log::warn!("No H.264 for viewers: {err:#}");
+                false
+            }
+        };
         for (index, source) in config.sources.iter().enumerate() {
             let port = if config.port == 0 {
                 0
@@ -104,6 +123,7 @@ impl Launcher {
                 port,
                 index,
                 config.recording.as_ref().map(|r| r.dir.as_path()),
+                offer_h264,
                 sender.clone(),
             )
             .with_context(|| format!("camera {} ({})", index, source.name()))?;
@@ -120,6 +140,7 @@ impl Launcher {
                 starts: 0,
                 error: None,
                 detector_error: None,
+                h264: H264Slot::default(),
                 record: RecordingSlot::new(
                     config.recording.as_ref().is_some_and(|r| r.autostart),
                     writing.clone(),
@@ -218,6 +239,28 @@ impl Launcher {
                         camera.recording_failed(&reason);
                     }
                 }
+                Ok(Event::H264Viewers { camera, n }) => {
+                    if let Some(camera) = self.cameras.get_mut(camera) {
+                        camera.h264.set_viewers(n);
+                    }
+                }
+                Ok(Event::KeyframeWanted { camera }) => {
+                    if let Some(camera) = self.cameras.get(camera) {
+                        camera.h264.request_keyframe();
+                    }
+                }
+                Ok(Event::H264Failed {
+                    camera,
+                    generation,
+                    reason,
+                }) => {
+                    if let Some(camera) = self.cameras.get_mut(camera)
+                        && camera.h264.generation() == generation
+                        && camera.h264.error().is_none()
+                    {
+                        camera.h264.failed(camera.index, &reason);
+                    }
+                }
                 Ok(Event::DetectorFailed {
                     camera,
                     generation,
@@ -262,6 +305,10 @@ impl Launcher {
             view.error = camera.error.clone();
             view.recording = camera.record.is_active();
             view.recording_error = camera.record.error().map(str::to_string);
+            view.h264 = camera.h264.is_running();
+            view.h264_error = camera.h264.error().map(str::to_string);
+            view.h264_elements = camera.h264.element_factories();
+            view.h264_starts = camera.h264.generation();
         }
     }
 }
@@ -336,6 +383,15 @@ impl Camera {
         {
             self.start_recording(recording, events);
         }
+        let running = matches!(self.phase, Phase::Running(_));
+        self.h264.update(
+            running,
+            self.record.h264_input(),
+            self.server.h264.as_ref(),
+            &config.h264,
+            self.index,
+            events,
+        );
     }
 
     fn start(&mut self, config: &Config, events: &Sender<Event>) {
@@ -361,10 +417,11 @@ impl Camera {
                 sink: self.server.sink.clone(),
             }),
         };
+        self.h264.camera_started();
         match CameraPipeline::start(
             request,
             &self.server.appsrc,
-            self.record.tap(),
+            (self.record.tap(), self.h264.tap()),
             events.clone(),
         ) {
             Ok(pipeline) => {
@@ -387,6 +444,7 @@ impl Camera {
     fn fail(&mut self, reason: &str) {
         // The segment being written is finished so it plays; a new one starts with the camera.
         self.stop_recording();
+        self.h264.stop();
         if let Phase::Running(pipeline) = std::mem::replace(&mut self.phase, Phase::Parked) {
             pipeline.stop();
         }
@@ -409,6 +467,7 @@ impl Camera {
     /// Nobody watches: release the camera (the device file closes), keep the viewers' server.
     fn park(&mut self) {
         self.stop_recording();
+        self.h264.stop();
         if let Phase::Running(pipeline) = std::mem::replace(&mut self.phase, Phase::Parked) {
             pipeline.stop();
             log::info!(

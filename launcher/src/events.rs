@@ -24,6 +24,21 @@ pub enum Event {
         generation: u64,
         reason: String,
     },
+    /// Viewers of a camera's H.264 stream now.
+    H264Viewers {
+        camera: usize,
+        n: u32,
+    },
+    /// A viewer of the H.264 stream asks for a keyframe (rate-limited by the server).
+    KeyframeWanted {
+        camera: usize,
+    },
+    /// The H.264 encoder of a camera failed; JPEG streaming goes on.
+    H264Failed {
+        camera: usize,
+        generation: u64,
+        reason: String,
+    },
     /// The detector of a camera failed; the camera goes on without it.
     DetectorFailed {
         camera: usize,

@@ -9,6 +9,8 @@ pub mod detector;
 pub mod encoder;
 pub mod events;
 mod gst_util;
+pub mod h264;
+mod h264_slot;
 pub mod healthcheck;
 pub mod recorder;
 mod recording_slot;
@@ -68,7 +70,19 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
     {
         bail!("--encoder jpeg: jpegenc is missing (install gstreamer1.0-plugins-good)");
     }
-    let recording = recording_config(args)?;
+    let h264 = h264::H264Settings {
+        choice: args.h264_encoder,
+        bitrate_kbps: args.h264_bitrate,
+        keyframe_interval: args.keyframe_interval.clamp(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(60),
+        ),
+        fps: args.fps,
+    };
+    if args.h264_encoder != h264::H264Choice::Auto {
+        h264::encoder_text(&h264)?;
+    }
+    let recording = recording_config(args, &h264)?;
     let detection = args
         .detect
         .as_ref()
@@ -110,16 +124,20 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
         },
         recording,
         detection,
+        h264,
     })
 }
 
-fn recording_config(args: &cli::RunArgs) -> Result<Option<recorder::RecordingConfig>> {
+fn recording_config(
+    args: &cli::RunArgs,
+    h264: &h264::H264Settings,
+) -> Result<Option<recorder::RecordingConfig>> {
     let Some(dir) = args.record.clone().or_else(|| args.record_dir.clone()) else {
         return Ok(None);
     };
     recorder::check_dir(&dir)?;
     if args.record_format == recorder::RecordFormat::H264 {
-        recorder::h264_encoder(args.record_h264_encoder)?;
+        h264::encoder_text(h264)?;
     }
     Ok(Some(recorder::RecordingConfig {
         dir,
@@ -127,7 +145,6 @@ fn recording_config(args: &cli::RunArgs) -> Result<Option<recorder::RecordingCon
         max_bytes: args.record_max_bytes,
         keep: args.record_keep.map(|k| k as usize),
         format: args.record_format,
-        h264: args.record_h264_encoder,
         autostart: args.record.is_some(),
     }))
 }

@@ -21,14 +21,12 @@ use gst::prelude::*;
 
 use wsjpeg_server::segment::Kind;
 
-use crate::encoder::NVMM_CAPS;
 use crate::events::Event;
-use crate::gst_util::{reaches_paused, take_error};
+use crate::gst_util::take_error;
 
 /// Frames waiting for the disk beyond this are dropped.
 const MAX_PENDING_BYTES: u64 = 32 * 1024 * 1024;
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(3);
-const HARDWARE_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RecordFormat {
@@ -38,15 +36,6 @@ pub enum RecordFormat {
     H264,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum H264Choice {
-    /// nvv4l2h264enc on a Jetson, else x264enc, else openh264enc.
-    Auto,
-    Nvv4l2h264enc,
-    X264enc,
-    Openh264enc,
-}
-
 #[derive(Debug, Clone)]
 pub struct RecordingConfig {
     pub dir: PathBuf,
@@ -54,7 +43,6 @@ pub struct RecordingConfig {
     pub max_bytes: Option<u64>,
     pub keep: Option<usize>,
     pub format: RecordFormat,
-    pub h264: H264Choice,
     /// Record from start-up (`--record`), not only on request.
     pub autostart: bool,
 }
@@ -72,43 +60,6 @@ impl RecordFormat {
             RecordFormat::Mjpeg => "mkv",
             RecordFormat::H264 => "mp4",
         }
-    }
-}
-
-/// The encoder elements (gst-launch text) between `jpegdec` and `h264parse`.
-pub fn h264_encoder(choice: H264Choice) -> Result<&'static str> {
-    let hardware = || {
-        gst::ElementFactory::find("nvv4l2h264enc").is_some()
-            && gst::ElementFactory::find("nvvidconv").is_some()
-            && reaches_paused(
-                &format!(
-                    "videotestsrc num-buffers=1 ! nvvidconv ! {NVMM_CAPS} ! nvv4l2h264enc ! fakesink"
-                ),
-                HARDWARE_PROBE_TIMEOUT,
-            )
-    };
-    let x264 = || gst::ElementFactory::find("x264enc").is_some();
-    let openh264 = || gst::ElementFactory::find("openh264enc").is_some();
-    const HARDWARE: &str = "nvvidconv ! video/x-raw(memory:NVMM),format=I420 ! nvv4l2h264enc";
-    const X264: &str =
-        "videoconvert ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30";
-    const OPENH264: &str = "videoconvert ! openh264enc complexity=low";
-    match choice {
-        H264Choice::Auto if hardware() => Ok(HARDWARE),
-        H264Choice::Auto if x264() => Ok(X264),
-        H264Choice::Auto if openh264() => Ok(OPENH264),
-        H264Choice::Auto => bail!(
-            "no H.264 encoder: install gstreamer1.0-plugins-ugly (x264enc) or use --record-format mjpeg"
-        ),
-        H264Choice::Nvv4l2h264enc if hardware() => Ok(HARDWARE),
-        H264Choice::X264enc if x264() => Ok(X264),
-        H264Choice::Openh264enc if openh264() => Ok(OPENH264),
-        forced => bail!(
-            "--record-h264-encoder {}: the encoder is not installed or does not work here",
-            clap::ValueEnum::to_possible_value(&forced)
-                .map(|v| v.get_name().to_string())
-                .unwrap_or_default()
-        ),
     }
 }
 
@@ -171,6 +122,7 @@ impl Writing {
 pub struct RecordingPipeline {
     pipeline: gst::Pipeline,
     pub appsrc: gst_app::AppSrc,
+    pub format: RecordFormat,
     pub figures: Arc<RecordingFigures>,
     dir: PathBuf,
     writing: Arc<Writing>,
@@ -185,15 +137,17 @@ impl RecordingPipeline {
         events: Sender<Event>,
     ) -> Result<RecordingPipeline> {
         check_dir(&config.dir)?;
-        let middle = match config.format {
-            RecordFormat::Mjpeg => "jpegparse name=last".to_string(),
-            RecordFormat::H264 => format!(
-                "jpegdec ! {} ! h264parse name=last config-interval=-1",
-                h264_encoder(config.h264)?
-            ),
+        // H.264 comes from the camera's one encoder, shared with the viewers (crate::h264).
+        let text = match config.format {
+            RecordFormat::Mjpeg => {
+                "appsrc name=rec is-live=true format=time block=false ! jpegparse name=last"
+            }
+            RecordFormat::H264 => {
+                "appsrc name=rec is-live=true format=time block=false \
+                 caps=video/x-h264,stream-format=byte-stream,alignment=au ! h264parse name=last"
+            }
         };
-        let text = format!("appsrc name=rec is-live=true format=time block=false ! {middle}");
-        let pipeline = gst::parse::launch(&text)
+        let pipeline = gst::parse::launch(text)
             .map_err(|e| anyhow!("cannot build the recording pipeline: {e}"))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("the recording pipeline is not a pipeline"))?;
@@ -242,6 +196,7 @@ impl RecordingPipeline {
         let recording = RecordingPipeline {
             pipeline,
             appsrc,
+            format: config.format,
             figures,
             dir: config.dir.clone(),
             writing,
@@ -516,7 +471,6 @@ mod tests {
             max_bytes,
             keep,
             format: RecordFormat::Mjpeg,
-            h264: H264Choice::Auto,
             autostart: true,
         }
     }

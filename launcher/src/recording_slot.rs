@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use crate::camera::RecordTap;
 use crate::events::Event;
-use crate::recorder::{RecordingConfig, RecordingPipeline, Writing};
+use crate::recorder::{RecordFormat, RecordingConfig, RecordingPipeline, Writing};
 
 #[derive(Default)]
 pub struct RecordingSlot {
@@ -64,6 +64,14 @@ impl RecordingSlot {
         self.tap.clone()
     }
 
+    /// The input of an H.264 recording while it runs: the camera's encoder feeds it.
+    pub fn h264_input(&self) -> Option<gst_app::AppSrc> {
+        self.pipeline
+            .as_ref()
+            .filter(|p| p.format == RecordFormat::H264)
+            .map(|p| p.appsrc.clone())
+    }
+
     /// `POST /api/record/start` or `/stop`.
     pub fn control(&mut self, camera: usize, start: bool) {
         log::info!(
@@ -92,7 +100,10 @@ impl RecordingSlot {
             events.clone(),
         ) {
             Ok(pipeline) => {
-                self.set_tap(Some(&pipeline));
+                // JPEG frames from the camera; H.264 comes from the camera's encoder instead.
+                if config.format == RecordFormat::Mjpeg {
+                    self.set_tap(Some(&pipeline));
+                }
                 self.started.get_or_insert_with(SystemTime::now);
                 self.error = None;
                 log::info!(

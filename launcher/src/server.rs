@@ -30,6 +30,9 @@ pub struct ServerPipeline {
     pipeline: gst::Pipeline,
     pub appsrc: gst_app::AppSrc,
     pub sink: gst::Element,
+    /// H.264 access units for `wsh264sink`, which serves them on the same port (when an
+    /// encoder can be had).
+    pub h264: Option<gst_app::AppSrc>,
     pub port: u16,
 }
 
@@ -39,6 +42,7 @@ impl ServerPipeline {
         port: u16,
         camera: usize,
         recording_dir: Option<&std::path::Path>,
+        offer_h264: bool,
         events: Sender<Event>,
     ) -> Result<ServerPipeline> {
         let pipeline = gst::Pipeline::with_name(&format!("server{camera}"));
@@ -83,6 +87,11 @@ impl ServerPipeline {
             .map_err(|_| anyhow!("the wsjpegsink element is not available"))?;
         pipeline.add_many([appsrc.upcast_ref(), &sink])?;
         appsrc.link(&sink)?;
+        let h264 = if offer_h264 {
+            Some(add_h264_branch(&pipeline, camera, &events)?)
+        } else {
+            None
+        };
         if let Some(dir) = recording_dir {
             enable_recording_control(&sink, dir, camera, events.clone());
         }
@@ -103,6 +112,7 @@ impl ServerPipeline {
             pipeline,
             appsrc,
             sink,
+            h264,
             port,
         })
     }
@@ -179,6 +189,58 @@ fn enable_recording_control(
         };
         let sent = events.send(Event::RecordControl { camera, start }).is_ok();
         Some(sent.to_value())
+    });
+}
+
+/// `appsrc name=h264 ! wsh264sink sink=sink`: H.264 on the same port, fed by the encoder while
+/// it runs; viewer counts and keyframe requests go to the control loop.
+fn add_h264_branch(
+    pipeline: &gst::Pipeline,
+    camera: usize,
+    events: &Sender<Event>,
+) -> Result<gst_app::AppSrc> {
+    let h264 = gst_app::AppSrc::builder()
+        .name("h264")
+        .is_live(true)
+        .format(gst::Format::Time)
+        .caps(
+            &gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        )
+        .build();
+    let h264_sink = gst::ElementFactory::make("wsh264sink")
+        .name("h264sink")
+        .property("sink", "sink")
+        .build()
+        .map_err(|_| anyhow!("the wsh264sink element is not available"))?;
+    pipeline.add_many([h264.upcast_ref(), &h264_sink])?;
+    h264.link(&h264_sink)?;
+    forward_keyframe_requests(&h264, camera, events.clone());
+    let viewers = events.clone();
+    h264_sink.connect_notify(Some("n-clients"), move |sink, _| {
+        let n = sink.property::<u32>("n-clients");
+        let _ = viewers.send(Event::H264Viewers { camera, n });
+    });
+    Ok(h264)
+}
+
+/// A viewer of the H.264 stream asks for a keyframe: the server sends the force-key-unit event
+/// upstream from `wsh264sink`; it ends at this appsrc, and the control loop hands it on to the
+/// encoder in the camera's other pipeline.
+fn forward_keyframe_requests(h264: &gst_app::AppSrc, camera: usize, events: Sender<Event>) {
+    let Some(pad) = h264.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+        let asks = info
+            .event()
+            .is_some_and(|event| gst_video::ForceKeyUnitEvent::is(event) && event.is_upstream());
+        if asks {
+            let _ = events.send(Event::KeyframeWanted { camera });
+        }
+        gst::PadProbeReturn::Ok
     });
 }
 

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::client::*;
 use common::*;
-use wsjpeg_launcher::recorder::{self, H264Choice, RecordFormat, RecordingConfig};
+use wsjpeg_launcher::h264::{self, H264Choice};
+use wsjpeg_launcher::recorder::{self, RecordFormat, RecordingConfig};
 use wsjpeg_launcher::source::Source;
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_wsjpeg-launcher");
@@ -130,7 +131,6 @@ fn recording_config(dir: &Path, segment: u64) -> RecordingConfig {
         max_bytes: None,
         keep: None,
         format: RecordFormat::Mjpeg,
-        h264: H264Choice::Auto,
         autostart: true,
     }
 }
@@ -351,7 +351,7 @@ fn h264_recording_is_mp4_that_plays() {
     let mut config = config(Source::TestPattern);
     let mut recording = recording_config(&dir, 3);
     recording.format = RecordFormat::H264;
-    recording.h264 = H264Choice::X264enc;
+    config.h264.choice = H264Choice::X264enc;
     config.recording = Some(recording);
     let running = Running::start(config);
     // Fragmented MP4 plays while it is written: stop once the second segment does, well
@@ -381,7 +381,11 @@ fn gst_is_missing(factory: &str) -> bool {
 #[test]
 fn forced_h264_encoder_that_is_missing_is_a_clear_error() {
     init();
-    let err = recorder::h264_encoder(H264Choice::Nvv4l2h264enc).unwrap_err();
+    let settings = h264::H264Settings {
+        choice: H264Choice::Nvv4l2h264enc,
+        ..config(Source::TestPattern).h264
+    };
+    let err = h264::encoder_text(&settings).unwrap_err();
     assert!(err.to_string().contains("nvv4l2h264enc"), "{err}");
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::client::*;
 use common::*;
 use wsjpeg_launcher::encoder::Format;
-use wsjpeg_launcher::recorder::{H264Choice, RecordFormat, RecordingConfig};
+use wsjpeg_launcher::recorder::{RecordFormat, RecordingConfig};
 use wsjpeg_launcher::source::Source;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -40,7 +40,6 @@ async fn a_slow_disk_drops_recorded_frames_and_streaming_keeps_its_rate() {
         max_bytes: None,
         keep: None,
         format: RecordFormat::Mjpeg,
-        h264: H264Choice::Auto,
         autostart: true,
     });
     let running = Running::start(config);

@@ -152,6 +152,19 @@ export function createConnection({ url, probeUrl, hasToken, on }) {
     if (!wasOpen) explainRefusal();
   }
 
+  // Closes the socket on purpose (no loss, no retry).
+  function close() {
+    if (!socket) return;
+    const ws = socket;
+    generation++;
+    socket = null;
+    healthy = false;
+    clearTimeout(connectTimer);
+    on.closed();
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try { ws.close(1000); } catch (err) { /* ignore */ }
+  }
+
   function scheduleRetry() {
     clearTimeout(retryTimer);
     const delay = retryDelay;
@@ -202,14 +215,12 @@ export function createConnection({ url, probeUrl, hasToken, on }) {
     },
 
     /** Going into the back/forward cache: close cleanly, `reopen` on return. */
-    suspend() {
-      if (!socket) return;
-      const ws = socket;
-      generation++;
-      socket = null;
-      on.closed();
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(1000); } catch (err) { /* ignore */ }
+    suspend: close,
+
+    /** Closes the socket cleanly and opens a new one at once (`url()` has changed). */
+    restart() {
+      close();
+      connect();
     },
 
     /** Drops a connection the server has not used for a long time (unless we paused it). */

@@ -1,11 +1,12 @@
 // wsjpeg viewer: Pause/Resume (the button, the P key, and a hidden tab) and the keyboard
-// shortcuts S, P, F, D and Escape.
+// shortcuts S, P, F, D, C and Escape.
 
 import { setAttr, setText } from './dom.js';
 
 /**
- * The action a key press asks for: 'fullscreen', 'snapshot', 'pause', 'detections', 'escape',
- * or null for keys that are not ours (with a modifier, held down, or typed into a form field).
+ * The action a key press asks for: 'fullscreen', 'snapshot', 'pause', 'detections', 'codec',
+ * 'escape', or null for keys that are not ours (with a modifier, held down, or typed into a
+ * form field).
  */
 export function keyAction(event) {
   if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || event.repeat) return null;
@@ -16,6 +17,7 @@ export function keyAction(event) {
     case 's': case 'S': return 'snapshot';
     case 'p': case 'P': return 'pause';
     case 'd': case 'D': return 'detections';
+    case 'c': case 'C': return 'codec';
     case 'Escape': return 'escape';
     default: return null;
   }
@@ -66,7 +68,7 @@ export function createPause({ button, label, frames, send, hidden, onChange }) {
 }
 
 /**
- * Binds the shortcuts to `actions`: { fullscreen(), snapshot(), pause(), detections(),
+ * Binds the shortcuts to `actions`: { fullscreen(), snapshot(), pause(), detections(), codec(),
  * escape() → handled }.
  */
 export function bindKeys(actions) {

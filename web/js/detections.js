@@ -3,6 +3,11 @@
 
 /** Detections stop applying this long after they arrived, whatever is on screen by then. */
 export const DETECTIONS_MAX_AGE_MS = 1000;
+/**
+ * Two capture times this close are the same frame: the JPEG and H.264 sinks each read the
+ * clock for the same buffer (the server allows the same for detections pushed by time).
+ */
+export const SAME_CAPTURE_US = 5000;
 // Sets kept, newest last: those waiting for their frame and the one on screen; a few suffice.
 const KEPT_SETS = 8;
 
@@ -46,15 +51,25 @@ export function parseDetections(msg) {
  * is drawn (they came just ahead of their frame). The newest that applies wins, until it is
  * `maxAgeMs` old by the page's clock at its arrival. An empty set applies like any other and
  * clears the boxes. `now` is any millisecond clock, the same for every call.
+ *
+ * Frames are named by `matchBy`: 'frame', their sequence numbers in the JPEG stream, or
+ * 'time', their capture times (µs), for pictures of another stream of the same camera (H.264
+ * has sequence numbers of its own). By time, a set without a capture time applies to any
+ * picture, so the newest is drawn while it lasts.
  */
-export function createDetectionStore(maxAgeMs = DETECTIONS_MAX_AGE_MS) {
+export function createDetectionStore(maxAgeMs = DETECTIONS_MAX_AGE_MS, matchBy = 'frame') {
   let entries = []; // { set, arrivedAt }, in order of arrival
+
+  // The set is for a frame newer than `shown` (a sequence number or a capture time).
+  const ahead = matchBy === 'time'
+    ? (set, shown) => set.captureUs !== null && set.captureUs > shown + SAME_CAPTURE_US
+    : (set, shown) => set.frame > shown;
 
   function current(shown, now) {
     if (shown === null || shown === undefined) return null;
     for (let i = entries.length - 1; i >= 0; i--) {
       const { set, arrivedAt } = entries[i];
-      if (set.frame > shown) continue;
+      if (ahead(set, shown)) continue;
       const expiresAt = arrivedAt + maxAgeMs;
       return now < expiresAt ? { set, arrivedAt, expiresAt } : null;
     }

@@ -4,22 +4,32 @@
 
 import { drawBoxes } from './boxes.js';
 import { captureLatencyMs, mono, nowUs } from './clock.js';
-import { createDetectionStore, parseDetections } from './detections.js';
+import { DETECTIONS_MAX_AGE_MS, createDetectionStore, parseDetections } from './detections.js';
 import { setAttr } from './dom.js';
 
 /**
  * `button` is the Boxes toggle, hidden until detections first arrive; `controls` the group it
  * is in, told when it shows (class `with-detections`, for the layout); `clockOffsetUs()` the
- * server's clock minus ours (null while unknown); `shownFrame()` the sequence number of the
- * picture on the canvas (null for none); `repaint()` draws that picture again, calling
+ * server's clock minus ours (null while unknown); `shownPicture()` the { sequence, captureUs }
+ * of the picture on the canvas (null for none); `repaint()` draws that picture again, calling
  * `decorate` as the renderer does after every picture.
  */
-export function createDetectionView({ button, controls, clockOffsetUs, shownFrame, repaint }) {
-  const store = createDetectionStore();
+export function createDetectionView({ button, controls, clockOffsetUs, shownPicture, repaint }) {
+  // Detections name frames of the JPEG stream. Over H.264 pictures (sequence numbers of their
+  // own) they are matched by capture time instead, which both streams share: `reset('time')`.
+  let matchBy = 'frame';
+  let store = createDetectionStore(DETECTIONS_MAX_AGE_MS, matchBy);
   let enabled = true;
   let seen = false;        // detections have arrived on this page
   let drawn = null;        // the set whose boxes are on the canvas
   let expiryTimer = 0;
+
+  // The picture as the detections name it: its sequence number, or its capture time.
+  function frameKey(picture) {
+    if (!picture) return null;
+    return matchBy === 'time' ? picture.captureUs : picture.sequence;
+  }
+  const shownFrame = () => frameKey(shownPicture());
 
   function wanted(frame, now) {
     const entry = store.current(frame, now);
@@ -47,9 +57,9 @@ export function createDetectionView({ button, controls, clockOffsetUs, shownFram
   button.addEventListener('click', () => setEnabled(!enabled));
 
   return {
-    /** For the renderer: draws the boxes that apply to picture `frame` on `ctx`. */
-    decorate(ctx, width, height, frame) {
-      const entry = wanted(frame, mono());
+    /** For the renderer: draws the boxes that apply to `picture` ({ sequence, captureUs }) on `ctx`. */
+    decorate(ctx, width, height, picture) {
+      const entry = wanted(frameKey(picture), mono());
       drawn = entry ? entry.set : null;
       if (entry) drawBoxes(ctx, entry.set, width, height);
       scheduleExpiry(entry);
@@ -72,8 +82,15 @@ export function createDetectionView({ button, controls, clockOffsetUs, shownFram
       refresh();
     },
 
-    /** The connection changed: what was received no longer applies. */
-    reset() {
+    /**
+     * The connection changed: what was received no longer applies. `by` names the frames of
+     * the new one: 'frame' (JPEG) or 'time' (H.264).
+     */
+    reset(by = matchBy) {
+      if (by !== matchBy) {
+        matchBy = by;
+        store = createDetectionStore(DETECTIONS_MAX_AGE_MS, matchBy);
+      }
       store.clear();
       refresh();
     },

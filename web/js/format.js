@@ -21,6 +21,15 @@ export function formatFps(fps) {
   return fps > 0 ? fps.toFixed(1) : DASH;
 }
 
+/** Bits per second as "850 kbit/s", "1.9 Mbit/s" or "24 Mbit/s"; a dash for none (null). */
+export function formatBitrate(bitsPerSecond) {
+  if (bitsPerSecond === null || !Number.isFinite(bitsPerSecond)) return DASH;
+  // The thresholds are where rounding would write "1000 kbit/s" or "10.0 Mbit/s".
+  if (bitsPerSecond < 999500) return `${Math.round(bitsPerSecond / 1e3)} kbit/s`;
+  const mbit = bitsPerSecond / 1e6;
+  return `${mbit < 9.95 ? mbit.toFixed(1) : Math.round(mbit)} Mbit/s`;
+}
+
 export function formatResolution(width, height) {
   return width && height ? `${width}×${height}` : DASH;
 }

@@ -2,13 +2,17 @@
 // together and connects. The parts keep their own state; what one needs of another it is
 // handed here, as a function or a view of plain values.
 
+import { createBitrateMeter } from './bitrate.js';
 import { createClock, mono } from './clock.js';
+import { codecName, codecPreference } from './codecs.js';
+import { createCodecSwitch } from './codecswitch.js';
 import { createConnection } from './connection.js';
 import { bindKeys, createPause } from './controls.js';
 import { createDetectionView } from './detectionview.js';
 import { createToast, setText } from './dom.js';
 import { formatServerInfo } from './format.js';
 import { createFullscreen } from './fullscreen.js';
+import { createH264Decoder } from './h264decoder.js';
 import { cameraState, helloCamera } from './protocol.js';
 import { createRecording } from './recording.js';
 import { createRenderer } from './render.js';
@@ -37,9 +41,27 @@ function startViewer() {
     button: byId('detections'),
     controls: byId('controls'),
     clockOffsetUs: () => clock.offsetUs,
-    shownFrame: () => frames.sequence,
+    shownPicture: () => frames.shown,
     repaint: () => frames.repaint(),
   });
+  const bitrate = createBitrateMeter();
+  let latestLatencyMs = null;   // the last latency figure, for the test hook
+  let switchingTo = '';         // the codec a reconnect is for, until it is open
+  const codecs = createCodecSwitch({
+    button: byId('codec'),
+    label: byId('codec-label'),
+    controls: byId('controls'),
+  }, {
+    preference: codecPreference(location.search),
+    onSwitch() {
+      // Not connected: the next attempt asks for the right codec by itself.
+      if (connection.state !== 'connected') return;
+      switchingTo = codecName(codecs.current === 'h264' ? 'jpeg' : 'h264');
+      connection.restart();
+    },
+    note: (text) => toast(text),
+  });
+  const h264 = createH264Decoder({ frames, onFailure: (reason) => codecs.fail(reason) });
   const status = createStatusView({
     status: byId('status'),
     statusText: byId('status-text'),
@@ -58,9 +80,11 @@ function startViewer() {
     dropped: byId('dropped'),
     objectsFigure: byId('objects-figure'),
     objects: byId('objects'),
+    codec: byId('video-codec'),
+    bitrate: byId('bitrate'),
   });
   const connection = createConnection({
-    url: () => streamUrl(location.href, token),
+    url: () => streamUrl(location.href, token, codecs.streamCodec()),
     probeUrl: location.href,
     hasToken: !!token,
     on: {
@@ -69,23 +93,33 @@ function startViewer() {
         renderOverlay();
       },
       open() {
+        switchingTo = '';
         recording.reset();
         frames.restart();
-        detections.reset();
+        bitrate.restart(mono());
+        const h264Stream = codecs.current === 'h264';
+        if (h264Stream) h264.start();
+        detections.reset(h264Stream ? 'time' : 'frame');
         if (frames.paused) connection.send({ type: 'pause' });
         clock.start();
         renderStatus();
         renderOverlay();
       },
       message: onMessage,
-      frame: (buffer) => frames.receive(buffer),
+      frame(buffer) {
+        bitrate.add(buffer.byteLength, mono());
+        if (codecs.current === 'h264') h264.receive(buffer);
+        else frames.receive(buffer);
+      },
       healthy: () => status.announce(view()),
       closed() {
         clock.stop();
+        h264.stop();
         frames.discard();
         detections.reset();
       },
       lost() {
+        switchingTo = '';
         renderStatus();
         renderOverlay();
         renderFigures();
@@ -114,6 +148,8 @@ function startViewer() {
     send: connection.send,
     hidden: () => document.visibilityState === 'hidden',
     onChange() {
+      h264.setPaused(frames.paused);
+      if (!frames.paused) bitrate.restart(mono());
       renderStatus();
       renderOverlay();
       renderFigures();
@@ -137,6 +173,7 @@ function startViewer() {
     snapshot: takeSnapshot,
     pause: pause.toggle,
     detections: detections.toggle,
+    codec: codecs.cycle,
     escape: fullscreen.leavePseudo,
   });
 
@@ -153,6 +190,7 @@ function startViewer() {
       paused: frames.paused,
       hasPicture: frames.hasPicture,
       quietMs: frames.quietMs(),
+      switchingTo,
     };
   }
 
@@ -167,6 +205,8 @@ function startViewer() {
 
   function renderFigures() {
     const counters = frames.counters();
+    const latencyMs = frames.takeLatency();
+    if (latencyMs !== null) latestLatencyMs = latencyMs;
     renderStats({
       connected: connection.state === 'connected',
       paused: frames.paused,
@@ -174,11 +214,14 @@ function startViewer() {
       fps: frames.framesPerSecond(),
       width: frames.width,
       height: frames.height,
-      latencyMs: frames.takeLatency(),
+      latencyMs,
       metaSeen: frames.metaSeen,
       clockAssumed: clock.assumed,
       gaps: counters.gaps,
       skippedLocally: counters.skippedLocally,
+      codec: codecName(codecs.current),
+      codecNote: codecs.note,
+      bitsPerSecond: bitrate.bitsPerSecond(mono()),
       detections: detections.figures(),
     });
   }
@@ -205,6 +248,7 @@ function startViewer() {
         if (msg.width > 0 && msg.height > 0) frames.presetSize(msg.width, msg.height);
         const camera = helloCamera(msg);
         if (camera) setCamera(camera);
+        codecs.onHello(msg);
         break;
       }
       case 'status':
@@ -219,6 +263,9 @@ function startViewer() {
       case 'detections':
         detections.receive(msg);
         break;
+      case 'h264':
+        if (codecs.current === 'h264') h264.configure(msg);
+        break;
       default:
         break; // 'error' and anything newer: nothing to do
     }
@@ -226,6 +273,7 @@ function startViewer() {
 
   function tick() {
     connection.checkSilence(frames.paused);
+    h264.check();
     renderFigures();
     renderOverlay();
     renderStatus();
@@ -264,6 +312,12 @@ function startViewer() {
           decoding: frames.decoding,
           pending: frames.pending,
           recording: recording.state,
+          codec: codecs.current,
+          codecPreference: codecs.preference,
+          codecNote: codecs.note,
+          bitsPerSecond: bitrate.bitsPerSecond(mono()),
+          latencyMs: latestLatencyMs,
+          h264: h264.state(),
         };
       },
       /** The detections that apply to the picture on screen, and whether they are drawn. */

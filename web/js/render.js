@@ -1,7 +1,9 @@
-// wsjpeg viewer: frames onto the canvas. Latest frame wins: one decode in flight and only the
-// newest frame waiting behind it, so a slow screen skips frames instead of building a backlog.
-// Counts what it receives, draws and skips, and the draw times for the FPS figure. Keeps the
-// picture on screen, so that what is drawn over it can change between pictures.
+// wsjpeg viewer: frames onto the canvas. Latest frame wins: one JPEG decode in flight and only
+// the newest frame waiting behind it, so a slow screen skips frames instead of building a
+// backlog; pictures decoded elsewhere (H.264, by the browser's video decoder) are drawn as they
+// come, but for those of a catch-up burst, of which only the newest is drawn. Counts what it
+// receives, draws and skips, and the draw times for the FPS figure. Keeps the picture on
+// screen, so that what is drawn over it can change between pictures.
 
 import { captureLatencyMs, mono, nowUs } from './clock.js';
 import { parseFrame } from './protocol.js';
@@ -27,11 +29,15 @@ export function fpsFromDrawTimes(times, now, windowFull) {
   return median > 0 ? 1000 / median : 0;
 }
 
+// An ImageBitmap has a width; a VideoFrame a display width (its coded size may be padded).
+const pictureWidth = (picture) => picture.displayWidth || picture.width;
+const pictureHeight = (picture) => picture.displayHeight || picture.height;
+
 /**
  * Draws frames on `canvas`. `clockOffsetUs()` is the server's clock minus ours (null while
  * unknown), for the latency; `onDrawn(first)` is called after every picture, `first` for the
- * first one on this page; `decorate(ctx, width, height, sequence)` draws over the picture
- * (sequence: its number, null without ?meta=1) each time it is painted.
+ * first one on this page; `decorate(ctx, width, height, shown)` draws over the picture (shown:
+ * its { sequence, captureUs }, both null without ?meta=1) each time it is painted.
  */
 export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   const ctx = canvas.getContext('2d', { alpha: false });
@@ -53,12 +59,25 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   let latencyCount = 0;
   let width = 0;
   let height = 0;
-  let picture = null;          // the ImageBitmap on the canvas, to paint again (closed when replaced)
-  let sequence = null;         // its sequence number
+  let picture = null;          // the ImageBitmap or VideoFrame on the canvas, to paint again (closed when replaced)
+  let shown = null;            // its { sequence, captureUs }
+  let decoded = null;          // a decoded picture waiting for the next animation frame: { picture, frame }
+  let drawScheduled = false;
   // Ring of recent draw times for the FPS figure: fixed size, never grows.
   const drawTimes = new Float64Array(DRAW_RING);
   let drawHead = 0;
   let drawFilled = 0;
+
+  // A message came with this sequence number (null without one): count it, and the gap before it.
+  function arrived(seq) {
+    counters.received++;
+    if (seq === null) return;
+    metaSeen = true;
+    if (countingDrops && lastSequence !== null && seq > lastSequence + 1) {
+      counters.gaps += seq - lastSequence - 1;
+    }
+    lastSequence = seq;
+  }
 
   function receive(buffer) {
     const frame = parseFrame(buffer);
@@ -66,15 +85,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
       counters.badMessages++;
       return;
     }
-    if (frame.sequence !== null) metaSeen = true;
-    counters.received++;
-
-    if (frame.sequence !== null) {
-      if (countingDrops && lastSequence !== null && frame.sequence > lastSequence + 1) {
-        counters.gaps += frame.sequence - lastSequence - 1;
-      }
-      lastSequence = frame.sequence;
-    }
+    arrived(frame.sequence);
     if (paused) return; // a plain server does not know about pause: just ignore its frames
 
     if (pending && countingDrops) counters.skippedLocally++;
@@ -103,17 +114,52 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     }
   }
 
-  function draw(bitmap, frame) {
+  // Takes a decoded picture (it closes it) and draws it at once, as a JPEG. A picture older than
+  // a unit already received (`frame.catchUp`: the decoder working through the units since a
+  // keyframe, after a join or a resume) waits for the next animation frame instead, and a newer
+  // one replaces it: the screen skips the catch-up, not a live picture.
+  function present(next, frame) {
+    dropDecoded();
+    if (paused) {
+      next.close();
+      return;
+    }
+    if (!frame.catchUp) {
+      draw(next, frame);
+      return;
+    }
+    decoded = { picture: next, frame };
+    if (!drawScheduled) {
+      drawScheduled = true;
+      requestAnimationFrame(drawDecoded);
+    }
+  }
+
+  function drawDecoded() {
+    drawScheduled = false;
+    const waiting = decoded;
+    decoded = null;
+    if (waiting) draw(waiting.picture, waiting.frame);
+  }
+
+  function dropDecoded() {
+    if (decoded) decoded.picture.close();
+    decoded = null;
+  }
+
+  function draw(next, frame) {
     if (picture) picture.close();
-    picture = bitmap;
-    sequence = frame.sequence;
-    if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
-      canvas.width = bitmap.width;
-      canvas.height = bitmap.height;
+    picture = next;
+    shown = { sequence: frame.sequence, captureUs: frame.captureUs };
+    const w = pictureWidth(next);
+    const h = pictureHeight(next);
+    if (canvas.width !== w || canvas.height !== h) {
+      canvas.width = w;
+      canvas.height = h;
     }
     paint();
-    width = bitmap.width;
-    height = bitmap.height;
+    width = w;
+    height = h;
     const t = mono();
     drawTimes[drawHead] = t;
     drawHead = (drawHead + 1) % DRAW_RING;
@@ -136,7 +182,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
 
   function paint() {
     ctx.drawImage(picture, 0, 0);
-    decorate(ctx, canvas.width, canvas.height, sequence);
+    decorate(ctx, canvas.width, canvas.height, shown);
   }
 
   function framesPerSecond() {
@@ -152,6 +198,8 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
 
   return {
     receive,
+    present,
+    arrived,
     framesPerSecond,
     get paused() { return paused; },
     get hasPicture() { return hasPicture; },
@@ -161,9 +209,19 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     get height() { return height; },
     get decoding() { return decoding; },
     get pending() { return pending !== null; },
-    /** The sequence number of the picture on the canvas (null for none, or without ?meta=1). */
-    get sequence() { return sequence; },
+    /** The picture on the canvas: { sequence, captureUs } (null for none). */
+    get shown() { return shown; },
     counters() { return { ...counters }; },
+
+    /** A message that was not decoded (waiting for a keyframe): a picture this viewer skipped. */
+    skipped() {
+      if (countingDrops) counters.skippedLocally++;
+    },
+
+    /** A message that is not what the stream should carry. */
+    rejected() {
+      counters.badMessages++;
+    },
 
     /** The size announced in `hello`, shown until the first picture says otherwise. */
     presetSize(w, h) {
@@ -180,7 +238,8 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     /** A new connection: counting and timing start afresh. */
     restart() {
       resumedAt = mono();
-      sequence = null; // a restarted server counts from the start again
+      // A restarted server counts from the start again (capture times stay comparable).
+      if (shown) shown = { ...shown, sequence: null };
       lastSequence = null;
       countingDrops = false;
       metaSeen = false;
@@ -193,11 +252,13 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     discard() {
       epoch++;
       pending = null;
+      dropDecoded();
     },
 
     pause() {
       paused = true;
       pending = null;
+      dropDecoded();
     },
 
     resume() {

@@ -1,16 +1,18 @@
-// wsjpeg viewer: the figures in the bottom bar — FPS, resolution, latency, dropped frames, and
-// objects detected once detections arrive.
+// wsjpeg viewer: the figures in the bottom bar — FPS, resolution, latency, dropped frames, the
+// codec and the bitrate received, and objects detected once detections arrive.
 
 import { setText } from './dom.js';
-import { DASH, formatFps, formatLatency, formatObjects, formatResolution } from './format.js';
+import { DASH, formatBitrate, formatFps, formatLatency, formatObjects, formatResolution } from './format.js';
 import { mono } from './clock.js';
 
 const LATENCY_HOLD_MS = 2000;     // keep the last latency figure through a short lull
 
 /**
  * Renders `figures`: { connected, paused, hasPicture, fps, width, height, latencyMs (the mean
- * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally, detections:
- * { seen, count, delayMs } }. The objects figure stays hidden until detections arrive.
+ * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally, codec ('JPEG'
+ * or 'H.264'), codecNote (why, when it is not what was asked for), bitsPerSecond (or null),
+ * detections: { seen, count, delayMs } }. The objects figure stays hidden until detections
+ * arrive.
  */
 export function createStatsBar(ui) {
   let latencyShownAt = 0;
@@ -34,7 +36,12 @@ export function createStatsBar(ui) {
 
     setText(ui.dropped, String(f.gaps + f.skippedLocally));
     ui.dropped.title = `${f.gaps} skipped by the server to stay live, ` +
-      `${f.skippedLocally} skipped by this browser (decoding too slowly)`;
+      `${f.skippedLocally} skipped by this browser (decoding too slowly, or waiting for a keyframe)`;
+
+    setText(ui.codec, f.connected ? f.codec : DASH);
+    ui.codec.title = f.codecNote ||
+      (f.codec === 'H.264' ? 'Pictures come as H.264, decoded by this browser' : 'Pictures come as JPEG');
+    setText(ui.bitrate, live ? formatBitrate(f.bitsPerSecond) : DASH);
 
     const d = f.detections;
     ui.objectsFigure.hidden = !d.seen;

@@ -1,7 +1,8 @@
 // wsjpeg viewer: the status line (dot, text, camera state, page title), the overlay over the
 // picture, and what screen readers are told. The decisions are pure functions of a view:
 //   { connection, everConnected, healthy, reason, retrying, retryInMs,
-//     camera: { state, message }, userPaused, paused, hasPicture, quietMs }
+//     camera: { state, message }, userPaused, paused, hasPicture, quietMs, switchingTo }
+// (switchingTo: the name of the codec the page is reconnecting for, '' when it is not).
 
 import { setAttr, setText } from './dom.js';
 
@@ -37,7 +38,8 @@ export function statusLine(v) {
   if (connected) {
     text = v.userPaused ? 'Connected (paused)' : 'Connected';
   } else if (v.connection === 'connecting') {
-    text = v.everConnected ? 'Reconnecting…' : 'Connecting…';
+    text = v.switchingTo ? `Switching to ${v.switchingTo}…`
+      : v.everConnected ? 'Reconnecting…' : 'Connecting…';
   } else {
     text = 'Disconnected';
   }
@@ -64,7 +66,8 @@ export function overlayMessage(v) {
     text = (v.reason || 'Disconnected') +
       (v.retrying ? (secs > 0 ? ` — reconnecting in ${secs} s` : ' — reconnecting…') : '');
   } else if (v.connection === 'connecting') {
-    text = v.everConnected ? 'Reconnecting…' : 'Connecting…';
+    // A codec switch keeps the picture on screen, undimmed, until the new one comes.
+    text = v.switchingTo && v.hasPicture ? '' : v.everConnected ? 'Reconnecting…' : 'Connecting…';
   } else if (v.userPaused) {
     text = 'Paused — press P or the Pause button to go live';
     spin = false;

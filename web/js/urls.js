@@ -14,11 +14,13 @@ export function endpointUrl(path, pageHref, token, params) {
 }
 
 /**
- * The WebSocket stream with capture times and object detections (ws: or wss: as the page). A
- * server without detections ignores the parameter.
+ * The WebSocket stream with capture times and object detections (ws: or wss: as the page), as
+ * H.264 when `codec` is 'h264'. A server without detections ignores the parameter.
  */
-export function streamUrl(pageHref, token) {
-  const url = endpointUrl('stream', pageHref, token, { meta: '1', detections: '1' });
+export function streamUrl(pageHref, token, codec = 'jpeg') {
+  const params = { meta: '1', detections: '1' };
+  if (codec === 'h264') params.codec = 'h264';
+  const url = endpointUrl('stream', pageHref, token, params);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;
 }

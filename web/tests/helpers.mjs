@@ -1,5 +1,6 @@
-// Test plumbing: free ports, wsjpegsink pipelines under gst-launch, a plain JPEG-only
-// WebSocket server, and small polling helpers. Everything started here is stopped by stopAll().
+// Test plumbing: free ports, wsjpegsink pipelines (with wsh264sink too) under gst-launch, a
+// plain JPEG-only WebSocket server, and small polling helpers. Everything started here is
+// stopped by stopAll().
 
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -86,14 +87,41 @@ const running = new Set();
 export async function startSink({
   port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
 }) {
-  const args = [
-    '-q',
+  return launchPipeline(port, sinkProps, [
     'videotestsrc', 'is-live=true', ...sourceProps,
     '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
     '!', 'jpegenc', 'quality=80',
     '!', 'wsjpegsink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
-  ];
-  const proc = spawn('gst-launch-1.0', args, {
+  ]);
+}
+
+/**
+ * Starts a camera served both ways on `port`, as README's example: the test pattern split by a
+ * tee into `jpegenc ! wsjpegsink` and `x264enc (zero latency, Constrained Baseline, a keyframe a
+ * second, 1 Mbit/s) ! h264parse ! wsh264sink`, and waits until it serves. Options as for
+ * startSink.
+ */
+export async function startH264Sink({
+  port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
+}) {
+  return launchPipeline(port, sinkProps, [
+    'videotestsrc', 'is-live=true', ...sourceProps,
+    '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
+    '!', 'tee', 'name=t',
+    't.', '!', 'queue', '!', 'jpegenc', 'quality=80',
+    '!', 'wsjpegsink', 'name=sink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
+    't.', '!', 'queue', '!', 'videoconvert',
+    '!', 'x264enc', 'tune=zerolatency', 'speed-preset=ultrafast', 'bframes=0', 'key-int-max=30', 'bitrate=1000',
+    '!', 'video/x-h264,profile=constrained-baseline',
+    '!', 'h264parse', 'config-interval=-1',
+    '!', 'video/x-h264,stream-format=byte-stream,alignment=au',
+    '!', 'wsh264sink', 'sink=sink',
+  ]);
+}
+
+/** Runs gst-launch-1.0 with `pipeline`, its wsjpegsink on `port`, until /status counts frames. */
+async function launchPipeline(port, sinkProps, pipeline) {
+  const proc = spawn('gst-launch-1.0', ['-q', ...pipeline], {
     env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_DIR },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -330,6 +358,24 @@ export async function startDetector({ port, token, objects, delayMs = 0 }) {
   return detector;
 }
 
+/** The `hello` a viewer of `/stream?meta=1` on `port` gets first (`query`: more parameters). */
+export async function readHello(port, query = '') {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/stream?meta=1${query}`);
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no hello from port ${port}`)), 5000);
+      socket.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        clearTimeout(timer);
+        try { resolve(JSON.parse(data.toString())); } catch (err) { reject(err); }
+      });
+      socket.once('error', (err) => { clearTimeout(timer); reject(err); });
+    });
+  } finally {
+    socket.terminate();
+  }
+}
+
 export async function stopAll() {
   await Promise.allSettled([...running].map((s) => s.stop()));
 }
@@ -357,6 +403,24 @@ export function leakTracker() {
   const revokeUrl = URL.revokeObjectURL;
   URL.createObjectURL = function (obj) { counts.urls++; return createUrl.call(URL, obj); };
   URL.revokeObjectURL = function (url) { counts.revoked++; return revokeUrl.call(URL, url); };
+}
+
+/**
+ * Installed in a page before its scripts run: counts the pictures every VideoDecoder gives
+ * (`__videoFrames.out`) and the VideoFrames closed (`__videoFrames.closed`).
+ */
+export function videoFrameTracker() {
+  const counts = { out: 0, closed: 0 };
+  Object.defineProperty(window, '__videoFrames', { value: counts });
+  if (typeof VideoDecoder !== 'function') return;
+  const Native = VideoDecoder;
+  window.VideoDecoder = class extends Native {
+    constructor(init) {
+      super({ ...init, output: (frame) => { counts.out++; init.output(frame); } });
+    }
+  };
+  const close = VideoFrame.prototype.close;
+  VideoFrame.prototype.close = function () { counts.closed++; return close.call(this); };
 }
 
 /** Makes every decode take `delayMs` longer, as on a slow phone. */

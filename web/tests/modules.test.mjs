@@ -5,16 +5,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { BITRATE_WINDOW_MS, createBitrateMeter } from '../js/bitrate.js';
 import { boxStyle, labelHue, labelRgb, objectCaption, scaleBox } from '../js/boxes.js';
 import { CLOCK_KEEP, captureLatencyMs, clockSample, keepSample } from '../js/clock.js';
+import {
+  FALLBACK_H264_CODEC, chooseCodec, codecName, codecPreference, codecToCheck, nextPreference, preferenceName,
+} from '../js/codecs.js';
 import { RETRY_FIRST_MS, RETRY_MAX_MS, lossReason, nextRetryDelay, refusalReason } from '../js/connection.js';
 import { keyAction } from '../js/controls.js';
-import { DETECTIONS_MAX_AGE_MS, createDetectionStore, parseDetections } from '../js/detections.js';
+import { DETECTIONS_MAX_AGE_MS, SAME_CAPTURE_US, createDetectionStore, parseDetections } from '../js/detections.js';
 import {
-  failureText, formatElapsed, formatFps, formatLatency, formatObjects, formatResolution, formatServerInfo,
-  snapshotFileName,
+  failureText, formatBitrate, formatElapsed, formatFps, formatLatency, formatObjects, formatResolution,
+  formatServerInfo, snapshotFileName,
 } from '../js/format.js';
-import { cameraState, closeReason, helloCamera, parseFrame, recordingState } from '../js/protocol.js';
+import { MAX_DECODE_QUEUE, createKeyframeGate } from '../js/keyframes.js';
+import {
+  cameraState, closeReason, h264DecoderConfig, helloCamera, parseAccessUnit, parseFrame, recordingState,
+} from '../js/protocol.js';
 import { elapsedSeconds, recordingAnnouncement } from '../js/recording.js';
 import { fpsFromDrawTimes } from '../js/render.js';
 import { announcement, health, overlayMessage, pictureStale, statusLine } from '../js/status.js';
@@ -33,6 +40,19 @@ function metaFrame({ sequence, captureUs, jpeg = [0xff, 0xd8, 1, 2, 0xff, 0xd9],
 }
 
 const bytes = (list) => new Uint8Array(list).buffer;
+
+/** An H.264 message: the 32-byte header (or `headerLength` claimed) with `flags`, then `unit`. */
+function h264Unit({ sequence, captureUs, flags = 0, unit = [0, 0, 0, 1, 0x65, 0x88], headerLength = 32 }) {
+  const buffer = new ArrayBuffer(32 + unit.length);
+  const view = new DataView(buffer);
+  [0x57, 0x53, 0x4a, 0x31].forEach((b, i) => view.setUint8(i, b));
+  view.setUint32(4, headerLength);
+  view.setBigUint64(8, BigInt(sequence));
+  view.setBigUint64(16, BigInt(captureUs));
+  view.setUint8(24, flags);
+  new Uint8Array(buffer, 32).set(unit);
+  return buffer;
+}
 
 describe('clock offset', () => {
   it('takes the server time to be from halfway through the round trip', () => {
@@ -89,6 +109,192 @@ describe('meta header', () => {
     assert.equal(parseFrame(bytes([0xff, 0xd8])), null, 'too short for a JPEG');
     assert.equal(parseFrame(metaFrame({ sequence: 1, captureUs: 1, headerLength: 20 })), null, 'header too short');
     assert.equal(parseFrame(metaFrame({ sequence: 1, captureUs: 1, headerLength: 30 })), null, 'header past the end');
+  });
+});
+
+describe('H.264 header', () => {
+  it('reads the sequence number, the capture time and the keyframe flag, and finds the unit after 32 bytes', () => {
+    const key = parseAccessUnit(h264Unit({ sequence: 2 ** 40 + 7, captureUs: 1764150000123456, flags: 1 }));
+    assert.equal(key.sequence, 2 ** 40 + 7);
+    assert.equal(key.captureUs, 1764150000123456);
+    assert.equal(key.keyframe, true);
+    assert.deepEqual([...key.data], [0, 0, 0, 1, 0x65, 0x88]);
+    const delta = parseAccessUnit(h264Unit({ sequence: 8, captureUs: 5, flags: 0, unit: [0, 0, 1, 0x41] }));
+    assert.equal(delta.keyframe, false);
+    assert.deepEqual([...delta.data], [0, 0, 1, 0x41]);
+  });
+
+  it('looks at bit 0 of the flags only, and skips a longer header', () => {
+    assert.equal(parseAccessUnit(h264Unit({ sequence: 1, captureUs: 1, flags: 0xfe })).keyframe, false);
+    assert.equal(parseAccessUnit(h264Unit({ sequence: 1, captureUs: 1, flags: 0x03 })).keyframe, true);
+    const longer = parseAccessUnit(h264Unit({ sequence: 1, captureUs: 1, headerLength: 34 }));
+    assert.deepEqual([...longer.data], [0, 1, 0x65, 0x88]);
+  });
+
+  it('refuses what is not an access unit behind the header', () => {
+    assert.equal(parseAccessUnit(bytes([0xff, 0xd8, 0xff, 0xd9])), null, 'a bare JPEG');
+    assert.equal(parseAccessUnit(metaFrame({ sequence: 1, captureUs: 1 })), null, 'a JPEG with the 24-byte header');
+    assert.equal(parseAccessUnit(h264Unit({ sequence: 1, captureUs: 1, headerLength: 38 })), null, 'header past the end');
+    assert.equal(parseAccessUnit(bytes(new Array(40).fill(0))), null, 'no magic');
+  });
+
+  it('turns the h264 message into a decoder configuration', () => {
+    assert.deepEqual(h264DecoderConfig({ type: 'h264', codec: 'avc1.42C01F', width: 640, height: 360 }),
+      { codec: 'avc1.42C01F', optimizeForLatency: true, codedWidth: 640, codedHeight: 360 });
+    assert.deepEqual(h264DecoderConfig({ codec: 'avc1.640029', width: null, height: null }),
+      { codec: 'avc1.640029', optimizeForLatency: true });
+    assert.equal(h264DecoderConfig({ codec: null, width: 640, height: 360 }), null);
+    assert.equal(h264DecoderConfig({ codec: 'vp8' }), null);
+  });
+});
+
+describe('H.264 keyframes', () => {
+  const unit = (sequence, keyframe = false) => ({ sequence, keyframe });
+
+  it('starts at a keyframe and then decodes every unit in order', () => {
+    const gate = createKeyframeGate();
+    assert.equal(gate.waiting, true);
+    assert.equal(gate.admit(unit(5), 0), false, 'a delta before any keyframe');
+    assert.equal(gate.admit(unit(6, true), 0), true);
+    for (let s = 7; s < 40; s++) assert.equal(gate.admit(unit(s), 1), true, `unit ${s}`);
+    assert.equal(gate.waiting, false);
+  });
+
+  it('waits for the next keyframe after a gap in the sequence numbers', () => {
+    const gate = createKeyframeGate();
+    gate.admit(unit(1, true), 0);
+    gate.admit(unit(2), 0);
+    assert.equal(gate.admit(unit(4), 0), false, 'unit 3 was lost: 4 refers to it');
+    assert.equal(gate.waiting, true);
+    assert.equal(gate.admit(unit(5), 0), false, 'nor anything after, in order or not');
+    assert.equal(gate.admit(unit(6, true), 0), true, 'the next keyframe');
+    assert.equal(gate.admit(unit(7), 0), true);
+    // The server drops a slow viewer straight to a keyframe: the gap and the keyframe together.
+    assert.equal(gate.admit(unit(30, true), 0), true);
+    assert.equal(gate.admit(unit(31), 0), true);
+  });
+
+  it('stops decoding while the decoder is behind, until a keyframe finds it caught up', () => {
+    const gate = createKeyframeGate();
+    gate.admit(unit(1, true), 0);
+    assert.equal(gate.admit(unit(2), MAX_DECODE_QUEUE), true, 'at the limit is not behind');
+    assert.equal(gate.admit(unit(3), MAX_DECODE_QUEUE + 1), false);
+    assert.equal(gate.admit(unit(4), 0), false, 'the queue drained, but 4 refers to 3');
+    assert.equal(gate.admit(unit(5, true), MAX_DECODE_QUEUE + 3), false, 'a keyframe while still behind');
+    assert.equal(gate.admit(unit(6), 2), false);
+    assert.equal(gate.admit(unit(7, true), 2), true);
+  });
+
+  it('starts over at a keyframe after restart, without taking the jump for a gap', () => {
+    const gate = createKeyframeGate();
+    gate.admit(unit(1, true), 0);
+    gate.admit(unit(2), 0);
+    gate.restart();
+    assert.equal(gate.admit(unit(90), 0), false);
+    assert.equal(gate.admit(unit(91, true), 0), true);
+    assert.equal(gate.admit(unit(92), 0), true);
+  });
+});
+
+describe('codec choice', () => {
+  const works = { preference: 'auto', secure: true, decoder: true, offered: true, supported: true, failure: '' };
+  const choose = (facts) => chooseCodec({ ...works, ...facts });
+
+  it('takes H.264 by itself only when everything says it works', () => {
+    assert.deepEqual(choose({}), { codec: 'h264', note: '' });
+    const table = [
+      [{ offered: null }, 'before any hello'],
+      [{ offered: false }, 'the server offers none'],
+      [{ supported: null }, 'isConfigSupported has not answered yet'],
+      [{ supported: false }, 'this browser cannot decode it'],
+      [{ secure: false }, 'not a secure context'],
+      [{ decoder: false }, 'no VideoDecoder'],
+      [{ failure: 'EncodingError: Decoding error.' }, 'it failed on this page before'],
+    ];
+    for (const [facts, why] of table) {
+      assert.deepEqual(choose(facts), { codec: 'jpeg', note: '' }, `auto: ${why}`);
+    }
+  });
+
+  it('stays on JPEG when JPEG is asked for, whatever else is true', () => {
+    assert.deepEqual(choose({ preference: 'jpeg' }), { codec: 'jpeg', note: '' });
+  });
+
+  it('tries a forced H.264 while something is unknown, and says why when it cannot work', () => {
+    assert.deepEqual(choose({ preference: 'h264', offered: null, supported: null }), { codec: 'h264', note: '' });
+    assert.deepEqual(choose({ preference: 'h264', supported: null }), { codec: 'h264', note: '' });
+    assert.deepEqual(choose({ preference: 'h264' }), { codec: 'h264', note: '' });
+    const notes = [
+      [{ offered: false }, 'Showing JPEG: the server offers no H.264'],
+      [{ supported: false }, 'Showing JPEG: this browser cannot decode this H.264 stream'],
+      [{ secure: false, offered: null }, 'Showing JPEG: H.264 needs a secure page (https, or localhost)'],
+      [{ decoder: false }, 'Showing JPEG: this browser cannot decode H.264 (no WebCodecs)'],
+      [{ failure: 'no picture' }, 'Showing JPEG: H.264 failed in this browser (no picture)'],
+    ];
+    for (const [facts, note] of notes) {
+      assert.deepEqual(choose({ preference: 'h264', ...facts }), { codec: 'jpeg', note });
+    }
+  });
+
+  it('reads ?codec= and cycles Auto, JPEG, H.264', () => {
+    assert.equal(codecPreference(''), 'auto');
+    assert.equal(codecPreference('?codec=jpeg'), 'jpeg');
+    assert.equal(codecPreference('?token=x&codec=H264'), 'h264');
+    assert.equal(codecPreference('?codec=vp9'), 'auto');
+    assert.equal(nextPreference('auto'), 'jpeg');
+    assert.equal(nextPreference('jpeg'), 'h264');
+    assert.equal(nextPreference('h264'), 'auto');
+    assert.deepEqual(['auto', 'jpeg', 'h264'].map(preferenceName), ['Auto', 'JPEG', 'H.264']);
+    assert.deepEqual(['jpeg', 'h264'].map(codecName), ['JPEG', 'H.264']);
+  });
+
+  it('checks the codec the server names, or Constrained Baseline before it has one', () => {
+    assert.equal(codecToCheck({ codec: 'avc1.640029', width: 1280, height: 720 }), 'avc1.640029');
+    assert.equal(codecToCheck({ codec: null, width: null, height: null }), FALLBACK_H264_CODEC);
+    assert.equal(FALLBACK_H264_CODEC, 'avc1.42E01F');
+  });
+});
+
+describe('bitrate', () => {
+  it('counts the bytes of the last second', () => {
+    const meter = createBitrateMeter();
+    meter.restart(0);
+    // 30 messages a second of 8,000 bytes: 1.92 Mbit/s.
+    for (let i = 0; i <= 90; i++) meter.add(8000, Math.round((i * 1000) / 30));
+    assert.equal(BITRATE_WINDOW_MS, 1000);
+    const bps = meter.bitsPerSecond(3000);
+    assert.equal(bps, 1.92e6);
+    assert.equal(formatBitrate(bps), '1.9 Mbit/s');
+  });
+
+  it('reads right on a fresh connection, and says nothing in its first moments', () => {
+    const meter = createBitrateMeter();
+    assert.equal(meter.bitsPerSecond(0), null);
+    meter.restart(10000);
+    meter.add(50000, 10100);
+    assert.equal(meter.bitsPerSecond(10200), null, 'too early to say');
+    meter.add(50000, 10300);
+    // 100,000 bytes in the 0.5 s since the start: 1.6 Mbit/s, not 0.8.
+    assert.equal(meter.bitsPerSecond(10500), 1.6e6);
+  });
+
+  it('falls to 0 when the messages stop, and forgets the old connection on restart', () => {
+    const meter = createBitrateMeter();
+    meter.restart(0);
+    for (let t = 0; t < 1000; t += 100) meter.add(1000, t);
+    assert.equal(meter.bitsPerSecond(2500), 0);
+    meter.restart(3000);
+    meter.add(1000, 3100);
+    assert.equal(meter.bitsPerSecond(3500), 16000);
+  });
+
+  it('writes kbit/s and Mbit/s', () => {
+    assert.equal(formatBitrate(null), '—');
+    assert.equal(formatBitrate(0), '0 kbit/s');
+    assert.equal(formatBitrate(850400), '850 kbit/s');
+    assert.equal(formatBitrate(999700), '1.0 Mbit/s');
+    assert.equal(formatBitrate(9.96e6), '10 Mbit/s');
+    assert.equal(formatBitrate(24.4e6), '24 Mbit/s');
   });
 });
 
@@ -185,6 +391,7 @@ describe('status line and overlay', () => {
     assert.deepEqual(statusLine({ ...base, connection: 'connecting', everConnected: false }),
       { text: 'Connecting…', camera: '', cameraTitle: '', title: 'Connecting · wsjpeg' });
     assert.equal(statusLine({ ...base, camera: { state: 'error', message: 'unplugged' } }).cameraTitle, 'unplugged');
+    assert.equal(statusLine({ ...base, connection: 'connecting', switchingTo: 'H.264' }).text, 'Switching to H.264…');
   });
 
   it('explains over the picture, and is empty while all is well', () => {
@@ -199,6 +406,10 @@ describe('status line and overlay', () => {
       'Camera unavailable — retrying… (unplugged)');
     assert.equal(overlayMessage({ ...base, hasPicture: false }).text, 'Waiting for the first picture…');
     assert.equal(overlayMessage({ ...base, quietMs: 4400 }).text, 'No new picture for 4 s…');
+    // A codec switch keeps the picture as it is; without one yet, it says what happens.
+    assert.equal(overlayMessage({ ...base, connection: 'connecting', switchingTo: 'JPEG' }).text, '');
+    assert.equal(overlayMessage({ ...base, connection: 'connecting', switchingTo: 'JPEG', hasPicture: false }).text,
+      'Reconnecting…');
   });
 
   it('tells screen readers about changes once', () => {
@@ -258,6 +469,8 @@ describe('URLs and keys', () => {
     assert.equal(endpointUrl('snapshot.jpg', page, token).href, 'https://cam.example/proxy/viewer/snapshot.jpg?token=t0k');
     assert.equal(streamUrl(page, token), 'wss://cam.example/proxy/viewer/stream?meta=1&detections=1&token=t0k');
     assert.equal(streamUrl('http://127.0.0.1:3003/', null), 'ws://127.0.0.1:3003/stream?meta=1&detections=1');
+    assert.equal(streamUrl(page, token, 'h264'), 'wss://cam.example/proxy/viewer/stream?meta=1&detections=1&codec=h264&token=t0k');
+    assert.equal(streamUrl('http://127.0.0.1:3003/', null, 'jpeg'), 'ws://127.0.0.1:3003/stream?meta=1&detections=1');
   });
 
   it('maps S, P, F, D and Escape, and leaves other keys and form fields alone', () => {
@@ -267,6 +480,8 @@ describe('URLs and keys', () => {
     assert.equal(key('f'), 'fullscreen');
     assert.equal(key('d'), 'detections');
     assert.equal(key('D'), 'detections');
+    assert.equal(key('c'), 'codec');
+    assert.equal(key('C'), 'codec');
     assert.equal(key('d', { target: { tagName: 'TEXTAREA' } }), null);
     assert.equal(key('Escape'), 'escape');
     assert.equal(key('x'), null);
@@ -369,6 +584,27 @@ describe('detections', () => {
     store.clear();
     assert.deepEqual(store.objects(12, 60), []);
     assert.equal(store.current(12, 60), null);
+  });
+
+  it('matches frames of another stream by capture time, as the server does', () => {
+    const store = createDetectionStore(DETECTIONS_MAX_AGE_MS, 'time');
+    // Frames 33 ms apart; the detections name JPEG frame 10, captured at 1,000,000 µs.
+    const at = (captureUs, frame = 10) => parseDetections({ type: 'detections', frame, time: captureUs, objects: [person] });
+    const s10 = at(1000000);
+    store.receive(s10, 0);
+    assert.equal(store.current(1000000, 5).set, s10, 'the same capture time');
+    assert.equal(store.current(1000000 - SAME_CAPTURE_US, 5).set, s10, 'another sink read the clock a little apart');
+    assert.equal(store.current(1033333, 5).set, s10, 'a later picture');
+    assert.equal(store.current(966667, 5), null, 'not over the picture before');
+    // Sequence numbers mean nothing here: frame 99 of the JPEG stream, captured earlier.
+    const early = at(1100000 - 66667, 99);
+    store.receive(early, 10);
+    assert.equal(store.current(1100000, 20).set, early);
+    // Without a capture time: the newest, over any picture, while it lasts.
+    const untimed = parseDetections({ type: 'detections', frame: 1, objects: [] });
+    store.receive(untimed, 30);
+    assert.equal(store.current(5, 40).set, untimed);
+    assert.equal(store.current(5, 1030), null);
   });
 
   it('keeps only a few sets', () => {

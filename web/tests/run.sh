@@ -10,7 +10,7 @@
 # Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
 # from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
 # <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png,
-# viewer-detections.png). Exits non-zero when a test fails.
+# viewer-detections.png, viewer-h264.png). Exits non-zero when a test fails.
 # Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 set -euo pipefail
 
@@ -40,8 +40,11 @@ command -v gst-launch-1.0 >/dev/null 2>&1 || missing+=(gstreamer1.0-tools)
 if command -v gst-inspect-1.0 >/dev/null 2>&1; then
     gst-inspect-1.0 --exists videotestsrc || missing+=(gstreamer1.0-plugins-base)
     gst-inspect-1.0 --exists jpegenc || missing+=(gstreamer1.0-plugins-good)
+    # The H.264 tests: x264enc and h264parse.
+    gst-inspect-1.0 --exists x264enc || missing+=(gstreamer1.0-plugins-ugly)
+    gst-inspect-1.0 --exists h264parse || missing+=(gstreamer1.0-plugins-bad)
 else
-    missing+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+    missing+=(gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
     log "Installing ${missing[*]}"
@@ -81,8 +84,10 @@ target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
     | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export WSJPEG_PLUGIN_DIR="$target_dir/debug"
 [ -f "$WSJPEG_PLUGIN_DIR/libgstwsjpeg.so" ] || die "plugin not found in $WSJPEG_PLUGIN_DIR"
-GST_PLUGIN_PATH="$WSJPEG_PLUGIN_DIR" gst-inspect-1.0 wsjpegsink >/dev/null \
-    || die "GStreamer cannot load wsjpegsink from $WSJPEG_PLUGIN_DIR"
+for element in wsjpegsink wsh264sink; do
+    GST_PLUGIN_PATH="$WSJPEG_PLUGIN_DIR" gst-inspect-1.0 "$element" >/dev/null \
+        || die "GStreamer cannot load $element from $WSJPEG_PLUGIN_DIR"
+done
 
 # ---- Run ------------------------------------------------------------------------------------
 export WSJPEG_ARTIFACTS_DIR="$ROOT/artifacts"
@@ -114,7 +119,7 @@ status=0
 wait "$test_pgid" || status=$?
 
 if [ "$status" -eq 0 ]; then
-    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png)"
+    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png, viewer-h264.png)"
 else
     log "Viewer tests FAILED (exit $status)"
 fi

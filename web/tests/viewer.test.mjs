@@ -7,13 +7,14 @@ import { mkdirSync, mkdtempSync, copyFileSync, rmSync, writeFileSync } from 'nod
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
 
 import { labelRgb } from '../js/boxes.js';
 import {
   ARTIFACTS_DIR, CHROMIUM, VIEWER_PAGE, fetchBytes, fetchJson, freePort, leakTracker, sleep,
-  slowDecoder, startDetector, startPlainServer, startProtocolServer, startSink, stopAll, waitFor,
+  readHello, slowDecoder, startDetector, startH264Sink, startPlainServer, startProtocolServer, startSink,
+  stopAll, videoFrameTracker, waitFor,
 } from './helpers.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
@@ -69,11 +70,15 @@ async function openViewer(url, { context: contextOptions = {}, initScripts = [] 
   const page = await context.newPage();
   const home = new URL(url).host;
   const errors = [];
+  const sockets = []; // the URL of every WebSocket this page opened
   page.on('pageerror', (err) => errors.push(String(err)));
   page.on('request', (req) => requests.push({ url: req.url(), home }));
-  page.on('websocket', (ws) => requests.push({ url: ws.url(), home }));
+  page.on('websocket', (ws) => {
+    requests.push({ url: ws.url(), home });
+    sockets.push(ws.url());
+  });
   const response = await page.goto(url, { waitUntil: 'load' });
-  return { context, page, response, errors };
+  return { context, page, response, errors, sockets };
 }
 
 const stats = (page) => page.evaluate(() => window.wsjpegViewer.stats());
@@ -1058,6 +1063,317 @@ describe('viewer left open', () => {
     assert.ok(end.nodes <= start.nodes + 20, 'DOM nodes grew');
     assert.ok(end.listeners <= start.listeners + 5, 'event listeners grew');
     assertNoLeaks(await page.evaluate(() => ({ ...window.__leaks })), 'soak page');
+  });
+});
+
+// ---- H.264: WebCodecs when the server offers it and the browser can decode it ---------------------
+
+/** Installed in a page: a browser without WebCodecs. */
+function noVideoDecoder() {
+  delete window.VideoDecoder;
+}
+
+/** Installed in a page: a VideoDecoder that says it cannot decode anything. */
+function unsupportedVideoDecoder() {
+  if (typeof VideoDecoder !== 'function') return;
+  VideoDecoder.isConfigSupported = async (config) => ({ supported: false, config });
+}
+
+/**
+ * Installed in a page: every VideoDecoder fails after `after` chunks, by throwing from decode()
+ * (`mode` 'throw') or through its error callback ('error'), as a broken hardware decoder would.
+ */
+function failingVideoDecoder([mode, after]) {
+  if (typeof VideoDecoder !== 'function') return;
+  const Native = VideoDecoder;
+  window.VideoDecoder = class extends Native {
+    constructor(init) {
+      super(init);
+      this.chunks = 0;
+      this.reportError = init.error;
+    }
+
+    decode(chunk) {
+      if (++this.chunks <= after) return super.decode(chunk);
+      const err = new DOMException(`test: failing after ${after} chunks`, 'EncodingError');
+      if (mode === 'throw') throw err;
+      setTimeout(() => this.reportError(err), 0);
+      return undefined;
+    }
+  };
+}
+
+/** Installed in a page: the type of the first chunk each VideoDecoder is given (`__firstChunks`). */
+function recordFirstChunks() {
+  if (typeof VideoDecoder !== 'function') return;
+  const firsts = [];
+  Object.defineProperty(window, '__firstChunks', { value: firsts });
+  const Native = VideoDecoder;
+  window.VideoDecoder = class extends Native {
+    decode(chunk) {
+      if (!this.started) {
+        this.started = true;
+        firsts.push(chunk.type);
+      }
+      return super.decode(chunk);
+    }
+  };
+}
+
+async function waitForH264(page, pictures = 10, timeout = 15000) {
+  return waitFor(`${pictures} H.264 pictures`, async () => {
+    const s = await stats(page);
+    return s.codec === 'h264' && s.h264.pictures >= pictures && s.drawn > 0 ? s : null;
+  }, { timeout });
+}
+
+/** The canvas shows the test pattern, and it moves. */
+async function assertMoving(page, label) {
+  const first = await canvasSummary(page);
+  assert.ok(first.lit > 0.3, `${label}: canvas looks blank (${(first.lit * 100).toFixed(1)}% lit)`);
+  await sleep(400);
+  const second = await canvasSummary(page);
+  assert.notEqual(first.sum, second.sum, `${label}: canvas did not change over 400 ms`);
+}
+
+const isH264Url = (url) => new URL(url).searchParams.get('codec') === 'h264';
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** The page's own latency figure (the mean of each half-second tick), sampled for `seconds`. */
+async function latencySamples(page, seconds) {
+  const samples = [];
+  for (let i = 0; i < seconds * 2; i++) {
+    await sleep(500);
+    const { latencyMs: ms } = await stats(page);
+    if (Number.isFinite(ms)) samples.push(ms);
+  }
+  return samples;
+}
+
+describe('viewer and H.264', () => {
+  let h264Sink;   // the test pattern as JPEG and as H.264 on one port: 640x480 @ 30 fps
+  let view;
+
+  before(async () => {
+    h264Sink = await startH264Sink({ port: await freePort() });
+  }, { timeout: 30000 });
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+  after(async () => {
+    if (h264Sink) await h264Sink.stop();
+  });
+
+  it('asks for H.264 by itself when the server offers it, and draws the moving pattern', { timeout: 30000 }, async () => {
+    const hello = await readHello(h264Sink.port);
+    assert.equal(hello.codec, 'jpeg');
+    assert.match(hello.h264.codec, /^avc1\.42/, 'x264enc makes Constrained Baseline');
+    view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [videoFrameTracker] });
+    const { page } = view;
+    await waitForH264(page, 20);
+    await waitFor('overlay hidden', () => page.locator('#overlay').isHidden());
+    const summary = await canvasSummary(page);
+    assert.equal(summary.width, 640);
+    assert.equal(summary.height, 480);
+    await assertMoving(page, 'H.264');
+    // JPEG first (the hello says what is offered), then H.264 on the same server.
+    assert.ok(view.sockets.some(isH264Url), `no H.264 stream asked for: ${view.sockets.join(', ')}`);
+    assert.ok(isH264Url(view.sockets.at(-1)), 'the stream on screen is the H.264 one');
+
+    await waitFor('the stats bar to say H.264 with a bitrate and a latency', async () => {
+      const codec = (await text(page, '#video-codec')).trim();
+      const bitrate = (await text(page, '#bitrate')).trim();
+      return codec === 'H.264' && /^\d+(\.\d)? [kM]bit\/s$/.test(bitrate) && Number.isFinite(latencyMs(await text(page, '#latency')));
+    }, { timeout: 5000 });
+    const s = await stats(page);
+    assert.ok(s.latencyMs > 0 && s.latencyMs < 1000, `latency ${s.latencyMs} ms is implausible`);
+    // x264enc at 1 Mbit/s: the meter reads what arrives, within reason.
+    assert.ok(s.bitsPerSecond > 100e3 && s.bitsPerSecond < 5e6, `bitrate ${s.bitsPerSecond} bit/s`);
+    assert.equal(s.h264.failed, false);
+    assert.equal(s.h264.configured, 1);
+    assert.match(s.h264.codec, /^avc1\./);
+    assert.ok(s.fps > 20 && s.fps < 40, `FPS ${s.fps} from a 30 fps source`);
+    assert.equal(s.badMessages, 0);
+    assert.equal(await page.locator('#codec').isVisible(), true, 'the codec switch shows when H.264 is offered');
+    assert.equal((await text(page, '#codec-label')).trim(), 'Auto');
+    const frames = await page.evaluate(() => ({ ...window.__videoFrames }));
+    assert.ok(frames.out > 20, `the decoder gave ${frames.out} pictures`);
+    assert.ok(frames.out - frames.closed <= 2, `${frames.out} VideoFrames out, ${frames.closed} closed`);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-h264.png') });
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('stays on JPEG with ?codec=jpeg; the Codec button and C switch, reconnecting with the other codec', { timeout: 40000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${h264Sink.port}/?codec=jpeg`);
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500); // the hello and the decoder's answer have come: still JPEG
+    let s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.equal(s.codecPreference, 'jpeg');
+    assert.equal(s.h264.configured, 0);
+    assert.equal(view.sockets.length, 1);
+    assert.ok(!isH264Url(view.sockets[0]));
+    assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+    assert.equal((await text(page, '#codec-label')).trim(), 'JPEG');
+
+    await page.click('#codec');
+    assert.equal((await text(page, '#codec-label')).trim(), 'H.264');
+    await waitForH264(page, 10);
+    assert.equal(view.sockets.length, 2);
+    assert.ok(isH264Url(view.sockets[1]), view.sockets[1]);
+    await waitFor('the stats bar to say H.264', async () => (await text(page, '#video-codec')).trim() === 'H.264');
+    await assertMoving(page, 'switched to H.264');
+
+    // C: Auto keeps H.264 (no reconnect), then JPEG.
+    await page.keyboard.press('c');
+    assert.equal((await text(page, '#codec-label')).trim(), 'Auto');
+    await sleep(1000);
+    assert.equal((await stats(page)).codec, 'h264');
+    assert.equal(view.sockets.length, 2);
+    await page.keyboard.press('c');
+    assert.equal((await text(page, '#codec-label')).trim(), 'JPEG');
+    const drawn = (await stats(page)).drawn;
+    await waitFor('JPEG pictures again', async () => {
+      const now = await stats(page);
+      return now.codec === 'jpeg' && now.drawn > drawn + 10;
+    });
+    assert.equal(view.sockets.length, 3);
+    assert.ok(!isH264Url(view.sockets[2]), view.sockets[2]);
+    await waitFor('the stats bar to say JPEG', async () => (await text(page, '#video-codec')).trim() === 'JPEG');
+    await assertMoving(page, 'switched back to JPEG');
+    s = await stats(page);
+    assert.equal(s.badMessages, 0);
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('starts again at a keyframe after a pause, with a new decoder', { timeout: 30000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [recordFirstChunks] });
+    const { page } = view;
+    await waitForH264(page, 10);
+    await page.keyboard.press('p');
+    await waitFor('paused', async () => (await stats(page)).paused);
+    await sleep(1200); // more than a keyframe interval: what comes next cannot follow on
+    const before = await stats(page);
+    await page.keyboard.press('p');
+    await waitFor('H.264 pictures after the pause', async () => {
+      const s = await stats(page);
+      return s.h264.pictures > before.h264.pictures + 10 ? s : null;
+    });
+    const s = await stats(page);
+    assert.equal(s.codec, 'h264');
+    assert.equal(s.h264.failed, false);
+    assert.equal(s.h264.configured, before.h264.configured + 1, 'a pause lets the decoder go');
+    const firsts = await page.evaluate(() => [...window.__firstChunks]);
+    assert.deepEqual(firsts, new Array(s.h264.configured).fill('key'), 'every decoder starts at a keyframe');
+    await assertMoving(page, 'after the pause');
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const [label, script] of [['no VideoDecoder', noVideoDecoder], ['isConfigSupported says no', unsupportedVideoDecoder]]) {
+    it(`stays on JPEG when the browser cannot decode H.264 (${label})`, { timeout: 20000 }, async () => {
+      view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [script] });
+      const { page } = view;
+      await waitForPictures(page, 10);
+      await sleep(1500);
+      const s = await stats(page);
+      assert.equal(s.codec, 'jpeg');
+      assert.equal(s.h264.configured, 0);
+      assert.deepEqual(view.sockets.filter(isH264Url), []);
+      assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+      await assertMoving(page, label);
+      assert.deepEqual(view.errors, []);
+    });
+  }
+
+  for (const mode of ['throw', 'error']) {
+    it(`goes back to JPEG when the decoder fails mid-stream (${mode === 'throw' ? 'decode() throws' : 'its error callback'}), and the picture keeps moving`, { timeout: 30000 }, async () => {
+      view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [[failingVideoDecoder, [mode, 40]]] });
+      const { page } = view;
+      const s = await waitFor('H.264 to fail over to JPEG', async () => {
+        const now = await stats(page);
+        return now.h264.failed && now.codec === 'jpeg' && now.connection === 'connected' ? now : null;
+      }, { timeout: 20000 });
+      assert.ok(s.h264.pictures > 0, 'H.264 was shown before it failed');
+      assert.match(s.codecNote, /^H\.264 failed in this browser \(EncodingError: test: failing after 40 chunks\)$/);
+      const drawn = s.drawn;
+      await waitFor('JPEG pictures after the failure', async () => (await stats(page)).drawn > drawn + 10);
+      await assertMoving(page, 'after the failure');
+      assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+      // JPEG, H.264, then JPEG for good: no going back and forth.
+      const sockets = view.sockets.length;
+      assert.ok(sockets >= 3 && isH264Url(view.sockets[sockets - 2]) && !isH264Url(view.sockets[sockets - 1]),
+        view.sockets.join(', '));
+      await sleep(2000);
+      assert.equal(view.sockets.length, sockets);
+      assert.equal((await stats(page)).codec, 'jpeg');
+      assert.deepEqual(view.errors, []);
+    });
+  }
+
+  it('shows H.264 within 33 ms of the latency of JPEG on the same pipeline', { timeout: 60000 }, async () => {
+    const measure = async (codec) => {
+      view = await openViewer(`http://127.0.0.1:${h264Sink.port}/?codec=${codec}`);
+      if (codec === 'h264') await waitForH264(view.page, 10);
+      else await waitForPictures(view.page, 10);
+      await sleep(1500); // past the join: the clock offset settled, the decoder warm
+      assert.equal((await stats(view.page)).codec, codec);
+      const samples = await latencySamples(view.page, 6);
+      await view.context.close();
+      view = null;
+      assert.ok(samples.length >= 8, `${codec}: only ${samples.length} latency figures`);
+      return median(samples);
+    };
+    const jpeg = await measure('jpeg');
+    const h264 = await measure('h264');
+    console.log(`# latency medians on one 640x480 @ 30 fps pipeline: JPEG ${jpeg.toFixed(1)} ms, H.264 ${h264.toFixed(1)} ms`);
+    assert.ok(jpeg > 0 && h264 > 0, `JPEG ${jpeg} ms, H.264 ${h264} ms`);
+    assert.ok(h264 <= jpeg + 33, `H.264 ${h264.toFixed(1)} ms vs JPEG ${jpeg.toFixed(1)} ms`);
+  });
+});
+
+describe('viewer and a server without H.264', () => {
+  let view;
+
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+
+  it('stays on JPEG, with no codec switch', { timeout: 20000 }, async () => {
+    const hello = await readHello(sink.port);
+    assert.equal(hello.codec, 'jpeg');
+    assert.equal('h264' in hello, false);
+    view = await openViewer(`http://127.0.0.1:${sink.port}/`);
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.equal(s.codecNote, '');
+    assert.deepEqual(view.sockets.filter(isH264Url), []);
+    assert.equal(await page.locator('#codec').isVisible(), false);
+    assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('says why it shows JPEG when ?codec=h264 asks for what the server has not', { timeout: 20000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${sink.port}/?codec=h264`);
+    const { page } = view;
+    await waitForPictures(page, 10);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.equal(s.codecNote, 'Showing JPEG: the server offers no H.264');
+    assert.ok(isH264Url(view.sockets[0]), 'it asked for H.264 first');
+    assert.ok(!isH264Url(view.sockets.at(-1)));
+    assert.equal(await page.getAttribute('#video-codec', 'title'), 'Showing JPEG: the server offers no H.264');
+    await assertMoving(page, 'forced H.264 on a JPEG-only server');
+    assert.deepEqual(view.errors, []);
   });
 });
 

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::burst::Burst;
 use crate::detections::{DetectedObject, DetectionBoard, DetectionError, DetectionSet, FrameRef};
 use crate::events::{Events, ViewerChange, log};
+use crate::h264::{H264Track, KeyframeRequest};
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 use crate::rate::RateWindow;
 
@@ -74,6 +75,8 @@ pub enum ClientKind {
     Mjpeg,
     /// A snapshot request waiting for a frame: it counts as a viewer so the camera is woken.
     Snapshot,
+    /// A WebSocket viewer of the H.264 stream.
+    H264,
 }
 
 impl ClientKind {
@@ -82,6 +85,7 @@ impl ClientKind {
             ClientKind::WebSocket => "websocket",
             ClientKind::Mjpeg => "mjpeg",
             ClientKind::Snapshot => "snapshot",
+            ClientKind::H264 => "h264",
         }
     }
 }
@@ -149,6 +153,8 @@ impl Delivered {
 struct Registry {
     clients: BTreeMap<u64, Arc<ClientStats>>,
     departed: Delivered,
+    /// Viewers of the H.264 stream among `clients`.
+    h264: u32,
 }
 
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
@@ -179,6 +185,9 @@ pub struct Hub {
     pub events: Arc<dyn Events>,
     pub started: Instant,
     pub detections: DetectionBoard,
+    pub h264: H264Track,
+    /// An owner offers H.264 (its encoder may run only while someone watches it).
+    h264_offered: AtomicBool,
     /// Fires when the server stops; every viewer task ends with close code 1001.
     pub shutdown: CancellationToken,
 }
@@ -215,6 +224,8 @@ impl Hub {
             events,
             started: Instant::now(),
             detections: DetectionBoard::default(),
+            h264: H264Track::default(),
+            h264_offered: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
         })
     }
@@ -308,6 +319,25 @@ impl Hub {
             self.events.detections(&set.message);
             set.frame
         }))
+    }
+
+    /// An owner offers H.264 (`Some`: how to ask it for a keyframe), or no longer does.
+    pub fn offer_h264(&self, keyframe_request: Option<KeyframeRequest>) {
+        let offered = keyframe_request.is_some();
+        self.h264.set_keyframe_request(keyframe_request);
+        if !offered {
+            self.h264.clear();
+        }
+        self.h264_offered.store(offered, Ordering::Release);
+    }
+
+    pub fn h264_offered(&self) -> bool {
+        self.h264_offered.load(Ordering::Acquire)
+    }
+
+    /// Viewers of the H.264 stream now.
+    pub fn h264_viewers(&self) -> u32 {
+        lock(&self.registry).h264
     }
 
     fn frame_size(&self) -> (Option<u32>, Option<u32>) {
@@ -525,6 +555,10 @@ impl Hub {
             // Reported under the lock so that observers see counts in order.
             self.events
                 .viewers_changed(ViewerChange::Connected { address, n_clients });
+            if kind == ClientKind::H264 {
+                registry.h264 += 1;
+                self.events.h264_viewers_changed(registry.h264);
+            }
             stats
         };
         Some(ClientGuard {
@@ -565,6 +599,10 @@ impl Drop for ClientGuard {
         registry.clients.remove(&self.stats.id);
         registry.departed.add(&self.stats);
         let n_clients = registry.clients.len() as u32;
+        if self.stats.kind == ClientKind::H264 {
+            registry.h264 = registry.h264.saturating_sub(1);
+            self.hub.events.h264_viewers_changed(registry.h264);
+        }
         self.hub.events.viewers_changed(ViewerChange::Disconnected {
             address: self.stats.address,
             n_clients,

@@ -16,6 +16,7 @@ mod context;
 pub mod detections;
 mod events;
 mod files;
+mod h264;
 mod hub;
 mod listener;
 mod mjpeg;
@@ -39,6 +40,7 @@ pub mod websocket;
 
 pub use detections::{DetectedObject, DetectionError, FrameRef};
 pub use events::{Events, Level, NoEvents, RecordAction, ViewerChange};
+pub use h264::{H264_HEADER_LEN, KEYFRAME, KeyframeRequest};
 pub use protocol::{CameraState, CameraStatus, RecordingStatus};
 pub use server::{Config, Server, StartError, TlsFiles};
 pub use settings::{AllowedOrigins, Settings};

@@ -20,7 +20,8 @@ pub fn meta_header(sequence: u64, capture_time_us: u64) -> [u8; META_HEADER_LEN]
     h
 }
 
-/// What a `?meta=1` header says about the frame that follows it.
+/// What a `?meta=1` header (or the header of an H.264 access unit) says about the frame that
+/// follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetaHeader {
     pub sequence: u64,
@@ -28,6 +29,8 @@ pub struct MetaHeader {
     /// Bytes of the header: the frame starts after them (a later, longer header may add fields
     /// that older readers skip).
     pub len: usize,
+    /// The access unit is a keyframe (H.264; a JPEG is always whole).
+    pub keyframe: bool,
 }
 
 /// Reads the header at the front of a `?meta=1` binary message; `None` when `data` does not
@@ -45,6 +48,7 @@ pub fn parse_meta_header(data: &[u8]) -> Option<MetaHeader> {
         sequence: u64::from_be_bytes(field(8..16)?.try_into().ok()?),
         capture_time_us: u64::from_be_bytes(field(16..24)?.try_into().ok()?),
         len,
+        keyframe: len == META_HEADER_LEN || data.get(24).is_some_and(|flags| flags & 1 != 0),
     })
 }
 
@@ -173,6 +177,14 @@ pub struct CameraStatus {
     pub message: Option<String>,
 }
 
+/// The H.264 stream as `hello` announces it.
+#[derive(Debug, Serialize)]
+pub struct H264Announce<'a> {
+    pub codec: Option<&'a str>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
 /// What the server tells a viewer in text messages.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -188,12 +200,25 @@ pub enum ServerMessage<'a> {
         detections: bool,
         /// This client may push detections (it presented the detector token).
         detector: bool,
+        /// What the binary messages of this stream hold: `jpeg` or `h264`.
+        codec: &'a str,
+        /// The H.264 stream, when the server offers one (`/stream?codec=h264`); its codec
+        /// string is `null` until the encoder has run.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        h264: Option<H264Announce<'a>>,
         camera: CameraState,
         /// What went wrong, while `camera` is `error`.
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<&'a str>,
     },
     Ping,
+    /// To an H.264 viewer, before its first access unit and when the stream changes: what to
+    /// configure a decoder with.
+    H264 {
+        codec: &'a str,
+        width: Option<u32>,
+        height: Option<u32>,
+    },
     Status {
         camera: CameraState,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -403,7 +428,8 @@ mod tests {
             MetaHeader {
                 sequence: 7,
                 capture_time_us: 1_700_000_000_000_000,
-                len: 24
+                len: 24,
+                keyframe: true,
             }
         );
         assert_eq!(&message[header.len..], b"jpeg");

@@ -22,7 +22,7 @@ use crate::hub::{ClientKind, Frame};
 use crate::protocol::CameraState;
 use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
-use crate::websocket::{self, ViewerOptions};
+use crate::websocket::{self, Codec, ViewerOptions};
 use crate::{files, mjpeg, recordings, report};
 
 const BUILTIN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/viewer.html"));
@@ -339,12 +339,22 @@ fn ws_or_mjpeg(
     else {
         return text(StatusCode::BAD_REQUEST, "Invalid WebSocket handshake\n");
     };
-    // Refused viewers still complete the handshake, so that they can be told why (1013).
-    let guard = ctx
-        .hub
-        .register(ClientKind::WebSocket, peer.addr, config.max_clients);
     let flag = |name: &str| query_param(&query, name).is_some_and(|v| v == "1" || v == "true");
+    let codec = match query_param(&query, "codec").as_deref() {
+        Some("h264") => Codec::H264,
+        _ => Codec::Jpeg,
+    };
+    // Refused viewers still complete the handshake, so that they can be told why (1013).
+    let guard = ctx.hub.register(
+        match codec {
+            Codec::Jpeg => ClientKind::WebSocket,
+            Codec::H264 => ClientKind::H264,
+        },
+        peer.addr,
+        config.max_clients,
+    );
     let options = ViewerOptions {
+        codec,
         meta: flag("meta"),
         detections: flag("detections"),
         detector: detector_token_accepted(config.detector_token.as_deref(), &query, &headers),

@@ -13,6 +13,7 @@ use crate::burst::Burst;
 use crate::context::ServerContext;
 use crate::detections::{DetectedObject, DetectionError, FrameRef};
 use crate::events::{Events, log};
+use crate::h264::KeyframeRequest;
 use crate::hub::{Hub, VideoInfo, lock};
 use crate::jpeg::{self, JpegError};
 use crate::listener::{SHUTDOWN_GRACE, accept_loop, bind};
@@ -214,6 +215,33 @@ impl Server {
             ),
             None => log!(self.ctx.hub.events, Debug, "Dropped invalid frame: {}", err),
         }
+    }
+
+    /// Offers H.264 beside the JPEG frames (`/stream?codec=h264`): `keyframe_request` asks the
+    /// owner's encoder for a keyframe (rate-limited by the server). The owner hears how many
+    /// viewers want H.264 through [`Events::h264_viewers_changed`], so that it may encode only
+    /// while someone watches. `None`: no longer offered.
+    pub fn offer_h264(&self, keyframe_request: Option<KeyframeRequest>) {
+        self.ctx.hub.offer_h264(keyframe_request);
+    }
+
+    /// Hands an H.264 access unit (Annex B, byte-stream; SPS and PPS before each IDR) to the
+    /// H.264 viewers, with its capture time (Unix µs). Returns its sequence number.
+    pub fn publish_h264(&self, access_unit: &[u8], capture_time_us: u64) -> u64 {
+        self.ctx
+            .hub
+            .h264
+            .publish(Bytes::copy_from_slice(access_unit), capture_time_us)
+    }
+
+    /// The size of the H.264 pictures, as the owner's caps say.
+    pub fn set_h264_size(&self, width: Option<u32>, height: Option<u32>) {
+        self.ctx.hub.h264.set_size(width, height);
+    }
+
+    /// Viewers of the H.264 stream now.
+    pub fn h264_viewers(&self) -> u32 {
+        self.ctx.hub.h264_viewers()
     }
 
     /// Forgets the last frame, so that nobody is shown a stale picture as live (the camera

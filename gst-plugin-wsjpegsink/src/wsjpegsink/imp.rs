@@ -37,7 +37,6 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use wsjpeg_server::protocol::unix_time_us;
 use wsjpeg_server::{
     AllowedOrigins, CameraState, FrameRef, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
 };
@@ -45,6 +44,7 @@ use wsjpeg_server::{
 use super::events::ElementEvents;
 use crate::CAT;
 use crate::detections::{objects_of, region_objects};
+use crate::timing::{capture_time_us, wall_clock_us};
 
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_PORT: u32 = 3003;
@@ -131,6 +131,8 @@ impl Settings {
 #[derive(Default)]
 struct State {
     server: Option<Arc<Server>>,
+    /// The `wsh264sink` that serves H.264 on this element's port, if any.
+    h264: Option<glib::WeakRef<crate::WsH264Sink>>,
 }
 
 /// Read and written by the streaming thread only.
@@ -610,6 +612,10 @@ impl BaseSinkImpl for WsJpegSink {
         self.apply_camera_error(&server, &settings);
         server.set_recording(settings.recording_state.as_ref().map(recording_status));
         gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr());
+        let h264 = lock(&self.state).h264.clone();
+        if let Some(h264) = h264 {
+            server.offer_h264(Some(keyframe_request(h264)));
+        }
         lock(&self.state).server = Some(Arc::new(server));
         self.obj().notify("bound-port");
         Ok(())
@@ -659,7 +665,7 @@ impl BaseSinkImpl for WsJpegSink {
             gst::element_imp_error!(self, gst::CoreError::Failed, ["Failed to map buffer"]);
             gst::FlowError::Error
         })?;
-        let capture_time = self.capture_time_us(buffer);
+        let capture_time = capture_time_us(self.obj().upcast_ref(), buffer);
         let objects = region_objects(buffer, (1.0, 1.0));
         let detector_seen = {
             let mut stream = lock(&self.stream);
@@ -678,8 +684,36 @@ impl BaseSinkImpl for WsJpegSink {
 }
 
 impl WsJpegSink {
-    fn server(&self) -> Option<Arc<Server>> {
+    pub(super) fn server(&self) -> Option<Arc<Server>> {
         lock(&self.state).server.clone()
+    }
+
+    pub(super) fn offer_h264(&self, h264: Option<crate::WsH264Sink>) {
+        let weak = h264.map(|h| h.downgrade());
+        let server = {
+            let mut state = lock(&self.state);
+            state.h264 = weak.clone();
+            state.server.clone()
+        };
+        if let Some(server) = server {
+            server.offer_h264(weak.map(keyframe_request));
+        }
+    }
+
+    /// The server counted the H.264 viewers again: the `wsh264sink` says so.
+    pub(super) fn h264_viewers_changed(&self, n: u32) {
+        let (h264, server) = {
+            let state = lock(&self.state);
+            (
+                state.h264.as_ref().and_then(|w| w.upgrade()),
+                state.server.clone(),
+            )
+        };
+        // The live count, in case a change was dropped on the way (a slow handler).
+        let n = server.map_or(n, |s| s.h264_viewers());
+        if let Some(h264) = h264 {
+            h264.set_viewers(n);
+        }
     }
 
     fn apply_camera_error(&self, server: &Server, settings: &Settings) {
@@ -695,33 +729,6 @@ impl WsJpegSink {
         }
     }
 
-    /// The buffer's capture time on the wall clock: its running time mapped through the
-    /// pipeline clock, or now when it has no timestamp.
-    fn capture_time_us(&self, buffer: &gst::Buffer) -> u64 {
-        let obj = self.obj();
-        let (Some(pts), Some(base_time)) = (buffer.pts(), obj.base_time()) else {
-            return unix_time_us();
-        };
-        let segment = obj.segment();
-        let Some(running_time) = segment
-            .downcast_ref::<gst::ClockTime>()
-            .and_then(|s| s.to_running_time(pts))
-        else {
-            return unix_time_us();
-        };
-        self.wall_clock_us(base_time + running_time)
-            .unwrap_or_else(unix_time_us)
-    }
-
-    /// A time of the pipeline clock on the wall clock (Unix µs), `None` without a clock or for
-    /// a time more than 10 s ago (a timestamping problem upstream, not latency).
-    fn wall_clock_us(&self, clock_time: gst::ClockTime) -> Option<u64> {
-        let clock = self.obj().clock()?;
-        let now = unix_time_us();
-        let age = clock.time().checked_sub(clock_time)?;
-        (age < gst::ClockTime::from_seconds(10)).then(|| now.saturating_sub(age.useconds()))
-    }
-
     /// The `push-detections` action signal.
     fn push_detections(&self, detections: &gst::StructureRef) -> bool {
         let Some(server) = self.server() else {
@@ -734,7 +741,7 @@ impl WsJpegSink {
             Some(FrameRef::CaptureTime(time))
         } else if let Ok(Some(clock_time)) = detections.get::<Option<gst::ClockTime>>("clock-time")
         {
-            self.wall_clock_us(clock_time).map(FrameRef::CaptureTime)
+            wall_clock_us(self.obj().upcast_ref(), clock_time).map(FrameRef::CaptureTime)
         } else {
             None
         };
@@ -869,4 +876,13 @@ fn structure_to_json(s: &gst::Structure) -> serde_json::Map<String, serde_json::
             (name.to_string(), json)
         })
         .collect()
+}
+
+/// How the server asks the `wsh264sink`'s upstream for a keyframe.
+fn keyframe_request(h264: glib::WeakRef<crate::WsH264Sink>) -> wsjpeg_server::KeyframeRequest {
+    Box::new(move || {
+        if let Some(h264) = h264.upgrade() {
+            h264.request_keyframe();
+        }
+    })
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use wsjpeg_launcher::controller::{CameraView, Observer};
 use wsjpeg_launcher::encoder::EncoderChoice;
 use wsjpeg_launcher::encoder::Format;
+use wsjpeg_launcher::h264::{H264Choice, H264Settings};
 use wsjpeg_launcher::server::ServerSettings;
 use wsjpeg_launcher::source::Source;
 use wsjpeg_launcher::{Config, Event, Launcher};
@@ -51,6 +52,12 @@ pub fn config(source: Source) -> Config {
         },
         recording: None,
         detection: None,
+        h264: H264Settings {
+            choice: H264Choice::Auto,
+            bitrate_kbps: 2000,
+            keyframe_interval: Duration::from_secs(1),
+            fps: 30,
+        },
     }
 }
 

@@ -155,15 +155,25 @@ macro_rules! standin_bin {
                 // Accepted like the real element's, and ignored.
                 fn properties() -> &'static [glib::ParamSpec] {
                     static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-                        vec![glib::ParamSpecUInt::builder("quality").maximum(100).build()]
+                        vec![
+                            glib::ParamSpecUInt::builder("quality").maximum(100).build(),
+                            glib::ParamSpecUInt::builder("bitrate").build(),
+                            glib::ParamSpecUInt::builder("iframeinterval").build(),
+                            glib::ParamSpecUInt::builder("idrinterval").build(),
+                            glib::ParamSpecBoolean::builder("insert-sps-pps").build(),
+                        ]
                     });
                     PROPERTIES.as_ref()
                 }
 
                 fn set_property(&self, _id: usize, _value: &glib::Value, _pspec: &glib::ParamSpec) {}
 
-                fn property(&self, _id: usize, _pspec: &glib::ParamSpec) -> glib::Value {
-                    85u32.to_value()
+                fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+                    if pspec.value_type() == bool::static_type() {
+                        true.to_value()
+                    } else {
+                        85u32.to_value()
+                    }
                 }
 
                 fn constructed(&self) {

@@ -18,6 +18,7 @@ pub const OPCODE_PONG: u8 = 0xA;
 pub const CLOSE_NORMAL: u16 = 1000;
 pub const CLOSE_GOING_AWAY: u16 = 1001;
 pub const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+pub const CLOSE_UNSUPPORTED: u16 = 1003;
 /// What a close frame without a body means (RFC 6455 §7.1.5); never sent.
 pub const CLOSE_NO_STATUS: u16 = 1005;
 pub const CLOSE_INVALID_DATA: u16 = 1007;

@@ -5,8 +5,9 @@
 
 pub mod codec;
 mod connection;
+mod h264_viewer;
 mod viewer;
 mod writer;
 
 pub(crate) use connection::serve_upgraded;
-pub(crate) use viewer::ViewerOptions;
+pub(crate) use viewer::{Codec, ViewerOptions};

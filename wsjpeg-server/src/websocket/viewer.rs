@@ -2,6 +2,7 @@
 //! What a viewer session does: hello, frames as they come (the newest, under the viewer's fps
 //! cap, not while paused), status and recording changes, clock answers, keepalive.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,24 +11,45 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::codec::{
-    CLOSE_GOING_AWAY, CLOSE_NORMAL, ClientInput, OPCODE_BINARY, OPCODE_PING, OPCODE_PONG,
+    CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNSUPPORTED, ClientInput, OPCODE_BINARY, OPCODE_PING,
+    OPCODE_PONG,
 };
 use super::connection::ClientReader;
+use super::h264_viewer::H264Follower;
 use super::writer::FrameWriter;
 use crate::detections::{DetectionError, DetectionSet, FrameRef};
 use crate::events::log;
 use crate::hub::{ClientGuard, Feed, Frame, Hub};
-use crate::protocol::CameraStatus;
 use crate::protocol::{self, ClientMessage, ServerMessage};
+use crate::protocol::{CameraStatus, H264Announce};
 
 /// Detections this many frames older than the picture a newcomer is shown are not sent to it.
 const DETECTIONS_KEPT_FRAMES: u64 = 30;
 /// How long a viewer task sleeps when nothing is due.
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
+/// What a viewer's binary messages hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// One whole JPEG each (with `?meta=1`, behind the meta header).
+    Jpeg,
+    /// One H.264 access unit each, behind its header, in order from a keyframe.
+    H264,
+}
+
+impl Codec {
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Jpeg => "jpeg",
+            Codec::H264 => "h264",
+        }
+    }
+}
+
 /// Per-connection choices made from the request.
 #[derive(Debug, Clone, Copy)]
 pub struct ViewerOptions {
+    pub codec: Codec,
     pub meta: bool,
     /// Send `detections` messages (`?detections=1`).
     pub detections: bool,
@@ -73,6 +95,8 @@ pub(super) struct Viewer {
     last_probe: Instant,
     /// The `notices` of the feed this viewer has been told about.
     notices: u64,
+    /// Just resumed from a pause.
+    resumed: bool,
     last_status: CameraStatus,
     last_recording: Option<String>,
 }
@@ -93,6 +117,7 @@ impl Viewer {
             last_heard: now,
             last_probe: now,
             notices: 0,
+            resumed: false,
             last_status: CameraStatus::default(),
             last_recording: None,
         }
@@ -118,6 +143,7 @@ impl Viewer {
         }
         self.notices = first.notices;
         let status = hub.camera_status();
+        let h264_info = hub.h264_offered().then(|| hub.h264.info());
         let hello = ServerMessage::Hello {
             server: "wsjpeg",
             version: env!("CARGO_PKG_VERSION"),
@@ -127,12 +153,25 @@ impl Viewer {
             meta: self.options.meta,
             detections: self.options.detections,
             detector: self.options.detector,
+            codec: self.options.codec.name(),
+            h264: h264_info.as_ref().map(|info| H264Announce {
+                codec: info.codec.as_deref(),
+                width: info.width,
+                height: info.height,
+            }),
             camera: status.state,
             message: status.message.as_deref(),
         }
         .to_json();
         // The hello says the camera state; `status` messages follow only when it changes.
         writer.send_text(&hello).await?;
+        if self.options.codec == Codec::H264 && h264_info.is_none() {
+            let message = ServerMessage::Error {
+                message: "this server offers no H.264 stream: connect without codec=h264",
+            };
+            writer.send_text(&message.to_json()).await?;
+            return Ok(Ending::Close(CLOSE_UNSUPPORTED, "no H.264 here"));
+        }
         self.last_status = status;
         // Only the fields of the message count: byte counters alone do not make viewers busy.
         self.last_recording = hub
@@ -152,9 +191,15 @@ impl Viewer {
                 self.send_text(writer, &set.message).await?;
             }
         }
-        if let Some(frame) = first.frame.filter(|f| f.is_fresh()) {
-            self.last_seen = frame.sequence;
-            self.send_frame(writer, &frame).await?;
+        let mut h264 = (self.options.codec == Codec::H264).then(|| H264Follower::new(&hub.h264));
+        match &mut h264 {
+            Some(follower) => follower.send_due(&hub.h264, writer, &self.guard).await?,
+            None => {
+                if let Some(frame) = first.frame.filter(|f| f.is_fresh()) {
+                    self.last_seen = frame.sequence;
+                    self.send_frame(writer, &frame).await?;
+                }
+            }
         }
 
         // Built once per session, not once per frame, and only ever moved earlier here; a
@@ -162,7 +207,14 @@ impl Viewer {
         // deadlines that slide with every frame cost nothing.
         let timer = tokio::time::sleep_until(self.next_wake());
         tokio::pin!(timer);
+        let mut early = VecDeque::new();
         loop {
+            while let Some(input) = early.pop_front() {
+                self.last_heard = Instant::now();
+                if let Some(ending) = self.handle_input(writer, &feed, input).await? {
+                    return Ok(ending);
+                }
+            }
             let wake_at = self.next_wake();
             if wake_at < timer.deadline() {
                 timer.as_mut().reset(wake_at);
@@ -175,12 +227,29 @@ impl Viewer {
                     if let Some(ending) = self.handle_input(writer, &feed, input).await? {
                         return Ok(ending);
                     }
+                    // Back from a pause: an H.264 viewer starts again at a keyframe.
+                    if let Some(follower) = h264.as_mut().filter(|_| self.resumed) {
+                        self.resumed = false;
+                        follower.restart();
+                        follower.send_due(&hub.h264, writer, &self.guard).await?;
+                    }
                 }
                 alive = detections_changed(&mut detections) => {
                     if !alive {
                         return Ok(STOPPING);
                     }
                     self.send_detections(writer, &mut detections).await?;
+                }
+                alive = H264Follower::changed(&mut h264) => {
+                    if !alive {
+                        return Ok(STOPPING);
+                    }
+                    if let Some(follower) = h264.as_mut().filter(|_| !self.paused) {
+                        let detector = self.options.detector;
+                        let sending = follower.send_due(&hub.h264, writer, &self.guard);
+                        listening_while(sending, reader, &mut early, &hub, detector).await?;
+                        self.last_sent = Instant::now();
+                    }
                 }
                 changed = feed.changed() => {
                     let now = feed.borrow_and_update().clone();
@@ -195,8 +264,10 @@ impl Viewer {
                     if detections.as_ref().is_some_and(|rx| rx.has_changed().unwrap_or(false)) {
                         self.send_detections(writer, &mut detections).await?;
                     }
-                    if let Some(frame) = now.frame.filter(|_| !self.paused) {
-                        self.offer(writer, &frame).await?;
+                    if let Some(frame) = now.frame.filter(|_| !self.paused && h264.is_none()) {
+                        let detector = self.options.detector;
+                        let sending = self.offer(writer, &frame);
+                        listening_while(sending, reader, &mut early, &hub, detector).await?;
                     }
                 }
                 _ = &mut timer => {
@@ -356,6 +427,7 @@ impl Viewer {
                     .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             ClientInput::Message(ClientMessage::Resume) => {
+                self.resumed = self.paused;
                 self.paused = false;
                 self.guard
                     .stats
@@ -379,23 +451,9 @@ impl Viewer {
                     .max_fps_bits
                     .store((fps as f32).to_bits(), std::sync::atomic::Ordering::Relaxed);
             }
-            ClientInput::Message(ClientMessage::Detections {
-                frame,
-                time,
-                objects,
-            }) => {
-                let at = match (frame, time) {
-                    (Some(sequence), _) => FrameRef::Sequence(sequence),
-                    (None, Some(time)) => FrameRef::CaptureTime(time),
-                    (None, None) => return Ok(None),
-                };
-                let refused = if self.options.detector {
-                    self.guard.hub().push_detections(at, objects).err()
-                } else {
-                    Some(DetectionError::NotAllowed)
-                };
-                if let Some(err) = refused {
-                    let message = err.to_string();
+            ClientInput::Message(ClientMessage::Detections { .. }) => {
+                let refused = take_detections(self.guard.hub(), self.options.detector, input);
+                if let Some(ClientInput::Unsupported(message)) = refused {
                     self.send_text(
                         writer,
                         &ServerMessage::Error { message: &message }.to_json(),
@@ -467,4 +525,61 @@ impl Viewer {
         self.last_sent = Instant::now();
         Ok(())
     }
+}
+
+/// Client input read while a frame is being written is kept for after it, up to this many.
+const MAX_EARLY_INPUT: usize = 16;
+
+/// Writes with `sending` while reading what the client sends meanwhile: a client that reads
+/// slowly holds up its frames (the socket keeps little unsent), not what it tells the server.
+/// Detections go to the hub at once; anything else waits in `early` until the write is done.
+async fn listening_while<R: AsyncRead + Unpin>(
+    sending: impl Future<Output = std::io::Result<()>>,
+    reader: &mut ClientReader<R>,
+    early: &mut VecDeque<ClientInput>,
+    hub: &Hub,
+    detector: bool,
+) -> std::io::Result<()> {
+    tokio::pin!(sending);
+    let mut reading = true;
+    loop {
+        tokio::select! {
+            biased;
+            done = &mut sending => return done,
+            input = reader.next_input(), if reading && early.len() < MAX_EARLY_INPUT => {
+                let Some(input) = input else {
+                    reading = false;
+                    continue;
+                };
+                reading = !input.ends_the_session();
+                if let Some(rest) = take_detections(hub, detector, input) {
+                    early.push_back(rest);
+                }
+            }
+        }
+    }
+}
+
+/// Hands a detections message to the hub. Returns what is left to do: nothing, the refusal to
+/// answer (as an error message), or the input itself when it is something else.
+fn take_detections(hub: &Hub, detector: bool, input: ClientInput) -> Option<ClientInput> {
+    let ClientInput::Message(ClientMessage::Detections {
+        frame,
+        time,
+        objects,
+    }) = input
+    else {
+        return Some(input);
+    };
+    let at = match (frame, time) {
+        (Some(sequence), _) => FrameRef::Sequence(sequence),
+        (None, Some(time)) => FrameRef::CaptureTime(time),
+        (None, None) => return None,
+    };
+    let refused = if detector {
+        hub.push_detections(at, objects).err()
+    } else {
+        Some(DetectionError::NotAllowed)
+    };
+    refused.map(|err| ClientInput::Unsupported(err.to_string()))
 }

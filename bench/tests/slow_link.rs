@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+//! A viewer behind a link slower than the stream stays live: the server keeps about a frame
+//! unsent per socket and picks the newest frame itself, instead of queueing seconds of video in
+//! the kernel. Measured as users meet it: the viewer in a network namespace of its own behind a
+//! veth pair shaped with `tc … tbf`, the server on this side; frame age is the viewer's receive
+//! time minus the capture time in the frame's header (same clock).
+//!
+//! Needs root (`ip netns`, `tc`); without it the tests say so and pass, unless
+//! `WSJPEG_REQUIRE_NETNS` is set (CI sets it: it runs as root).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_wsjpeg-bench");
+
+/// A namespace `viewer` reached through a veth pair whose host side sends at `rate`.
+struct Link {
+    namespace: String,
+    host_side: String,
+    host_ip: String,
+}
+
+static LINKS: AtomicU32 = AtomicU32::new(0);
+
+fn run(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl Link {
+    /// `None` where namespaces cannot be made (not root).
+    fn new(rate: &str) -> Option<Link> {
+        let n = LINKS.fetch_add(1, Ordering::Relaxed);
+        let id = std::process::id() % 10_000;
+        let namespace = format!("wsjpeg-slow-{id}-{n}");
+        let host_side = format!("wsjh{id}x{n}");
+        let viewer_side = format!("wsjv{id}x{n}");
+        let subnet = 40 + (std::process::id() % 150) as u8 + n as u8;
+        let host_ip = format!("10.213.{subnet}.1");
+        let viewer_ip = format!("10.213.{subnet}.2");
+        if !run("ip", &["netns", "add", &namespace]) {
+            let required = std::env::var_os("WSJPEG_REQUIRE_NETNS").is_some();
+            assert!(!required, "cannot make a network namespace (run as root)");
+            eprintln!("cannot make a network namespace (not root?): test skipped");
+            return None;
+        }
+        let link = Link {
+            namespace: namespace.clone(),
+            host_side: host_side.clone(),
+            host_ip: host_ip.clone(),
+        };
+        let ns = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &namespace, "ip"];
+            all.extend_from_slice(args);
+            run("ip", &all)
+        };
+        let ok = run(
+            "ip",
+            &[
+                "link", "add", &host_side, "type", "veth", "peer", "name", &viewer_side,
+            ],
+        ) && run("ip", &["link", "set", &viewer_side, "netns", &namespace])
+            && run("ip", &["addr", "add", &format!("{host_ip}/30"), "dev", &host_side])
+            && run("ip", &["link", "set", &host_side, "up"])
+            && ns(&["addr", "add", &format!("{viewer_ip}/30"), "dev", &viewer_side])
+            && ns(&["link", "set", &viewer_side, "up"])
+            && ns(&["link", "set", "lo", "up"])
+            // The server's side sends at `rate`, with a queue of 50 ms like a home router's.
+            && run(
+                "tc",
+                &[
+                    "qdisc", "add", "dev", &host_side, "root", "tbf", "rate", rate, "burst",
+                    "32kbit", "latency", "50ms",
+                ],
+            );
+        assert!(ok, "setting up the veth pair and its shaping failed");
+        Some(link)
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        run("ip", &["link", "del", &self.host_side]);
+        run("ip", &["netns", "del", &self.namespace]);
+    }
+}
+
+/// A server of the bench on the link's host side.
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+impl Served {
+    fn start(link: &Link, args: &[&str]) -> Served {
+        let mut child = Command::new(BENCH)
+            .args(["serve", "--address", &link.host_ip, "--exit-on-stdin-eof"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the bench starts");
+        let stdout = child.stdout.take().expect("its output");
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let port = lines
+            .find_map(|line| {
+                line.strip_prefix("PORT=")
+                    .and_then(|p| p.trim().parse().ok())
+            })
+            .expect("the server says its port");
+        // Read on: a server whose output is closed would die of its next line.
+        std::thread::spawn(move || lines.for_each(drop));
+        Served { child, port }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// One viewer's report, measured inside the namespace.
+fn watch(link: &Link, served: &Served, load: &[&str]) -> Value {
+    let url = format!("ws://{}:{}/stream", link.host_ip, served.port);
+    let output = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &link.namespace,
+            BENCH,
+            "load",
+            "--private-network",
+        ])
+        .args(["--url", &url])
+        .args([
+            "--ramp",
+            "0.2",
+            "--settle",
+            "2",
+            "--duration",
+            "8",
+            "--probes",
+            "0",
+        ])
+        .args(load)
+        .args(["--json", "-"])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the load tool runs in the namespace");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The table comes first, the JSON report last.
+    let json = text.find("\n{").map_or(&text[..], |i| &text[i + 1..]);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("a JSON report ({e}): {text}"))
+}
+
+/// fps of the slowest viewer, frame age p50 and p99 (ms) of the group `kind`.
+fn figures(report: &Value, kind: &str) -> (f64, f64, f64) {
+    let group = report["groups"]
+        .as_array()
+        .and_then(|g| g.iter().find(|g| g["kind"] == kind))
+        .unwrap_or_else(|| panic!("a {kind} group: {report}"));
+    assert!(
+        group["connected"].as_u64().unwrap_or(0) > 0,
+        "the viewer connects: {group}"
+    );
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    (
+        f(&group["fps_min"]),
+        f(&group["latency_ms"]["p50"]),
+        f(&group["latency_ms"]["p99"]),
+    )
+}
+
+const WEBCAM_FRAMES: [&str; 4] = ["--pattern", "ball", "--frame-size", "65536"];
+
+#[test]
+fn jpeg_over_10_mbit_stays_live() {
+    let Some(link) = Link::new("10mbit") else {
+        return;
+    };
+    let served = Served::start(&link, &WEBCAM_FRAMES);
+    let (fps, p50, p99) = figures(&watch(&link, &served, &["--viewers", "1"]), "websocket");
+    eprintln!(
+        "64 KB JPEG over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    assert!(fps >= 17.0, "the link's capacity: {fps}");
+    assert!(p50 <= 120.0 && p99 <= 200.0, "live: p50 {p50}, p99 {p99}");
+}
+
+#[test]
+fn mjpeg_over_10_mbit_stays_live() {
+    let Some(link) = Link::new("10mbit") else {
+        return;
+    };
+    let served = Served::start(&link, &WEBCAM_FRAMES);
+    let report = watch(&link, &served, &["--viewers", "0", "--mjpeg", "1"]);
+    let (fps, p50, p99) = figures(&report, "mjpeg");
+    eprintln!(
+        "64 KB MJPEG over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    assert!(fps >= 17.0, "the link's capacity: {fps}");
+    assert!(p50 <= 120.0 && p99 <= 200.0, "live: p50 {p50}, p99 {p99}");
+}
+
+#[test]
+fn h264_over_10_mbit_runs_at_full_rate() {
+    let Some(link) = Link::new("10mbit") else {
+        return;
+    };
+    let served = Served::start(
+        &link,
+        &[
+            "--pattern",
+            "smpte",
+            "--h264-bitrate",
+            "2000",
+            "--keyframe-frames",
+            "30",
+        ],
+    );
+    let report = watch(&link, &served, &["--viewers", "1", "--codec", "h264"]);
+    let (fps, p50, p99) = figures(&report, "websocket");
+    eprintln!(
+        "H.264 at 2 Mbit/s over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    assert!(fps >= 29.0, "every frame: {fps}");
+    assert!(p50 <= 80.0, "live: p50 {p50}");
+}
+
+#[test]
+fn jpeg_over_100_mbit_keeps_full_rate() {
+    let Some(link) = Link::new("100mbit") else {
+        return;
+    };
+    let served = Served::start(&link, &WEBCAM_FRAMES);
+    let (fps, p50, p99) = figures(&watch(&link, &served, &["--viewers", "1"]), "websocket");
+    eprintln!(
+        "64 KB JPEG over 100 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    assert!(fps >= 29.0, "every frame: {fps}");
+    assert!(p50 <= 20.0, "live: p50 {p50}");
+}

@@ -1,0 +1,117 @@
+// wsjpeg viewer: JPEG or H.264 on this page — the preference (the page's ?codec= and the codec
+// button, key C), what the server offers and this browser can decode, and H.264 failures,
+// which are remembered for as long as the page is open so that it never goes back and forth.
+
+import { chooseCodec, codecName, codecToCheck, nextPreference, preferenceName } from './codecs.js';
+import { setAttr, setText } from './dom.js';
+
+const PREFERENCE_TITLES = {
+  auto: 'H.264 when the server offers it and this browser can decode it, else JPEG',
+  jpeg: 'Always JPEG',
+  h264: 'H.264, or JPEG where it cannot work',
+};
+
+/**
+ * `ui`: the codec button (hidden until a server offers H.264), its label and the controls group
+ * (class `with-codec` while the button shows). `preference`: where to start ('auto', 'jpeg' or
+ * 'h264'). `onSwitch()` is called when the current connection carries the wrong codec
+ * (reconnect: `streamCodec()` then says the right one); `note(text)` shows a note.
+ */
+export function createCodecSwitch(ui, { preference: initial, onSwitch, note }) {
+  const secure = window.isSecureContext === true;
+  const decoder = typeof VideoDecoder === 'function' && typeof EncodedVideoChunk === 'function';
+  const checked = new Map(); // codec string → Promise of isConfigSupported's answer
+  let preference = initial;
+  let failure = '';
+  let offered = null;        // from the last hello: null before any
+  let supported = null;
+  let current = 'jpeg';      // what the current connection carries
+  let noted = '';
+  let hellos = 0;            // an answer about an older hello is not waited for
+
+  function decision() {
+    return chooseCodec({ preference, secure, decoder, offered, supported, failure });
+  }
+
+  // A browser that throws, rejects or answers nonsense cannot decode it.
+  function isSupported(codec) {
+    if (!checked.has(codec)) {
+      let answer;
+      try {
+        answer = Promise.resolve(VideoDecoder.isConfigSupported({ codec, optimizeForLatency: true }))
+          .then((result) => !!result && result.supported === true, () => false);
+      } catch (err) {
+        answer = Promise.resolve(false);
+      }
+      checked.set(codec, answer);
+    }
+    return checked.get(codec);
+  }
+
+  // Says so once when what was asked for cannot be had, and reconnects if need be.
+  function settle() {
+    const { codec, note: why } = decision();
+    if (why && why !== noted) note(why);
+    noted = why;
+    render();
+    if (codec !== current) onSwitch();
+  }
+
+  function render() {
+    const name = preferenceName(preference);
+    setText(ui.label, name);
+    setAttr(ui.button, 'aria-label', `Codec: ${name}`);
+    ui.button.title = `Codec: ${name} — ${PREFERENCE_TITLES[preference]}. Click to change (C)`;
+  }
+
+  function cycle() {
+    if (ui.button.hidden) return;
+    preference = nextPreference(preference);
+    // Asking for H.264 again is asking to try again.
+    if (preference === 'h264') failure = '';
+    noted = '';
+    settle();
+  }
+
+  ui.button.addEventListener('click', cycle);
+  render();
+
+  return {
+    cycle,
+    /** What the current connection carries: 'jpeg' or 'h264'. */
+    get current() { return current; },
+    get preference() { return preference; },
+    /** Why H.264 is not shown although asked for, or why it failed ('' if neither). */
+    get note() { return decision().note || (failure ? `H.264 failed in this browser (${failure})` : ''); },
+
+    /** For the stream URL of the next connection: the codec it is to carry. */
+    streamCodec() {
+      current = decision().codec;
+      return current;
+    },
+
+    /** A `hello`: what the server offers. May reconnect for the other codec. */
+    async onHello(msg) {
+      const offer = msg.h264 && typeof msg.h264 === 'object' ? msg.h264 : null;
+      offered = offer !== null;
+      ui.button.hidden = !offered;
+      ui.controls.classList.toggle('with-codec', offered);
+      const mine = ++hellos;
+      supported = null;
+      if (offered && secure && decoder) {
+        const answer = await isSupported(codecToCheck(offer));
+        if (mine !== hellos) return;
+        supported = answer;
+      }
+      settle();
+    },
+
+    /** The H.264 decoder failed: JPEG from now on, unless the person asks for H.264 again. */
+    fail(reason) {
+      failure = reason;
+      note(`H.264 stopped (${reason}): showing JPEG`);
+      noted = decision().note;
+      settle();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+//! An H.264 viewer's place in the stream: the access units it still has to send, in order
+//! from a keyframe, and when it must drop to the next keyframe instead.
+
+use tokio::io::AsyncWrite;
+use tokio::sync::watch;
+
+use super::codec::OPCODE_BINARY;
+use super::writer::FrameWriter;
+use crate::h264::{H264Info, H264Track, Next};
+use crate::hub::ClientGuard;
+use crate::protocol::ServerMessage;
+
+pub(super) struct H264Follower {
+    newest: watch::Receiver<u64>,
+    /// The last access unit sent; `None` before the first, and after a pause.
+    cursor: Option<u64>,
+    /// Dropping frames until the next keyframe.
+    waiting: bool,
+    /// What this viewer was told to configure its decoder with.
+    announced: Option<H264Info>,
+}
+
+impl H264Follower {
+    pub(super) fn new(track: &H264Track) -> Self {
+        H264Follower {
+            newest: track.subscribe(),
+            cursor: None,
+            waiting: false,
+            announced: None,
+        }
+    }
+
+    /// The next access unit, for a viewer that follows H.264; never, for one that does not.
+    pub(super) async fn changed(follower: &mut Option<H264Follower>) -> bool {
+        match follower {
+            Some(follower) => follower.newest.changed().await.is_ok(),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Starts again at a keyframe (after a pause).
+    pub(super) fn restart(&mut self) {
+        self.cursor = None;
+        self.waiting = false;
+    }
+
+    /// Sends what is due: every access unit since the last one sent, or, for a viewer that
+    /// starts or fell behind, the units from the newest keyframe (asking for one when it is
+    /// not here yet, and dropping frames meanwhile).
+    pub(super) async fn send_due<W: AsyncWrite + Unpin>(
+        &mut self,
+        track: &H264Track,
+        writer: &mut FrameWriter<W>,
+        guard: &ClientGuard,
+    ) -> std::io::Result<()> {
+        self.newest.borrow_and_update();
+        match track.next_units(self.cursor) {
+            Next::WaitForKeyframe => {
+                if !self.waiting {
+                    self.waiting = true;
+                    track.request_keyframe();
+                }
+            }
+            Next::Units(units) => {
+                let Some(first) = units.first() else {
+                    return Ok(());
+                };
+                if let Some(last) = self.cursor {
+                    guard.record_skipped(first.sequence.saturating_sub(last + 1));
+                }
+                self.waiting = false;
+                self.announce(track, writer).await?;
+                for unit in units {
+                    writer
+                        .send(OPCODE_BINARY, &[&unit.header, &unit.data])
+                        .await?;
+                    guard.record_sent(unit.header.len() + unit.data.len());
+                    self.cursor = Some(unit.sequence);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the viewer the codec before the first unit, and again whenever it changes.
+    async fn announce<W: AsyncWrite + Unpin>(
+        &mut self,
+        track: &H264Track,
+        writer: &mut FrameWriter<W>,
+    ) -> std::io::Result<()> {
+        let info = track.info();
+        if self.announced.as_ref() == Some(&info) {
+            return Ok(());
+        }
+        if let Some(codec) = info.codec.as_deref() {
+            let message = ServerMessage::H264 {
+                codec,
+                width: info.width,
+                height: info.height,
+            }
+            .to_json();
+            writer.send_text(&message).await?;
+            self.announced = Some(info);
+        }
+        Ok(())
+    }
+}
