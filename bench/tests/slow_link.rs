@@ -11,6 +11,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -21,9 +22,13 @@ struct Link {
     namespace: String,
     host_side: String,
     host_ip: String,
+    /// One link at a time: on two cores, servers and viewers of parallel tests would measure
+    /// each other.
+    _alone: MutexGuard<'static, ()>,
 }
 
 static LINKS: AtomicU32 = AtomicU32::new(0);
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn run(program: &str, args: &[&str]) -> bool {
     Command::new(program)
@@ -37,6 +42,9 @@ fn run(program: &str, args: &[&str]) -> bool {
 impl Link {
     /// `None` where namespaces cannot be made (not root).
     fn new(rate: &str) -> Option<Link> {
+        let alone = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let n = LINKS.fetch_add(1, Ordering::Relaxed);
         let id = std::process::id() % 10_000;
         let namespace = format!("wsjpeg-slow-{id}-{n}");
@@ -55,6 +63,7 @@ impl Link {
             namespace: namespace.clone(),
             host_side: host_side.clone(),
             host_ip: host_ip.clone(),
+            _alone: alone,
         };
         let ns = |args: &[&str]| {
             let mut all = vec!["netns", "exec", &namespace, "ip"];

@@ -29,8 +29,8 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 /// full speed on a LAN. The kernel doubles the value.
 const VIEWER_SEND_BUFFER: usize = 256 * 1024;
 /// Bytes a client's socket may hold that the link has not taken yet (`TCP_NOTSENT_LOWAT`):
-/// 32 KiB is 26 ms at 10 Mbit/s, 2.6 ms at 100 Mbit/s, and never holds up loopback.
-const UNSENT_LOW_WATERMARK: u32 = 32 * 1024;
+/// 16 KiB is 13 ms at 10 Mbit/s, 1.3 ms at 100 Mbit/s, and never holds up loopback.
+const UNSENT_LOW_WATERMARK: u32 = 16 * 1024;
 /// A TLS client must finish its handshake within this; it never holds up anyone else.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Repeated refusals and accept failures are reported at most this often.
