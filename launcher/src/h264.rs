@@ -194,8 +194,19 @@ impl H264Encoder {
         }
     }
 
-    /// Asks the encoder for a keyframe with its SPS and PPS.
+    /// Asks the encoder for a keyframe with its SPS and PPS: through its `force-IDR` action
+    /// signal where it has one (the Jetson encoder), else with the force-key-unit event.
     pub fn request_keyframe(&self) {
+        let forcing = self
+            .pipeline
+            .iterate_recurse()
+            .into_iter()
+            .flatten()
+            .find(|e| gst::glib::subclass::SignalId::lookup("force-IDR", e.type_()).is_some());
+        if let Some(encoder) = forcing {
+            encoder.emit_by_name::<()>("force-IDR", &[]);
+            return;
+        }
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();

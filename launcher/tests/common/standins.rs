@@ -12,6 +12,10 @@ use gst_base::subclass::prelude::*;
 
 const NVMM: &str = "memory:NVMM";
 
+/// How many times a stand-in's `force-IDR` action signal was emitted (the Jetson encoder's way
+/// to ask for a keyframe now).
+pub static FORCED_IDRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Relabels raw video caps between system memory and NVMM; buffers pass untouched.
 mod feature_swap {
     use super::*;
@@ -164,6 +168,19 @@ macro_rules! standin_bin {
                         ]
                     });
                     PROPERTIES.as_ref()
+                }
+
+                fn signals() -> &'static [glib::subclass::Signal] {
+                    static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+                        vec![glib::subclass::Signal::builder("force-IDR")
+                            .action()
+                            .class_handler(|_| {
+                                FORCED_IDRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                None
+                            })
+                            .build()]
+                    });
+                    SIGNALS.as_ref()
                 }
 
                 fn set_property(&self, _id: usize, _value: &glib::Value, _pspec: &glib::ParamSpec) {}
