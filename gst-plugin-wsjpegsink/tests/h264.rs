@@ -471,3 +471,63 @@ fn gst_launch_serves_h264_and_survives_a_viewer_that_vanishes() {
     process.assert_alive("viewers of the H.264 stream left without a word");
     process.assert_clean_exit();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_pause_and_resume_an_h264_viewer_goes_on_at_a_keyframe_never_a_jpeg() {
+    let server = h264_server(30, 1000);
+    let mut ws = connect(server.port, "/stream?codec=h264").await;
+    for _ in 0..3 {
+        next_unit(&mut ws, 10 * SECOND).await.expect("units flow");
+    }
+    send_json(&mut ws, serde_json::json!({"type": "pause"})).await;
+    tokio::time::sleep(SECOND / 2).await;
+    send_json(&mut ws, serde_json::json!({"type": "resume"})).await;
+    // Units already on their way when the pause took effect may come first; every binary
+    // message is H.264, and the first after the pause's gap is a keyframe.
+    let mut units = Vec::new();
+    let deadline = Instant::now() + 10 * SECOND;
+    while units.len() < 20 {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .expect("units after resume within 10 s");
+        let message = next_frame(&mut ws, left).await.expect("units after resume");
+        assert!(
+            !message.starts_with(&[0xFF, 0xD8]),
+            "a JPEG was sent to an H.264 viewer"
+        );
+        units.push(Unit::parse(&message));
+    }
+    let gap = units
+        .windows(2)
+        .position(|w| w[1].header.sequence != w[0].header.sequence + 1)
+        .map_or(0, |i| i + 1);
+    assert!(
+        units[gap].header.keyframe,
+        "after the pause it goes on at a keyframe"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_fps_is_refused_in_words_for_an_h264_viewer_and_every_unit_still_comes() {
+    let server = h264_server(30, 1000);
+    let mut ws = connect(server.port, "/stream?codec=h264").await;
+    next_unit(&mut ws, 10 * SECOND).await.expect("units flow");
+    send_json(&mut ws, serde_json::json!({"type": "max-fps", "fps": 2})).await;
+    let error = next_text_of_type(&mut ws, "error", 5 * SECOND)
+        .await
+        .expect("an error message says max-fps does not apply");
+    assert!(
+        error["message"].as_str().unwrap_or("").contains("max-fps"),
+        "{error}"
+    );
+    // Capped at 2 fps (or cut to keyframes), 30 units would take 15 s or more.
+    let started = Instant::now();
+    for _ in 0..30 {
+        next_unit(&mut ws, 10 * SECOND).await.expect("units go on");
+    }
+    assert!(
+        started.elapsed() < 10 * SECOND,
+        "the H.264 viewer was capped after all: 30 units took {:?}",
+        started.elapsed()
+    );
+}

@@ -332,9 +332,12 @@ impl Camera {
 
     /// The next moment `step` has something to do without an event.
     fn deadline(&self, config: &Config) -> Option<Instant> {
+        // Only a running camera lingers: once parked, a linger that is over is no deadline
+        // (waiting for it would wait zero seconds, forever).
         let linger_end = self
             .left_at
             .filter(|_| self.viewers == 0 && !config.always_on)
+            .filter(|_| !matches!(self.phase, Phase::Parked))
             .map(|left| left + config.linger);
         let phase = match &self.phase {
             Phase::Parked => None,
@@ -478,6 +481,7 @@ impl Camera {
         }
         self.attempt = 0;
         self.error = None;
+        self.left_at = None;
         self.server.set_camera_error(None);
         self.server.park();
     }

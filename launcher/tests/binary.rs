@@ -361,3 +361,55 @@ fn tls_certificate_without_key_is_a_flag_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-key"));
 }
+
+/// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
+    // The command name may hold spaces: the fields that follow start after its ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| fields[index].parse::<u64>().expect("a tick count");
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks_per_second = 100;
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / ticks_per_second)
+}
+
+/// The camera opened for one snapshot and was released again (the `/status` camera state).
+async fn open_and_release(port: u16) {
+    let snapshot = http_get(port, "/snapshot.jpg", &[], usize::MAX).await;
+    assert_eq!(snapshot.status, 200, "a snapshot opens the camera");
+    let deadline = Instant::now() + 10 * SECOND;
+    let mut released = false;
+    while !released && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let status = http_get(port, "/status", &[], usize::MAX).await;
+        released = status.status == 200 && status.json()["camera"]["state"] == "idle";
+    }
+    assert!(released, "the camera is released after the linger");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_after_releasing_the_camera_costs_no_cpu() {
+    let (mut child, port) = spawn_test_pattern(&["--linger", "200ms"]);
+    wait_for_server(port).await;
+    // A spinning control loop burns a whole core; an idle one wakes for nothing. 1 % of a
+    // core over 5 s is far above idle and far below a spin, however busy the machine is.
+    let budget = Duration::from_millis(50);
+    for cycles in [1, 3] {
+        for _ in 0..cycles {
+            open_and_release(port).await;
+        }
+        tokio::time::sleep(SECOND).await;
+        let before = cpu_time(child.id());
+        tokio::time::sleep(5 * SECOND).await;
+        let used = cpu_time(child.id()) - before;
+        assert!(
+            used <= budget,
+            "the idle launcher used {used:?} of CPU in 5 s after {cycles} start/release cycle(s)"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -180,3 +180,48 @@ async fn h264_units_carry_the_capture_time_of_their_camera_frame() {
         jpeg_times.len()
     );
 }
+
+/// The header of the next access unit: its capture time (Unix µs) and keyframe flag.
+async fn next_header(ws: &mut WebSocket, within: Duration) -> Option<(u64, bool)> {
+    let frame = next_frame(ws, within).await?;
+    let header = parse_meta_header(&frame)?;
+    Some((header.capture_time_us, header.keyframe))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_h264_viewer_never_sees_the_past_of_a_stopped_encoder() {
+    let mut config = config(Source::TestPattern);
+    config.h264.choice = H264Choice::X264enc;
+    let running = Running::start(config);
+    // A JPEG viewer keeps the camera open while the encoder stops and starts.
+    let mut jpeg = connect(running.port, "/stream").await;
+    assert!(next_frame(&mut jpeg, 5 * SECOND).await.is_some());
+
+    let mut first = connect(running.port, "/stream?codec=h264").await;
+    let mut last_seen = 0;
+    for _ in 0..3 {
+        let (capture, _) = next_header(&mut first, 10 * SECOND)
+            .await
+            .expect("units flow");
+        last_seen = last_seen.max(capture);
+    }
+    drop(first);
+    assert!(
+        eventually(5 * SECOND, || !running.view().h264).await,
+        "the encoder stops with its last viewer"
+    );
+    let gap = 3 * SECOND;
+    tokio::time::sleep(gap).await;
+
+    let mut late = connect(running.port, "/stream?codec=h264").await;
+    let (capture, keyframe) = next_header(&mut late, 10 * SECOND)
+        .await
+        .expect("a unit for the late viewer");
+    assert!(keyframe, "it starts on a keyframe");
+    assert!(
+        capture > last_seen + gap.as_micros() as u64 / 2,
+        "its first unit was captured {} ms before the first viewer's last one: the past",
+        (last_seen.saturating_sub(capture)) / 1000
+    );
+    drop(jpeg);
+}

@@ -34,6 +34,10 @@ const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// long would otherwise grow it without bound); viewers that need older units resync.
 const MAX_GOP_UNITS: usize = 600;
 const MAX_GOP_BYTES: usize = 16 * 1024 * 1024;
+/// A group of pictures whose newest unit came this long ago is the past of a source that
+/// stopped (an encoder stopped, a pipeline paused): a viewer that starts waits for a fresh
+/// keyframe instead of being shown it.
+const STALE_AFTER: Duration = Duration::from_secs(2);
 
 /// One access unit as viewers get it.
 #[derive(Debug)]
@@ -119,14 +123,16 @@ pub struct H264Info {
 struct Gop {
     units: VecDeque<Arc<AccessUnit>>,
     bytes: usize,
+    /// When the newest unit came.
+    newest_at: Option<Instant>,
 }
 
 impl Gop {
-    fn push(&mut self, unit: Arc<AccessUnit>) {
+    fn push(&mut self, unit: Arc<AccessUnit>, now: Instant) {
         if unit.keyframe {
-            self.units.clear();
-            self.bytes = 0;
+            self.clear();
         }
+        self.newest_at = Some(now);
         self.bytes += unit.data.len();
         self.units.push_back(unit);
         while self.units.len() > MAX_GOP_UNITS || self.bytes > MAX_GOP_BYTES {
@@ -135,6 +141,12 @@ impl Gop {
                 None => break,
             }
         }
+    }
+
+    fn clear(&mut self) {
+        self.units.clear();
+        self.bytes = 0;
+        self.newest_at = None;
     }
 }
 
@@ -193,7 +205,7 @@ impl H264Track {
             header: unit_header(sequence, capture_time_us, keyframe),
             data,
         });
-        lock(&self.gop).push(unit);
+        lock(&self.gop).push(unit, Instant::now());
         self.newest.send_replace(sequence);
         if keyframe {
             self.request_deferred.store(false, Ordering::Relaxed);
@@ -240,11 +252,9 @@ impl H264Track {
         }
     }
 
-    /// Forgets the stream (the encoder stopped): the next viewer starts at a new keyframe.
+    /// Forgets the stream (the source stopped): the next viewer starts at a new keyframe.
     pub fn clear(&self) {
-        let mut gop = lock(&self.gop);
-        gop.units.clear();
-        gop.bytes = 0;
+        lock(&self.gop).clear();
     }
 
     /// The access units a viewer sends next, after `cursor` (the last it sent, or `None` for a
@@ -252,7 +262,18 @@ impl H264Track {
     /// newest keyframe on for one that starts or fell behind; nothing (and a keyframe
     /// requested) when that keyframe is not here yet.
     pub fn next_units(&self, cursor: Option<u64>) -> Next {
-        let gop = lock(&self.gop);
+        self.next_units_at(cursor, Instant::now())
+    }
+
+    fn next_units_at(&self, cursor: Option<u64>, now: Instant) -> Next {
+        let mut gop = lock(&self.gop);
+        // The source stopped long ago: what is kept is its past, not the live picture.
+        if gop
+            .newest_at
+            .is_some_and(|at| now.saturating_duration_since(at) > STALE_AFTER)
+        {
+            gop.clear();
+        }
         let Some(newest) = gop.units.back().map(|u| u.sequence) else {
             return Next::WaitForKeyframe;
         };
@@ -408,6 +429,24 @@ mod tests {
         );
         track.clear();
         assert!(sequences(track.next_units(Some(next_keyframe))).is_none());
+    }
+
+    #[test]
+    fn a_viewer_never_starts_on_the_past_of_a_source_that_stopped() {
+        let track = H264Track::default();
+        let keyframe = track.publish(access_unit(true), 0);
+        let later = Instant::now() + STALE_AFTER + Duration::from_millis(1);
+        assert_eq!(
+            sequences(track.next_units_at(None, Instant::now())),
+            Some(vec![keyframe]),
+            "a live group of pictures is where a viewer starts"
+        );
+        assert!(
+            sequences(track.next_units_at(None, later)).is_none(),
+            "a stale one is forgotten: the viewer waits for a fresh keyframe"
+        );
+        let fresh = track.publish(access_unit(true), 0);
+        assert_eq!(sequences(track.next_units(None)), Some(vec![fresh]));
     }
 
     #[test]

@@ -433,13 +433,26 @@ impl Viewer {
                     .stats
                     .paused
                     .store(false, std::sync::atomic::Ordering::Relaxed);
+                // An H.264 viewer goes on at the next keyframe (in `run`), never with a JPEG.
                 let frame = feed.borrow().frame.clone();
-                if let Some(frame) =
-                    frame.filter(|f| f.is_fresh() && f.sequence > self.last_sent_seq)
-                {
+                if let Some(frame) = frame.filter(|f| {
+                    self.options.codec == Codec::Jpeg
+                        && f.is_fresh()
+                        && f.sequence > self.last_sent_seq
+                }) {
                     self.last_seen = frame.sequence;
                     self.send_frame(writer, &frame).await?;
                 }
+            }
+            ClientInput::Message(ClientMessage::MaxFps { .. })
+                if self.options.codec == Codec::H264 =>
+            {
+                // Inter frames need every frame since their keyframe: a cap would leave only
+                // keyframes. Refused in words, so that a client does not think it applies.
+                let message = "max-fps applies to JPEG viewers only: an H.264 viewer gets every \
+                               frame (connect without codec=h264 to cap the rate)";
+                self.send_text(writer, &ServerMessage::Error { message }.to_json())
+                    .await?;
             }
             ClientInput::Message(ClientMessage::MaxFps { fps }) => {
                 // The protocol has checked the value; a zero or unusable one means no cap.
