@@ -85,6 +85,7 @@ fn state_active(file: &str) -> gst::Structure {
         ("bytes-written", 12345u64.to_send_value()),
         ("segments-deleted", 2u64.to_send_value()),
         ("frames-dropped", 3u64.to_send_value()),
+        ("detections-dropped", 4u64.to_send_value()),
     ])
 }
 
@@ -762,7 +763,8 @@ async fn status_and_metrics_report_the_recording() {
         serde_json::json!({
             "active": true, "control": true, "started": "2026-11-25T03:13:00Z",
             "file": "2026-11-25T03-13-00Z_cam0.mkv", "format": "mjpeg",
-            "bytes_written": 12345, "segments_deleted": 2, "frames_dropped": 3, "error": null,
+            "bytes_written": 12345, "segments_deleted": 2, "frames_dropped": 3,
+            "detections_dropped": 4, "error": null,
         })
     );
     let metrics = http_get(server.port, "/metrics", &[], usize::MAX)
@@ -775,6 +777,7 @@ async fn status_and_metrics_report_the_recording() {
         "wsjpeg_recording_bytes_written_total 12345",
         "wsjpeg_recording_segments_deleted_total 2",
         "wsjpeg_recording_frames_dropped_total 3",
+        "wsjpeg_recording_detections_dropped_total 4",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }

@@ -101,6 +101,7 @@ impl CameraPipeline {
             .downcast::<gst::Pipeline>()
             .map_err(|_| anyhow!("the camera pipeline is not a pipeline"))?;
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        crate::colour_range::follow_source_range(&pipeline);
         let appsink = pipeline
             .by_name("frames")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())

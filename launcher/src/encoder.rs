@@ -145,18 +145,23 @@ pub fn camera_pipeline_text(
         quality,
     } = *format;
     let source = source.launch_text();
+    let range = crate::colour_range::to_full_range_text();
     let middle = match path {
         JpegPath::Passthrough => {
             format!("image/jpeg,width={width},height={height},framerate={fps}/1 ! jpegparse")
         }
         JpegPath::PassthroughAnySize => "image/jpeg ! jpegparse".to_string(),
+        // Both encoders write the samples as they get them: limited-range video is made
+        // full range first. The picture keeps its shape: a source of another shape gets
+        // black bars (square pixels asked of videoscale, which adds borders to keep it).
         JpegPath::Hardware => format!(
-            "nvvidconv ! {NVMM_CAPS},width={width},height={height} ! nvjpegenc quality={quality}"
+            "{range} ! nvvidconv ! {NVMM_CAPS},width={width},height={height},pixel-aspect-ratio=1/1 \
+             ! nvjpegenc quality={quality}"
         ),
         JpegPath::Software => format!(
             "videoconvert ! videoscale ! videorate drop-only=true \
-             ! video/x-raw,format=I420,width={width},height={height},framerate=[1/1,{fps}/1] \
-             ! jpegenc quality={quality}"
+             ! video/x-raw,format=I420,width={width},height={height},pixel-aspect-ratio=1/1,framerate=[1/1,{fps}/1] \
+             ! {range} ! jpegenc quality={quality}"
         ),
     };
     let frames = "appsink name=frames sync=false max-buffers=2 drop=true";

@@ -127,9 +127,10 @@ impl H264Encoder {
     ) -> Result<H264Encoder> {
         let text = format!(
             "appsrc name=in is-live=true format=time block=false caps=image/jpeg ! jpegdec \
-             ! {} ! h264parse config-interval=-1 \
+             ! {} ! {} ! h264parse config-interval=-1 \
              ! video/x-h264,stream-format=byte-stream,alignment=au \
              ! appsink name=out sync=false",
+            crate::colour_range::jpeg_to_limited_text(),
             encoder_text(settings)?
         );
         log::debug!("H.264 pipeline: {text}");

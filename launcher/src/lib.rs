@@ -4,6 +4,7 @@
 
 pub mod camera;
 pub mod cli;
+mod colour_range;
 pub mod controller;
 pub mod detector;
 pub mod encoder;

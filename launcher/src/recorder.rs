@@ -105,6 +105,11 @@ pub struct RecordingFigures {
     pub dropped: AtomicU64,
     /// Segments this recording deleted to stay within the limits.
     pub deleted: AtomicU64,
+    /// Detections not kept beside their segment (`sidecar`'s cap).
+    pub detections_dropped: AtomicU64,
+    /// Frames that reached the muxer: a recording stopped before its first frame leaves no
+    /// segment behind (one without a frame does not play).
+    pub frames: AtomicU64,
 }
 
 /// The segments being written now, by every camera's recording (they share the folder), so that
@@ -183,6 +188,7 @@ impl RecordingPipeline {
                 )
             })?;
         let figures = Arc::new(RecordingFigures::default());
+        count_frames(&pipeline, figures.clone());
         name_segments(
             &split,
             config,
@@ -234,12 +240,28 @@ impl RecordingPipeline {
             let _ = bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos]);
         }
         let _ = self.pipeline.set_state(gst::State::Null);
+        self.remove_if_empty();
+    }
+
+    /// A segment without a frame (stopped before the camera gave one) is no recording.
+    fn remove_if_empty(&self) {
+        if self.figures.frames.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        if let Some(name) = self.current_file() {
+            log::info!("Recording stopped before its first frame: {name} removed");
+            let _ = std::fs::remove_file(self.dir.join(&name));
+            if let Some(detections) = detections_name(&name) {
+                let _ = std::fs::remove_file(self.dir.join(detections));
+            }
+        }
     }
 }
 
 impl Drop for RecordingPipeline {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+        self.remove_if_empty();
         // Closed now: from here on it is a finished segment like the others.
         if let Some(name) = self.current_file() {
             self.writing.lock().remove(&name);
@@ -254,6 +276,20 @@ pub fn offer_frame(appsrc: &gst_app::AppSrc, figures: &RecordingFigures, buffer:
         return;
     }
     let _ = appsrc.push_buffer(buffer);
+}
+
+/// Counts the frames that go on to the muxer.
+fn count_frames(pipeline: &gst::Pipeline, figures: Arc<RecordingFigures>) {
+    let Some(pad) = pipeline
+        .by_name("last")
+        .and_then(|last| last.static_pad("src"))
+    else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        figures.frames.fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 fn name_segments(

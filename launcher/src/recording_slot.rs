@@ -154,6 +154,10 @@ impl RecordingSlot {
                 "frames-dropped",
                 figure(|p| p.figures.dropped.load(Ordering::Relaxed)),
             )
+            .field(
+                "detections-dropped",
+                figure(|p| p.figures.detections_dropped.load(Ordering::Relaxed)),
+            )
             .build();
         if let Some(started) = self.started.filter(|_| pipeline.is_some()) {
             state.set(

@@ -13,6 +13,7 @@ use common::*;
 use wsjpeg_launcher::h264::{self, H264Choice};
 use wsjpeg_launcher::recorder::{self, RecordFormat, RecordingConfig};
 use wsjpeg_launcher::source::Source;
+use wsjpeg_server::protocol::parse_meta_header;
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_wsjpeg-launcher");
 const SECOND: Duration = Duration::from_secs(1);
@@ -630,6 +631,113 @@ async fn detections_are_kept_beside_each_segment_and_go_with_it() {
         .await,
         "no detections without their segment"
     );
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_detections_never_outgrows_its_segment_and_the_excess_is_counted() {
+    let dir = temp_dir("detections-flood");
+    let mut config = config(Source::TestPattern);
+    config.recording = Some(recording_config(&dir, 60));
+    config.server.detector_token = Some("det".into());
+    let running = Running::start(config);
+    let port = running.port;
+    let mut detector = connect(port, "/stream?meta=1&detector_token=det").await;
+    let objects: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            let x = f64::from(i) * 10.0;
+            serde_json::json!({"label": "person", "score": 0.9, "box": [x, 10.0, 20.0, 40.0]})
+        })
+        .collect();
+    // As fast as it can: many sets for every frame, far more bytes than the frames take.
+    let flood_until = Instant::now() + 4 * SECOND;
+    while Instant::now() < flood_until {
+        let Some(frame) = next_frame(&mut detector, 5 * SECOND).await else {
+            panic!("frames flow");
+        };
+        let sequence = parse_meta_header(&frame).expect("a meta header").sequence;
+        for _ in 0..40 {
+            send_json(
+                &mut detector,
+                serde_json::json!({"type": "detections", "frame": sequence, "objects": objects}),
+            )
+            .await;
+        }
+    }
+    let dropped = wait_for(10 * SECOND, || async {
+        let status = http_get(port, "/status", &[], usize::MAX).await.json();
+        let dropped = status["recording"]["detections_dropped"].as_u64()?;
+        (dropped > 0).then_some(dropped)
+    })
+    .await
+    .expect("/status counts the detections not kept");
+    let files = segments(&dir);
+    let segment = files.last().expect("a segment");
+    let name = segment.file_name().unwrap().to_str().unwrap().to_string();
+    let sidecar = dir.join(recorder::detections_name(&name).expect("a sidecar name"));
+    let (video, detections) = (size(segment), size(&sidecar));
+    assert!(detections > 0, "detections are kept");
+    assert!(
+        detections <= video + 64 * 1024,
+        "{detections} bytes of detections beside {video} bytes of video ({dropped} dropped)"
+    );
+    drop(detector);
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_stopped_before_its_first_frame_leaves_no_segment() {
+    let dir = temp_dir("no-frame");
+    let mut config = config(Source::TestPattern);
+    let mut recording = recording_config(&dir, 60);
+    recording.autostart = false;
+    config.recording = Some(recording);
+    let running = Running::start(config);
+    let port = running.port;
+    // Start and stop at once, again and again, while the camera is parked: most stops come
+    // before the camera's first frame.
+    for _ in 0..10 {
+        let started = http_request(port, "POST", "/api/record/start", &[], b"").await;
+        assert_eq!(started.status, 202);
+        let stopped = http_request(port, "POST", "/api/record/stop", &[], b"").await;
+        assert_eq!(stopped.status, 202);
+        eventually(5 * SECOND, || {
+            let view = running.view();
+            !view.recording && !view.running
+        })
+        .await;
+    }
+    // And one that records for a while: its segment stays, and plays.
+    http_request(port, "POST", "/api/record/start", &[], b"").await;
+    assert!(eventually(5 * SECOND, || running.view().recording).await);
+    tokio::time::sleep(2 * SECOND).await;
+    http_request(port, "POST", "/api/record/stop", &[], b"").await;
+    assert!(eventually(5 * SECOND, || !running.view().recording).await);
+
+    let listed = http_get(port, "/api/recordings", &[], usize::MAX)
+        .await
+        .json();
+    let names: Vec<String> = listed["recordings"]
+        .as_array()
+        .expect("a listing")
+        .iter()
+        .filter_map(|e| e["name"].as_str().map(str::to_string))
+        .collect();
+    let files = segments(&dir);
+    assert_eq!(
+        files.len(),
+        names.len(),
+        "every segment on disk is listed: {files:?} {names:?}"
+    );
+    assert!(!files.is_empty(), "the recording with frames stays");
+    for file in &files {
+        let (_, codec, _, frames) =
+            probe(file).unwrap_or_else(|| panic!("{} does not play", file.display()));
+        assert_eq!(codec, "mjpeg");
+        assert!(frames > 0, "{} has no frame", file.display());
+    }
     drop(running);
     let _ = std::fs::remove_dir_all(&dir);
 }

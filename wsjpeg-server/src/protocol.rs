@@ -273,6 +273,8 @@ pub struct RecordingStatus {
     pub bytes_written: u64,
     pub segments_deleted: u64,
     pub frames_dropped: u64,
+    /// Detections not kept beside a segment: a segment's detections never outgrow its video.
+    pub detections_dropped: u64,
     /// Why the recording stopped or cannot start.
     pub error: Option<String>,
 }

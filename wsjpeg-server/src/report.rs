@@ -213,6 +213,12 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
             "Frames the recording dropped because the disk was slower than the camera.",
             recording.frames_dropped.to_string(),
         );
+        metric(
+            "recording_detections_dropped_total",
+            "counter",
+            "Detections not kept beside a segment, which may hold no more bytes of them than of video.",
+            recording.detections_dropped.to_string(),
+        );
     }
     out
 }

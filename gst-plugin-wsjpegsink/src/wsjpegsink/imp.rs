@@ -264,7 +264,7 @@ impl ObjectImpl for WsJpegSink {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("recording-state")
                     .nick("Recording state")
-                    .blurb("Set by the application that records: a \"recording\" structure with active, control (HTTP start/stop offered), started, file, format, bytes-written, segments-deleted, frames-dropped, error. Shown to viewers, in /status and /metrics. Unset = no recording")
+                    .blurb("Set by the application that records: a \"recording\" structure with active, control (HTTP start/stop offered), started, file, format, bytes-written, segments-deleted, frames-dropped, detections-dropped, error. Shown to viewers, in /status and /metrics. Unset = no recording")
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
@@ -848,6 +848,7 @@ fn recording_status(s: &gst::Structure) -> RecordingStatus {
         bytes_written: count("bytes-written"),
         segments_deleted: count("segments-deleted"),
         frames_dropped: count("frames-dropped"),
+        detections_dropped: count("detections-dropped"),
         error: text("error"),
     }
 }
