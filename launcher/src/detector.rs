@@ -88,7 +88,7 @@ impl DetectorPipeline {
         };
         let text = format!(
             "appsrc name=in is-live=true format=time block=false ! {decode}\
-             videoconvert ! videoscale add-borders=false ! video/x-raw,width={width},height={height} \
+             videoconvert ! videoscale ! video/x-raw,width={width},height={height},pixel-aspect-ratio=1/1 \
              ! {} ! fakesink name=out sync=false async=false",
             config.fragment
         );

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::client::*;
 use common::*;
+use gst::prelude::*;
 use serde_json::Value;
 use wsjpeg_launcher::detector::DetectionConfig;
 use wsjpeg_launcher::encoder::Format;
@@ -24,7 +25,8 @@ fn photo() -> Source {
     ))
 }
 
-/// The photo streamed at 640×480 (scaled from 512×512, so boxes must be scaled back per axis).
+/// The photo streamed at 640×480: 512×512 scaled to 480×480 between black bars of 80
+/// columns (its shape kept), so boxes must be scaled back and moved past the bar.
 fn photo_config(detect: Option<&str>) -> wsjpeg_launcher::Config {
     let mut config = config(photo());
     config.format = Format {
@@ -60,8 +62,63 @@ fn contains(object: &Value, point: (f64, f64)) -> bool {
     b(0) <= point.0 && point.0 <= b(0) + b(2) && b(1) <= point.1 && point.1 <= b(1) + b(3)
 }
 
-/// The face's centre in the photo is at (224, 113) of 512×512: at 640×480 it is here.
-const FACE_IN_STREAM: (f64, f64) = (224.0 * 640.0 / 512.0, 113.0 * 480.0 / 512.0);
+/// The face's centre in the photo is at (224, 113) of 512×512: in the 640×480 stream, with
+/// the picture 480×480 behind an 80-column bar, it is here.
+const FACE_IN_STREAM: (f64, f64) = (80.0 + 224.0 * 480.0 / 512.0, 113.0 * 480.0 / 512.0);
+
+/// The faces `facedetect` finds in a JPEG picture, as boxes `[x, y, width, height]` in its
+/// pixels: what the launcher's boxes must match on the picture the viewers get.
+fn faces_in(jpeg: &[u8]) -> Vec<[f64; 4]> {
+    let pipeline = gst::parse::launch(
+        "appsrc name=in caps=image/jpeg ! jpegdec ! videoconvert \
+         ! facedetect display=false ! fakesink",
+    )
+    .expect("a facedetect pipeline")
+    .downcast::<gst::Pipeline>()
+    .expect("a pipeline");
+    let input = pipeline
+        .by_name("in")
+        .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+        .expect("its input");
+    pipeline.set_state(gst::State::Playing).expect("it plays");
+    let _ = input.push_buffer(gst::Buffer::from_slice(jpeg.to_vec()));
+    let _ = input.end_of_stream();
+    let bus = pipeline.bus().expect("a bus");
+    let mut faces = Vec::new();
+    while let Some(message) = bus.timed_pop(gst::ClockTime::from_seconds(20)) {
+        match message.view() {
+            gst::MessageView::Element(element) => {
+                let Some(s) = element.structure().filter(|s| s.name() == "facedetect") else {
+                    continue;
+                };
+                let Ok(list) = s.get::<gst::List>("faces") else {
+                    continue;
+                };
+                for face in list.iter().filter_map(|v| v.get::<gst::Structure>().ok()) {
+                    let field = |name: &str| f64::from(face.get::<u32>(name).unwrap_or(0));
+                    faces.push([field("x"), field("y"), field("width"), field("height")]);
+                }
+            }
+            gst::MessageView::Eos(_) | gst::MessageView::Error(_) => break,
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    faces
+}
+
+/// Intersection over union of two boxes `[x, y, width, height]`.
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let w = (a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0]);
+    let h = (a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1]);
+    let inter = w.max(0.0) * h.max(0.0);
+    inter / (a[2] * a[3] + b[2] * b[3] - inter)
+}
+
+fn bbox(object: &Value) -> [f64; 4] {
+    let b = |i: usize| object["box"][i].as_f64().unwrap_or(f64::NAN);
+    [b(0), b(1), b(2), b(3)]
+}
 
 /// Frames each of `viewers` received per second over `duration`, as a ?meta=1 viewer counts
 /// them against what the server published meanwhile.
@@ -95,14 +152,7 @@ async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() 
     };
     let running = Running::start(photo_config(Some("facedetect display=false")));
     let mut viewer = connect(running.port, "/stream?meta=1&detections=1").await;
-    let message = loop {
-        let message = next_text_of_type(&mut viewer, "detections", 15 * SECOND)
-            .await
-            .expect("detections from the launcher's detector");
-        if !message["objects"].as_array().is_some_and(|o| o.is_empty()) {
-            break message;
-        }
-    };
+    let message = first_objects(&mut viewer).await;
     assert_eq!(
         (message["width"].as_u64(), message["height"].as_u64()),
         (Some(640), Some(480))
@@ -113,6 +163,14 @@ async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() 
             .iter()
             .any(|o| o["label"] == "face" && contains(o, FACE_IN_STREAM)),
         "a face box around {FACE_IN_STREAM:?} in the stream's pixels: {message}"
+    );
+    // The box is where the face is in the picture the viewers get: facedetect itself, run on
+    // that picture, finds about the same box (a box over the whole frame, or one placed for a
+    // stretched picture, would not match).
+    let best = match_with_snapshot(running.port, &message).await;
+    assert!(
+        best >= 0.5,
+        "the launcher's face box matches facedetect's on the snapshot (IoU {best:.2}): {message}"
     );
     let with = fps_of_viewers(running.port, 20, 3 * SECOND).await;
     let median = |v: &[f64]| {
@@ -139,6 +197,58 @@ async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() 
         "about --detect-fps results a second: {status}"
     );
     assert_eq!(status["source"]["detector"], "facedetect display=false");
+}
+
+/// The best match (intersection over union) between the face boxes of `message` and the
+/// faces facedetect itself finds on the snapshot of the stream.
+async fn match_with_snapshot(port: u16, message: &Value) -> f64 {
+    let snapshot = http_get(port, "/snapshot.jpg", &[], usize::MAX).await;
+    let truth = faces_in(&snapshot.body);
+    assert!(
+        !truth.is_empty(),
+        "facedetect finds the face in the snapshot"
+    );
+    message["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["label"] == "face")
+        .flat_map(|o| truth.iter().map(move |t| iou(bbox(o), *t)))
+        .fold(0.0, f64::max)
+}
+
+/// The first detections message with an object.
+async fn first_objects(viewer: &mut WebSocket) -> Value {
+    loop {
+        let message = next_text_of_type(viewer, "detections", 15 * SECOND)
+            .await
+            .expect("detections from the launcher's detector");
+        if !message["objects"].as_array().is_some_and(|o| o.is_empty()) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_square_source_in_a_wide_stream_is_boxed_where_the_face_is_shown() {
+    if !have_facedetect() {
+        return;
+    }
+    // 512×512 in a 640×240 stream: a 240×240 picture between bars of 200 columns. A detector
+    // that saw the picture stretched would box a face five times too wide, or none at all.
+    let mut config = photo_config(Some("facedetect display=false"));
+    config.format.height = 240;
+    if let Some(detection) = config.detection.as_mut() {
+        detection.width = 640;
+    }
+    let running = Running::start(config);
+    let mut viewer = connect(running.port, "/stream?meta=1&detections=1").await;
+    let message = first_objects(&mut viewer).await;
+    let best = match_with_snapshot(running.port, &message).await;
+    assert!(
+        best >= 0.5,
+        "the face box matches facedetect's on the snapshot (IoU {best:.2}): {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
