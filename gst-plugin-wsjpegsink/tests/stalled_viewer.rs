@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use gst::prelude::*;
 use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -37,26 +38,32 @@ async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
     tokio::time::sleep(SECOND).await;
     let rss_start = rss_bytes();
     let tasks = viewers.into_iter().map(|mut ws| {
+        let sink = server.sink.clone();
+        let frames_in = move || {
+            sink.property::<gst::Structure>("stats")
+                .get::<u64>("frames-in")
+                .unwrap_or(0)
+        };
         tokio::spawn(async move {
             // Frames queued in the socket while the test was setting up are not the point.
             let warm_up = std::time::Instant::now() + SECOND;
             while std::time::Instant::now() < warm_up {
                 next_frame(&mut ws, SECOND).await;
             }
-            let mut first = None;
-            let mut last = 0;
+            // What the viewer got, next to what the server took in over the same window (not
+            // the viewer's own first and last sequence numbers, which a viewer that missed
+            // frames at either end would make look complete).
+            let taken_in_before = frames_in();
             let mut received = 0u64;
             let deadline = std::time::Instant::now() + 5 * SECOND;
             while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
                 let Some(frame) = next_frame(&mut ws, left).await else {
                     break;
                 };
-                let sequence = parse_meta_header(&frame).expect("a meta header").sequence;
-                first.get_or_insert(sequence);
-                last = sequence;
+                parse_meta_header(&frame).expect("a meta header");
                 received += 1;
             }
-            (received, last - first.unwrap_or(last) + 1)
+            (received, frames_in() - taken_in_before)
         })
     });
     let results = futures_util::future::join_all(tasks).await;
@@ -69,10 +76,10 @@ async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
         "a few hundred frames went through, {frames_in}"
     );
     for result in results {
-        let (received, published) = result.unwrap();
+        let (received, taken_in) = result.unwrap();
         assert!(
-            received as f64 >= 0.9 * published as f64,
-            "a reading viewer got {received} of {published} frames"
+            received as f64 >= 0.75 * taken_in as f64,
+            "a reading viewer got {received} of the {taken_in} frames the server took in"
         );
     }
     // ~300 frames of ~250 KB went past two viewers that read none of them: queued, that would

@@ -254,4 +254,15 @@ async fn always_on_runs_without_viewers() {
     config.always_on = true;
     let running = Running::start(config);
     assert!(eventually(5 * SECOND, || running.view().running).await);
+    // And it stays running: never released with nobody watching, well past the linger (0.8 s),
+    // nor restarted.
+    assert!(
+        always(3 * SECOND, || {
+            let view = running.view();
+            view.running && view.starts == 1
+        })
+        .await,
+        "always on: {:?}",
+        running.view()
+    );
 }
