@@ -339,9 +339,12 @@ async fn region_of_interest_metas_go_out_before_their_frame() {
         buffer
     };
     let plain = || gst::Buffer::from_slice(jpeg.clone());
+    // A fifth of a second apart: a viewer passes over a frame only when a newer one is out
+    // before it has sent this one (latest frame wins), which a busy machine does not make
+    // take that long.
     for buffer in [plain(), with_face(10), with_face(20), plain(), plain()] {
         server.push_buffer(buffer);
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let seen = watch(&mut viewer, SECOND).await;
     // Frames before any meta carry nothing; each frame with metas is preceded by its

@@ -321,7 +321,12 @@ async fn out_of_file_descriptors_the_server_backs_off_and_recovers() {
         busy * 100.0
     );
     let warnings = host.output().matches("Cannot accept connections").count();
-    assert_eq!(warnings, 1, "one warning per burst:\n{}", host.output());
+    // Once per burst (again only after a quiet spell), not once per failed accept.
+    assert!(
+        (1..=3).contains(&warnings),
+        "{warnings} warnings for one burst:\n{}",
+        host.output()
+    );
     host.assert_alive("running out of descriptors");
 
     // Viewers leave: the queued clients and newcomers are served again.

@@ -344,7 +344,10 @@ async fn stalled_downloads_do_not_buffer_the_file() {
         let mut head = Vec::new();
         let mut buf = vec![0u8; 4096];
         let body_start = loop {
-            let n = stream.read(&mut buf).await.expect("reads");
+            let n = tokio::time::timeout(10 * SECOND, stream.read(&mut buf))
+                .await
+                .expect("the response comes within 10 s")
+                .expect("reads");
             assert!(n > 0, "the response starts");
             head.extend_from_slice(&buf[..n]);
             if let Some(end) = find(&head, b"\r\n\r\n") {

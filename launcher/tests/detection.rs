@@ -219,7 +219,12 @@ async fn match_with_snapshot(port: u16, message: &Value) -> f64 {
 
 /// The first detections message with an object.
 async fn first_objects(viewer: &mut WebSocket) -> Value {
+    let deadline = std::time::Instant::now() + 60 * SECOND;
     loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no detections with an object within a minute"
+        );
         let message = next_text_of_type(viewer, "detections", 15 * SECOND)
             .await
             .expect("detections from the launcher's detector");

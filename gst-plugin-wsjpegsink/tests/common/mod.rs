@@ -25,9 +25,31 @@ pub fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         count_server_panics();
+        end_a_hanging_test_binary();
         gst::init().expect("GStreamer initialises");
         gstwsjpeg::plugin_register_static().expect("wsjpeg plugin registers");
     });
+}
+
+/// No test binary runs this long when its features work (the longest takes about a minute
+/// on a busy machine); one that does is stuck waiting on something that broke.
+const TEST_BINARY_DEADLINE: Duration = Duration::from_secs(15 * 60);
+
+/// Ends the test binary with a failure once [`TEST_BINARY_DEADLINE`] has passed, so that a
+/// broken feature fails the suite instead of hanging it (every wait of a test has its own
+/// bound too; this is the bound of last resort).
+fn end_a_hanging_test_binary() {
+    let _ = std::thread::Builder::new()
+        .name("test-deadline".into())
+        .spawn(|| {
+            std::thread::sleep(TEST_BINARY_DEADLINE);
+            eprintln!(
+                "a test of {} still runs after {} min: it hangs",
+                std::env::args().next().unwrap_or_default(),
+                TEST_BINARY_DEADLINE.as_secs() / 60
+            );
+            std::process::exit(101);
+        });
 }
 
 static SERVER_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
