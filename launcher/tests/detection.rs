@@ -120,24 +120,24 @@ fn bbox(object: &Value) -> [f64; 4] {
     [b(0), b(1), b(2), b(3)]
 }
 
-/// Frames each of `viewers` received per second over `duration`, as a ?meta=1 viewer counts
-/// them against what the server published meanwhile.
-async fn fps_of_viewers(port: u16, viewers: usize, duration: Duration) -> Vec<f64> {
+/// What each of `viewers` received over `duration`, next to the frames the server took in
+/// over the same window.
+async fn shares_of_viewers(port: u16, viewers: usize, duration: Duration) -> Vec<Share> {
     let mut sockets = Vec::new();
     for _ in 0..viewers {
-        let mut ws = connect(port, "/stream?meta=1").await;
+        let mut ws = connect(port, "/stream").await;
         assert!(next_frame(&mut ws, 10 * SECOND).await.is_some());
         sockets.push(ws);
     }
     let tasks: Vec<_> = sockets
         .into_iter()
-        .map(|mut ws| tokio::spawn(async move { measure_delivery(&mut ws, duration).await }))
+        .map(|mut ws| tokio::spawn(async move { count_share(&mut ws, port, duration).await }))
         .collect();
-    let mut fps = Vec::new();
+    let mut shares = Vec::new();
     for task in tasks {
-        fps.push(task.await.expect("a viewer").fps());
+        shares.push(task.await.expect("a viewer"));
     }
-    fps
+    shares
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,11 +145,6 @@ async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() 
     if !have_facedetect() {
         return;
     }
-    // Without a detector: the frame rate twenty viewers get here, now.
-    let without = {
-        let running = Running::start(photo_config(None));
-        fps_of_viewers(running.port, 20, 3 * SECOND).await
-    };
     let running = Running::start(photo_config(Some("facedetect display=false")));
     let mut viewer = connect(running.port, "/stream?meta=1&detections=1").await;
     let message = first_objects(&mut viewer).await;
@@ -172,23 +167,18 @@ async fn a_real_detector_boxes_the_face_and_the_viewers_keep_their_frame_rate() 
         best >= 0.5,
         "the launcher's face box matches facedetect's on the snapshot (IoU {best:.2}): {message}"
     );
-    let with = fps_of_viewers(running.port, 20, 3 * SECOND).await;
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let slowest = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-    eprintln!(
-        "20 viewers without a detector: median {:.1}, slowest {:.1} fps; with: median {:.1}, slowest {:.1} fps",
-        median(&without),
-        slowest(&without),
-        median(&with),
-        slowest(&with)
-    );
+    // The detector costs the viewers nothing: while it runs, each of twenty viewers gets
+    // (nearly) every frame the server takes in, and the camera is not held back to the
+    // detector's rate (5 a second): it gives at least half its 30.
+    let window = 3 * SECOND;
+    let shares = shares_of_viewers(running.port, 20, window).await;
+    for share in &shares {
+        share.assert_most("a viewer while the detector runs");
+    }
+    let taken_in = shares.iter().map(|s| s.taken_in).max().unwrap_or(0);
     assert!(
-        median(&with) >= median(&without) * 0.95 && slowest(&with) >= slowest(&without) * 0.85,
-        "the detector does not slow the viewers: without {without:?}, with {with:?}"
+        taken_in as f64 >= 0.5 * 30.0 * window.as_secs_f64(),
+        "the camera is not held back by the detector: {taken_in} frames in {window:?}"
     );
     let status = status_blocking(running.port);
     let per_second = status["detections"]["per_second"].as_f64().unwrap_or(0.0);
@@ -272,8 +262,10 @@ async fn a_failing_detector_stops_alone_and_streaming_goes_on() {
         );
     };
     eprintln!("detector error: {}", status["source"]["detector-error"]);
-    let delivery = measure_delivery(&mut viewer, 2 * SECOND).await;
-    assert!(delivery.fps() > 20.0, "streaming goes on: {delivery:?}");
+    let mut plain = connect(running.port, "/stream").await;
+    count_share(&mut plain, running.port, 2 * SECOND)
+        .await
+        .assert_most("streaming goes on");
     assert!(running.view().running);
     assert_eq!(running.view().starts, 1, "the camera was not restarted");
 }
