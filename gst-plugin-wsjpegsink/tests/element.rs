@@ -25,17 +25,33 @@ fn harness_delivers_pushed_buffers_to_a_viewer() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut ws = runtime.block_on(connect(port, "/stream"));
-    let jpeg = encode_jpeg(320, 240, "smpte", 80);
-    for _ in 0..3 {
+    // Three different pictures: whichever the viewer gets first (latest frame wins), it ends
+    // with the newest, byte for byte, and never gets one twice or out of order.
+    let frames: Vec<Vec<u8>> = ["smpte", "snow", "ball"]
+        .iter()
+        .map(|pattern| encode_jpeg(320, 240, pattern, 80))
+        .collect();
+    for jpeg in &frames {
         assert_eq!(
             harness.push(gst::Buffer::from_slice(jpeg.clone())),
             Ok(gst::FlowSuccess::Ok)
         );
     }
-    let frame = runtime
-        .block_on(next_frame(&mut ws, 5 * SECOND))
-        .expect("a frame");
-    assert_eq!(frame, jpeg, "the viewer gets the bytes that were pushed");
+    let mut got = Vec::new();
+    while got.last() != Some(&(frames.len() - 1)) {
+        let frame = runtime
+            .block_on(next_frame(&mut ws, 5 * SECOND))
+            .expect("frames up to the newest");
+        let index = frames
+            .iter()
+            .position(|f| *f == frame)
+            .expect("the viewer gets the bytes that were pushed");
+        assert!(
+            got.last().is_none_or(|last| index > *last),
+            "in order, once each"
+        );
+        got.push(index);
+    }
     let stats = sink.property::<gst::Structure>("stats");
     assert_eq!(stats.get::<u64>("frames-in").unwrap(), 3);
 }

@@ -70,13 +70,30 @@ async fn mjpeg_stream_is_multipart_with_jpeg_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_returns_the_latest_frame() {
-    let server = Server::test_pattern(320, 240, 30, "");
-    for path in ["/snapshot.jpg", "/?action=snapshot"] {
+    let server = Server::fed("");
+    for (path, patterns) in [
+        ("/snapshot.jpg", ["smpte", "snow", "ball"]),
+        ("/?action=snapshot", ["ball", "smpte", "snow"]),
+    ] {
+        // Three different pictures in a row: the snapshot is the last one, byte for byte.
+        let frames: Vec<Vec<u8>> = patterns
+            .iter()
+            .map(|pattern| encode_jpeg(320, 240, pattern, 80))
+            .collect();
+        for frame in &frames {
+            server.push(frame);
+        }
+        let newest = frames.last().expect("frames");
+        assert!(
+            eventually(5 * SECOND, || server.stats().get::<u64>("frames-in").ok()
+                >= Some(if path == "/snapshot.jpg" { 3 } else { 6 }))
+            .await
+        );
         let response = http_get(server.port, path, &[], usize::MAX).await;
         assert_eq!(response.status, 200);
         assert_eq!(response.header("content-type"), Some("image/jpeg"));
         assert_no_store(&response);
-        assert!(is_complete_jpeg(&response.body));
+        assert!(&response.body == newest, "{path} gives the newest frame");
     }
 }
 
