@@ -14,7 +14,9 @@ packages=(
     gstreamer1.0-tools gstreamer1.0-plugins-ugly
 )
 if [[ $want_test == 1 ]]; then
-    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-opencv opencv-data systemd iproute2)
+    # python3: the packaging checks; procps: kill(1) and ps in the launcher tests.
+    packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-opencv opencv-data systemd iproute2
+        python3 procps)
 fi
 
 missing=()

@@ -5,8 +5,8 @@
 //! veth pair shaped with `tc … tbf`, the server on this side; frame age is the viewer's receive
 //! time minus the capture time in the frame's header (same clock).
 //!
-//! Needs root (`ip netns`, `nsenter`, `tc`); without it the tests say so and pass, unless
-//! `WSJPEG_REQUIRE_NETNS` is set (CI sets it: it runs as root).
+//! Needs root (`ip netns`, `nsenter`, `tc`); without it the tests skip and say so, unless
+//! under CI or with `WSJPEG_REQUIRE_NETNS` set, where that fails.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +16,27 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_wsjpeg-bench");
+
+/// The slow-link tests cannot run here. Under CI (`CI` set) or with `WSJPEG_REQUIRE_NETNS`,
+/// that fails; otherwise they skip and say so, on stderr and in `WSJPEG_SKIP_LOG` (the summary
+/// `scripts/test.sh` prints).
+fn cannot_run(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none() && std::env::var_os("WSJPEG_REQUIRE_NETNS").is_none(),
+        "the slow-link tests must run here, but: {why}"
+    );
+    eprintln!("SKIP slow-link tests: {why}");
+    if let Some(log) = std::env::var_os("WSJPEG_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "slow-link tests: {why}");
+        }
+    }
+}
 
 /// A namespace `viewer` reached through a veth pair whose host side sends at `rate`.
 struct Link {
@@ -54,9 +75,7 @@ impl Link {
         let host_ip = format!("10.213.{subnet}.1");
         let viewer_ip = format!("10.213.{subnet}.2");
         if !run("ip", &["netns", "add", &namespace]) {
-            let required = std::env::var_os("WSJPEG_REQUIRE_NETNS").is_some();
-            assert!(!required, "cannot make a network namespace (run as root)");
-            eprintln!("cannot make a network namespace (not root?): test skipped");
+            cannot_run("cannot make a network namespace (not root?)");
             return None;
         }
         let link = Link {

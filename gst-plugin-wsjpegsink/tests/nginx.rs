@@ -29,31 +29,17 @@ fn nginx_binary() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-fn nginx_required() -> bool {
-    std::env::var("WSJPEG_REQUIRE_NGINX").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// nginx, or `None` (after saying why) when it is not installed and not required.
 fn find_nginx(test: &str) -> Option<PathBuf> {
     let found = nginx_binary();
     if found.is_none() {
-        assert!(
-            !nginx_required(),
-            "WSJPEG_REQUIRE_NGINX is set but nginx is not installed (apt-get install nginx)"
-        );
-        eprintln!(
-            "SKIPPED {test}: nginx is not installed (apt-get install nginx; set \
-             WSJPEG_REQUIRE_NGINX=1 to make this an error)"
+        cannot_run(
+            "nginx tests",
+            &format!("{test}: nginx is not installed (apt-get install nginx)"),
+            "WSJPEG_REQUIRE_NGINX",
         );
     }
     found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// The configuration under test. `/` is the recommended setup; the other locations show what
@@ -134,6 +120,8 @@ struct Nginx {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// The port, kept from the start (nginx binds it with SO_REUSEADDR beside this).
+    _reserved: ReservedPort,
 }
 
 impl Nginx {
@@ -143,9 +131,9 @@ impl Nginx {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut last_error = String::new();
-        // The free port could be taken between the probe and nginx's bind: try again then.
-        for _ in 0..5 {
-            let port = free_port();
+        for _ in 0..3 {
+            let reserved = ReservedPort::any();
+            let port = reserved.port;
             let conf = dir.join("nginx.conf");
             std::fs::write(&conf, config(&dir, port, upstream)).unwrap();
             let mut child = Command::new(binary)
@@ -175,7 +163,12 @@ impl Nginx {
                     break;
                 }
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Nginx { child, dir, port };
+                    return Nginx {
+                        child,
+                        dir,
+                        port,
+                        _reserved: reserved,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -13,37 +13,6 @@ use common::client::*;
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_wsjpeg-launcher");
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A port of 127.0.0.1 kept for a launcher: bound with SO_REUSEADDR but not listening, so
-/// that nothing else can take it and connections to it are refused until the launcher (whose
-/// server binds with SO_REUSEADDR too) listens there. Held until dropped.
-struct ReservedPort {
-    _socket: tokio::net::TcpSocket,
-    port: u16,
-}
-
-impl ReservedPort {
-    fn any() -> ReservedPort {
-        ReservedPort::at(0).expect("a free port")
-    }
-
-    fn at(port: u16) -> Option<ReservedPort> {
-        let socket = tokio::net::TcpSocket::new_v4().ok()?;
-        socket.set_reuseaddr(true).ok()?;
-        socket
-            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-            .ok()?;
-        let port = socket.local_addr().ok()?.port();
-        Some(ReservedPort {
-            _socket: socket,
-            port,
-        })
-    }
-
-    fn text(&self) -> String {
-        self.port.to_string()
-    }
-}
-
 fn spawn(args: &[&str]) -> Child {
     Command::new(LAUNCHER)
         .args(args)

@@ -31,6 +31,67 @@ pub fn init() {
     });
 }
 
+/// A test that cannot run here (no nginx, no OpenCV, no IPv6, not root…). Under CI (`CI` set)
+/// or with `require` set (such as `WSJPEG_REQUIRE_NGINX`), that is a failure. Otherwise the test
+/// skips and says so: on stderr, and in the file `WSJPEG_SKIP_LOG` names, which
+/// `scripts/test.sh` prints as a summary at the end. Returns whether the test may go on (never).
+pub fn cannot_run(group: &str, why: &str, require: &str) -> bool {
+    assert!(
+        std::env::var_os("CI").is_none() && std::env::var_os(require).is_none(),
+        "{group} must run here ({}), but cannot: {why}",
+        if std::env::var_os("CI").is_some() {
+            "CI"
+        } else {
+            require
+        }
+    );
+    eprintln!("SKIP {group}: {why}");
+    if let Some(log) = std::env::var_os("WSJPEG_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{group}: {why}");
+        }
+    }
+    false
+}
+
+/// A port of 127.0.0.1 kept for a server the test starts in another process: bound with
+/// SO_REUSEADDR but not listening, so nothing else takes it and connections are refused until
+/// the server (which binds with SO_REUSEADDR too, as nginx and ours do) listens there.
+pub struct ReservedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+impl ReservedPort {
+    pub fn any() -> ReservedPort {
+        ReservedPort::at(0).expect("a free port")
+    }
+
+    /// `port` itself, if it is free.
+    pub fn at(port: u16) -> Option<ReservedPort> {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+        socket.set_reuse_address(true).ok()?;
+        socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .ok()?;
+        let port = socket.local_addr().ok()?.as_socket()?.port();
+        Some(ReservedPort {
+            _socket: socket,
+            port,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        self.port.to_string()
+    }
+}
+
 /// No test binary runs this long when its features work (the longest takes about a minute
 /// on a busy machine); one that does is stuck waiting on something that broke.
 const TEST_BINARY_DEADLINE: Duration = Duration::from_secs(15 * 60);
