@@ -459,3 +459,41 @@ fn the_detector_token_cannot_be_read_back() {
         Some("*****")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detector_that_reads_nothing_is_still_heard() {
+    use tokio::io::AsyncWriteExt;
+    // Big frames, and a detector whose socket takes little and who never reads: every frame
+    // written to it waits for a link that takes nothing. What it sends meanwhile must be taken
+    // all the same, not wait behind that write.
+    let server = Server::fed("detector-token=s3cret");
+    let big = encode_jpeg(640, 480, "snow", 50);
+    assert!(big.len() > 64 * 1024, "a frame of {} bytes", big.len());
+    let _feeder = server.feed(big, 15);
+    let mut viewer = connect(server.port, "/stream?meta=1&detections=1").await;
+    let request = upgrade_request(server.port, "/stream?meta=1&detector_token=s3cret", "");
+    let mut detector = stalled_client(server.port, &request).await;
+    assert_eq!(
+        read_response_head(&mut detector, 5 * SECOND).await,
+        Some(101)
+    );
+    // Long enough for the frames to fill the detector's socket: the server waits on it now.
+    tokio::time::sleep(SECOND).await;
+    let frame = next_sequence(&mut viewer).await;
+    let message =
+        json!({"type": "detections", "frame": frame, "objects": [person([1.0, 2.0, 3.0, 4.0])]});
+    detector
+        .write_all(&masked_frame(
+            true,
+            1,
+            message.to_string().as_bytes(),
+            [7, 1, 3, 9],
+        ))
+        .await
+        .expect("the detector sends");
+    let got = next_text_of_type(&mut viewer, "detections", 5 * SECOND)
+        .await
+        .expect("the stalled detector's detections reach the viewer");
+    assert_eq!(got["frame"], frame);
+    assert_eq!(got["objects"], json!([person([1.0, 2.0, 3.0, 4.0])]));
+}

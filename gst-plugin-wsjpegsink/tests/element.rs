@@ -58,6 +58,20 @@ fn harness_delivers_pushed_buffers_to_a_viewer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_jpeg_is_dropped_counted_and_streaming_goes_on() {
+    // The element's warnings, as GStreamer's log shows them.
+    init();
+    let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = warnings.clone();
+    gst::log::set_active(true);
+    gst::log::set_threshold_for_name("wsjpegsink", gst::DebugLevel::Warning);
+    let logger = gst::log::add_log_function(move |category, level, _, _, _, _, message| {
+        if category.name() == "wsjpegsink"
+            && level == gst::DebugLevel::Warning
+            && let Some(text) = message.get()
+        {
+            seen.lock().unwrap().push(text.to_string());
+        }
+    });
     let server = Server::fed("");
     let good = encode_jpeg(320, 240, "smpte", 80);
     let mut ws = connect(server.port, "/stream").await;
@@ -81,6 +95,12 @@ async fn truncated_jpeg_is_dropped_counted_and_streaming_goes_on() {
     assert!(
         metrics.contains("wsjpeg_frames_invalid_total 2"),
         "metrics count the invalid frames:\n{metrics}"
+    );
+    gst::log::remove_log_function(logger);
+    let warnings = warnings.lock().unwrap();
+    assert!(
+        warnings.iter().any(|w| w.contains("invalid frame")),
+        "the dropped frames are warned about: {warnings:?}"
     );
 }
 

@@ -191,13 +191,21 @@ impl Viewer {
                 self.send_text(writer, &set.message).await?;
             }
         }
+        // What the client sends while the first picture waits for its link is read meanwhile,
+        // as for every later one.
+        let mut early = VecDeque::new();
+        let detector = self.options.detector;
         let mut h264 = (self.options.codec == Codec::H264).then(|| H264Follower::new(&hub.h264));
         match &mut h264 {
-            Some(follower) => follower.send_due(&hub.h264, writer, &self.guard).await?,
+            Some(follower) => {
+                let sending = follower.send_due(&hub.h264, writer, &self.guard);
+                listening_while(sending, reader, &mut early, &hub, detector).await?;
+            }
             None => {
                 if let Some(frame) = first.frame.filter(|f| f.is_fresh()) {
                     self.last_seen = frame.sequence;
-                    self.send_frame(writer, &frame).await?;
+                    let sending = self.send_frame(writer, &frame);
+                    listening_while(sending, reader, &mut early, &hub, detector).await?;
                 }
             }
         }
@@ -207,7 +215,6 @@ impl Viewer {
         // deadlines that slide with every frame cost nothing.
         let timer = tokio::time::sleep_until(self.next_wake());
         tokio::pin!(timer);
-        let mut early = VecDeque::new();
         loop {
             while let Some(input) = early.pop_front() {
                 self.last_heard = Instant::now();
@@ -245,7 +252,6 @@ impl Viewer {
                         return Ok(STOPPING);
                     }
                     if let Some(follower) = h264.as_mut().filter(|_| !self.paused) {
-                        let detector = self.options.detector;
                         let sending = follower.send_due(&hub.h264, writer, &self.guard);
                         listening_while(sending, reader, &mut early, &hub, detector).await?;
                         self.last_sent = Instant::now();
@@ -265,7 +271,6 @@ impl Viewer {
                         self.send_detections(writer, &mut detections).await?;
                     }
                     if let Some(frame) = now.frame.filter(|_| !self.paused && h264.is_none()) {
-                        let detector = self.options.detector;
                         let sending = self.offer(writer, &frame);
                         listening_while(sending, reader, &mut early, &hub, detector).await?;
                     }
