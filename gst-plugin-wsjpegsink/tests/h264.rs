@@ -268,8 +268,9 @@ async fn a_joining_viewer_asks_upstream_for_a_keyframe() {
             first.header.keyframe,
             "round {round}: it starts on a keyframe"
         );
+        // The interval is 20 s: a keyframe within a few seconds came because it was asked for.
         assert!(
-            joined.elapsed() < 1500 * Duration::from_millis(1),
+            joined.elapsed() < 5 * SECOND,
             "round {round}: the keyframe came on request, after {:?}",
             joined.elapsed()
         );

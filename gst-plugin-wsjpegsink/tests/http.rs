@@ -197,7 +197,7 @@ async fn metrics_are_valid_prometheus_text() {
     assert!(samples["wsjpeg_frames_sent_total"] >= 1.0);
     assert!(samples["wsjpeg_bytes_sent_total"] > 0.0);
     assert_eq!(samples["wsjpeg_clients"], 1.0);
-    assert!(samples["wsjpeg_last_frame_age_seconds"] < 1.0);
+    assert!(samples["wsjpeg_last_frame_age_seconds"] < 5.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

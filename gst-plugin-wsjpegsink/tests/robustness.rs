@@ -382,13 +382,14 @@ async fn requests_that_never_finish_are_cut_off(kind: HostKind) {
         };
         attacks.push(tokio::spawn(slowloris(port, prefix, every)));
     }
-    // Meanwhile ordinary requests are served at once.
+    // Meanwhile ordinary requests are served: not after the attackers (who hold on far longer
+    // than this bound), whatever a busy machine adds.
     for _ in 0..5 {
         let started = Instant::now();
         let status = http_get(port, "/status", &[], usize::MAX).await.status;
         assert_eq!(status, 200);
         assert!(
-            started.elapsed() < 2 * SECOND,
+            started.elapsed() < 5 * SECOND,
             "served in {:?}",
             started.elapsed()
         );
@@ -440,8 +441,9 @@ async fn an_idle_keep_alive_connection_is_closed(kind: HostKind) {
         "idle keep-alive connection closed after {:?}",
         start.elapsed()
     );
+    // Closed by the idle timeout (10 s), not kept for ever; the exact moment is the machine's.
     assert!(
-        start.elapsed() < 13 * SECOND,
+        start.elapsed() < 30 * SECOND,
         "closed after {:?}",
         start.elapsed()
     );
@@ -1078,8 +1080,9 @@ async fn idle_connections_make_room_for_real_clients(kind: HostKind) {
     assert_eq!(health.status, 200);
     let mut viewer = connect(port, "/stream").await;
     assert!(next_frame(&mut viewer, 5 * SECOND).await.is_some());
+    // Made by closing idle connections, not by waiting for them to time out (30 s).
     assert!(
-        started.elapsed() < 3 * SECOND,
+        started.elapsed() < 10 * SECOND,
         "room was made at once: {:?}",
         started.elapsed()
     );

@@ -157,8 +157,9 @@ async fn stalled_and_failed_handshakes_do_not_hold_up_others() {
     let started = Instant::now();
     let status = https_get(&cert, server.port, "/healthz").await;
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Not after the idle handshakes' 10 s deadline: they do not hold up a good client.
     assert!(
-        started.elapsed() < 2 * SECOND,
+        started.elapsed() < 5 * SECOND,
         "a good client is served at once: {:?}",
         started.elapsed()
     );

@@ -29,6 +29,18 @@ export function fpsFromDrawTimes(times, now, windowFull) {
   return median > 0 ? 1000 / median : 0;
 }
 
+/**
+ * Pictures per second of the camera's time: the pictures drawn (capture times in µs, newest
+ * first) over the capture time they span. A burst of pictures drawn at once (a join, a decoder
+ * catching up on a busy machine) spans the camera's time it covers, so it never reads as more
+ * than the camera's rate; pictures passed over lower it. 0 while there are too few to say.
+ */
+export function fpsFromCaptureTimes(captures) {
+  if (captures.length < FPS_MIN_PICTURES) return 0;
+  const spanUs = captures[0] - captures[captures.length - 1];
+  return spanUs > 0 ? ((captures.length - 1) * 1e6) / spanUs : 0;
+}
+
 // An ImageBitmap has a width; a VideoFrame a display width (its coded size may be padded).
 const pictureWidth = (picture) => picture.displayWidth || picture.width;
 const pictureHeight = (picture) => picture.displayHeight || picture.height;
@@ -65,6 +77,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   let drawScheduled = false;
   // Ring of recent draw times for the FPS figure: fixed size, never grows.
   const drawTimes = new Float64Array(DRAW_RING);
+  const drawCaptures = new Float64Array(DRAW_RING); // capture time (µs) of each, NaN if unknown
   let drawHead = 0;
   let drawFilled = 0;
 
@@ -162,6 +175,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     height = h;
     const t = mono();
     drawTimes[drawHead] = t;
+    drawCaptures[drawHead] = frame.captureUs === null ? NaN : frame.captureUs;
     drawHead = (drawHead + 1) % DRAW_RING;
     if (drawFilled < DRAW_RING) drawFilled++;
     lastDrawAt = t;
@@ -188,10 +202,19 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   function framesPerSecond() {
     const now = mono();
     const times = [];
+    const captures = [];
     for (let i = 0; i < drawFilled; i++) {
-      const t = drawTimes[(drawHead - 1 - i + DRAW_RING) % DRAW_RING];
+      const at = (drawHead - 1 - i + DRAW_RING) % DRAW_RING;
+      const t = drawTimes[at];
       if (now - t > FPS_WINDOW_MS) break;
       times.push(t);
+      captures.push(drawCaptures[at]);
+    }
+    if (times.length < 2 || now - times[0] > 1000) return 0;
+    // With capture times (?meta=1 and H.264), the rate of the camera's pictures shown; without,
+    // the rate they were drawn at.
+    if (captures.every((c) => !Number.isNaN(c)) && times.length >= FPS_MIN_PICTURES) {
+      return fpsFromCaptureTimes(captures);
     }
     return fpsFromDrawTimes(times, now, now - Math.max(resumedAt, counterStart) >= FPS_WINDOW_MS);
   }

@@ -23,7 +23,7 @@ import {
   cameraState, closeReason, h264DecoderConfig, helloCamera, parseAccessUnit, parseFrame, recordingState,
 } from '../js/protocol.js';
 import { elapsedSeconds, recordingAnnouncement } from '../js/recording.js';
-import { fpsFromDrawTimes } from '../js/render.js';
+import { fpsFromCaptureTimes, fpsFromDrawTimes } from '../js/render.js';
 import { announcement, health, overlayMessage, pictureStale, statusLine } from '../js/status.js';
 import { endpointUrl, pageToken, streamUrl } from '../js/urls.js';
 
@@ -458,6 +458,17 @@ describe('frames per second', () => {
   it('is 0 when the pictures stopped', () => {
     assert.equal(fpsFromDrawTimes(times(30, 33, 8000), 9500, true), 0);
     assert.equal(fpsFromDrawTimes([9000], 9000, true), 0);
+  });
+
+  it('counts the camera\'s time with capture times: a burst drawn at once is not faster', () => {
+    // 60 pictures captured 33.3 ms apart, however they were drawn: 30 fps.
+    const captures = times(60, 33333, 50_000_000);
+    assert.ok(Math.abs(fpsFromCaptureTimes(captures) - 30) < 0.1);
+    // Every other picture passed over: 15.
+    const halved = captures.filter((_, i) => i % 2 === 0);
+    assert.ok(Math.abs(fpsFromCaptureTimes(halved) - 15) < 0.1);
+    assert.equal(fpsFromCaptureTimes(captures.slice(0, 5)), 0, 'too few to say');
+    assert.equal(fpsFromCaptureTimes(Array(10).fill(7)), 0, 'no span, no figure');
   });
 });
 
