@@ -8,8 +8,6 @@
  *
  * Since: 0.1
  */
-use std::sync::LazyLock;
-
 use gst::glib;
 
 pub mod detections;
@@ -19,14 +17,6 @@ mod wsjpegsink;
 
 pub use wsh264sink::WsH264Sink;
 pub use wsjpegsink::WsJpegSink;
-
-pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
-    gst::DebugCategory::new(
-        "wsjpegsink",
-        gst::DebugColorFlags::empty(),
-        Some("WebSocket JPEG sink"),
-    )
-});
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     wsjpegsink::register(plugin)?;

@@ -115,3 +115,16 @@ fn gst_inspect_documents_every_property_of_wsh264sink() {
     assert_properties_described("wsh264sink", &text, &made);
     assert_signals_listed("wsh264sink", &text, &made, &[]);
 }
+
+#[test]
+fn each_element_logs_under_a_debug_category_of_its_own() {
+    common::init();
+    // Made with the elements, as GStreamer's own plugins do.
+    for element in ["wsjpegsink", "wsh264sink"] {
+        let _made = gst::ElementFactory::make(element).build().expect(element);
+        assert!(
+            gst::DebugCategory::get(element).is_some(),
+            "{element} has its debug category (GST_DEBUG={element}:5)"
+        );
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::lock;
+use crate::sync::lock;
 
 #[derive(Debug, Default)]
 pub struct Connections {

@@ -5,11 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::hub::lock;
+pub use crate::protocol::DetectedObject;
 use crate::rate::RateWindow;
+use crate::sync::lock;
 
 /// More objects than this in one message are refused: no detector reports that many per frame,
 /// and every viewer would be sent them.
@@ -18,24 +19,6 @@ pub const MAX_OBJECTS: usize = 256;
 pub const MAX_LABEL_CHARS: usize = 64;
 /// Box coordinates beyond this (in pixels, either sign) are refused as nonsense.
 const MAX_COORDINATE: f64 = 100_000.0;
-
-/// One object in a frame: what it is, how sure the detector is, and where it is.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DetectedObject {
-    pub label: String,
-    /// Confidence between 0 and 1, when the detector gives one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub score: Option<f64>,
-    /// `[x, y, width, height]` in pixels of the frame, from its top left corner.
-    #[serde(rename = "box")]
-    pub bbox: [f64; 4],
-    /// The detector's or tracker's id of this object, stable across frames when it tracks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<i64>,
-    /// The id of the object this one was found inside (a face in a person), when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent: Option<i64>,
-}
 
 /// Which frame detections belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

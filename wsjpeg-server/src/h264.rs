@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::hub::lock;
 use crate::protocol::META_MAGIC;
+use crate::sync::lock;
 
 /// The header before each access unit: `WSJ1`, u32 header length (32), u64 sequence number,
 /// u64 capture time (Unix µs), u8 flags (bit 0: keyframe), 7 bytes reserved (zero); big-endian.

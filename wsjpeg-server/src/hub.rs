@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use crate::events::{Events, ViewerChange, log};
 use crate::h264::{H264Track, KeyframeRequest};
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 use crate::rate::RateWindow;
+use crate::sync::lock;
 
 /// Refused viewers are warned about at most this often.
 const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
@@ -198,11 +199,6 @@ impl std::fmt::Debug for Hub {
             .field("n_clients", &self.n_clients())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the stream down with it: the data is still usable.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Hub {

@@ -36,6 +36,7 @@ mod tls;
 pub mod jpeg;
 pub mod protocol;
 pub mod segment;
+pub mod sync;
 pub mod websocket;
 
 pub use detections::{DetectedObject, DetectionError, FrameRef};

@@ -2,7 +2,23 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detections::DetectedObject;
+/// One object in a frame: what it is, how sure the detector is, and where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectedObject {
+    pub label: String,
+    /// Confidence between 0 and 1, when the detector gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// `[x, y, width, height]` in pixels of the frame, from its top left corner.
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+    /// The detector's or tracker's id of this object, stable across frames when it tracks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// The id of the object this one was found inside (a face in a person), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<i64>,
+}
 
 /// Client messages larger than this close the connection with 1009.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;

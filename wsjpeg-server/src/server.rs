@@ -14,12 +14,13 @@ use crate::context::ServerContext;
 use crate::detections::{DetectedObject, DetectionError, FrameRef};
 use crate::events::{Events, log};
 use crate::h264::KeyframeRequest;
-use crate::hub::{Hub, VideoInfo, lock};
+use crate::hub::{Hub, VideoInfo};
 use crate::jpeg::{self, JpegError};
 use crate::listener::{SHUTDOWN_GRACE, accept_loop, bind};
 use crate::protocol::{CameraState, CameraStatus, RecordingStatus};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
+use crate::sync::lock;
 use crate::tls;
 
 /// One runtime for every server in the process. Two workers: at many viewers the fan-out

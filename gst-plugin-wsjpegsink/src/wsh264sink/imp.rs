@@ -30,10 +30,18 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use wsjpeg_server::sync::lock;
 
-use crate::CAT;
 use crate::timing::capture_time_us;
 use crate::wsjpegsink::WsJpegSink;
+
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "wsh264sink",
+        gst::DebugColorFlags::empty(),
+        Some("WebSocket H.264 sink"),
+    )
+});
 
 #[derive(Debug, Clone, Default)]
 struct Settings {
@@ -294,8 +302,4 @@ fn accepted_caps() -> gst::Caps {
         .field("stream-format", "byte-stream")
         .field("alignment", "au")
         .build()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

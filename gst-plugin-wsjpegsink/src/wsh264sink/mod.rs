@@ -23,6 +23,8 @@ impl WsH264Sink {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The debug category exists from registration on, so GST_DEBUG lists it.
+    std::sync::LazyLock::force(&imp::CAT);
     gst::Element::register(
         Some(plugin),
         "wsh264sink",

@@ -18,8 +18,6 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use wsjpeg_server::{Events, Level, RecordAction, ViewerChange};
 
-use crate::CAT;
-
 pub const CLIENTS_MESSAGE: &str = "wsjpegsink-clients";
 
 /// Viewer changes waiting for the notification thread, at most. Beyond that (a signal handler
@@ -39,13 +37,18 @@ enum Notice {
 
 pub struct ElementEvents {
     element: glib::WeakRef<super::WsJpegSink>,
+    /// The element's debug category, for the server's log lines.
+    cat: gst::DebugCategory,
     changes: SyncSender<Notice>,
     dropped: Arc<AtomicU64>,
 }
 
 impl ElementEvents {
     /// Starts the notification thread; it ends when the server lets go of these events.
-    pub fn spawn(element: &super::WsJpegSink) -> Result<Arc<ElementEvents>, std::io::Error> {
+    pub fn spawn(
+        element: &super::WsJpegSink,
+        cat: gst::DebugCategory,
+    ) -> Result<Arc<ElementEvents>, std::io::Error> {
         let (changes, rx) = std::sync::mpsc::sync_channel::<Notice>(QUEUE_LIMIT);
         let dropped = Arc::new(AtomicU64::new(0));
         let lost = dropped.clone();
@@ -56,7 +59,7 @@ impl ElementEvents {
                 while let Ok(notice) = rx.recv() {
                     let Some(element) = weak.upgrade() else { break };
                     match notice {
-                        Notice::Viewers(change) => emit(&element, change),
+                        Notice::Viewers(change) => emit(&element, cat, change),
                         Notice::Detections(message) => {
                             element.emit_by_name::<()>("detections", &[&message])
                         }
@@ -65,7 +68,7 @@ impl ElementEvents {
                     let lost = lost.swap(0, Ordering::Relaxed);
                     if lost > 0 {
                         gst::warning!(
-                            CAT,
+                            cat,
                             obj = &element,
                             "{} viewer change(s) or detection(s) not signalled: the handlers of \
                              client-connected, client-disconnected or detections are too slow",
@@ -77,6 +80,7 @@ impl ElementEvents {
             })?;
         Ok(Arc::new(ElementEvents {
             element: element.downgrade(),
+            cat,
             changes,
             dropped,
         }))
@@ -122,20 +126,20 @@ impl Events for ElementEvents {
     }
 
     fn log_enabled(&self, level: Level) -> bool {
-        CAT.above_threshold(gst_level(level))
+        self.cat.above_threshold(gst_level(level))
     }
 
     fn log(&self, level: Level, message: fmt::Arguments<'_>) {
         match self.element.upgrade() {
             Some(element) => {
-                gst::log_with_level!(CAT, gst_level(level), obj = &element, "{}", message)
+                gst::log_with_level!(self.cat, gst_level(level), obj = &element, "{}", message)
             }
-            None => gst::log_with_level!(CAT, gst_level(level), "{}", message),
+            None => gst::log_with_level!(self.cat, gst_level(level), "{}", message),
         }
     }
 }
 
-fn emit(element: &super::WsJpegSink, change: ViewerChange) {
+fn emit(element: &super::WsJpegSink, cat: gst::DebugCategory, change: ViewerChange) {
     let (signal, address, n_clients) = match change {
         ViewerChange::Connected { address, n_clients } => ("client-connected", address, n_clients),
         ViewerChange::Disconnected { address, n_clients } => {
@@ -144,7 +148,7 @@ fn emit(element: &super::WsJpegSink, change: ViewerChange) {
     };
     let address = address.to_string();
     gst::debug!(
-        CAT,
+        cat,
         obj = element,
         "{signal}: {address}, {n_clients} viewer(s)"
     );

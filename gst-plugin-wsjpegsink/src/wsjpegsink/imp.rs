@@ -36,13 +36,13 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use wsjpeg_server::sync::lock;
 
 use wsjpeg_server::{
     AllowedOrigins, CameraState, FrameRef, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
 };
 
 use super::events::ElementEvents;
-use crate::CAT;
 use crate::detections::{objects_of, region_objects};
 use crate::timing::{capture_time_us, wall_clock_us};
 
@@ -56,6 +56,14 @@ const DEFAULT_WRITE_TIMEOUT: u32 = 30;
 /// (not into pipeline dumps, not into `gst-launch-1.0 -v`).
 const MASKED_TOKEN: &str = "*****";
 const DEFAULT_SNAPSHOT_TIMEOUT: u32 = 5000;
+
+pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "wsjpegsink",
+        gst::DebugColorFlags::empty(),
+        Some("WebSocket JPEG sink"),
+    )
+});
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -240,12 +248,10 @@ impl ObjectImpl for WsJpegSink {
                 glib::ParamSpecString::builder("tls-certificate")
                     .nick("TLS certificate")
                     .blurb("PEM file with the certificate chain; with tls-key, the port serves https and wss instead of http and ws. Applies at the next NULL→READY")
-                    .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("tls-key")
                     .nick("TLS key")
                     .blurb("PEM file with the private key of tls-certificate. Applies at the next NULL→READY")
-                    .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("camera-error")
                     .nick("Camera error")
@@ -301,18 +307,6 @@ impl ObjectImpl for WsJpegSink {
                     .param_types([String::static_type(), u32::static_type()])
                     .build(),
                 /**
-                 * GstWsJpegSink::recording-control:
-                 * @action: "start" or "stop"
-                 *
-                 * Emitted for `POST /api/record/start` and `POST /api/record/stop`, from a
-                 * thread of the server (never the streaming thread, no element lock held).
-                 * Return %TRUE to accept (the client gets 202) and report the outcome through
-                 * #GstWsJpegSink:recording-state; %FALSE, or no handler, answers 409. Handlers
-                 * should return quickly.
-                 *
-                 * Returns: whether the request was accepted
-                 */
-                /**
                  * GstWsJpegSink::push-detections:
                  * @detections: a "detections" structure: the frame it belongs to as `frame`
                  * (guint64, the sequence number viewers see in the ?meta=1 header),
@@ -350,6 +344,18 @@ impl ObjectImpl for WsJpegSink {
                 glib::subclass::Signal::builder("detections")
                     .param_types([String::static_type()])
                     .build(),
+                /**
+                 * GstWsJpegSink::recording-control:
+                 * @action: "start" or "stop"
+                 *
+                 * Emitted for `POST /api/record/start` and `POST /api/record/stop`, from a
+                 * thread of the server (never the streaming thread, no element lock held).
+                 * Return %TRUE to accept (the client gets 202) and report the outcome through
+                 * #GstWsJpegSink:recording-state; %FALSE, or no handler, answers 409. Handlers
+                 * should return quickly.
+                 *
+                 * Returns: whether the request was accepted
+                 */
                 glib::subclass::Signal::builder("recording-control")
                     .param_types([String::static_type()])
                     .return_type::<bool>()
@@ -591,7 +597,7 @@ impl BaseSinkImpl for WsJpegSink {
                 ));
             }
         };
-        let events = ElementEvents::spawn(&self.obj()).map_err(|e| {
+        let events = ElementEvents::spawn(&self.obj(), *CAT).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::Failed,
                 ("Cannot start the notification thread: {}", e)
@@ -807,11 +813,6 @@ fn stats_structure(s: &Snapshot) -> gst::Structure {
         .field("fps-in", s.fps_in)
         .field("clients", clients)
         .build()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere must not take the stream down with it: the data is still usable.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads `recording-state`. Lenient about number types, since gst-launch gives plain ints.

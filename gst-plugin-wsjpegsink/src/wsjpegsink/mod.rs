@@ -31,6 +31,8 @@ impl WsJpegSink {
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    // The debug category exists from registration on, so GST_DEBUG lists it.
+    std::sync::LazyLock::force(&imp::CAT);
     gst::Element::register(
         Some(plugin),
         "wsjpegsink",

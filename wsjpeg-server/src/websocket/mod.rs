@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 //! WebSocket viewers (RFC 6455), written directly on the upgraded socket: the wire format
-//! (`codec`), one viewer's connection (`connection`), its sending half (`writer`) and what its
-//! session does (`viewer`).
+//! (`codec`), one viewer's connection (`connection`), its reading half (`reader`), its sending
+//! half (`writer`) and what its session does (`viewer`).
 
 pub mod codec;
 mod connection;
 mod h264_viewer;
+mod reader;
 mod viewer;
 mod writer;
 

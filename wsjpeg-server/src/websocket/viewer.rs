@@ -14,8 +14,8 @@ use super::codec::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNSUPPORTED, ClientInput, OPCODE_BINARY, OPCODE_PING,
     OPCODE_PONG,
 };
-use super::connection::ClientReader;
 use super::h264_viewer::H264Follower;
+use super::reader::ClientReader;
 use super::writer::FrameWriter;
 use crate::detections::{DetectionError, DetectionSet, FrameRef};
 use crate::events::log;
