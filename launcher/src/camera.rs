@@ -91,6 +91,7 @@ impl CameraPipeline {
         let path = encoder::choose(request.choice, &offer, &request.format)?;
         let text = encoder::camera_pipeline_text(
             request.source,
+            &offer,
             path,
             &request.format,
             request.detection.is_some(),

@@ -25,6 +25,13 @@ const COMPRESS: Scale = Scale {
     saturation: 224.0 / 255.0,
 };
 
+/// Samples as they are (videobalance passes the buffers through).
+const UNCHANGED: Scale = Scale {
+    contrast: 1.0,
+    brightness: 0.0,
+    saturation: 1.0,
+};
+
 /// `videobalance` settings; its luma table is `16 + (Y - 16) · contrast + brightness · 255`.
 struct Scale {
     contrast: f64,
@@ -86,16 +93,7 @@ pub fn follow_source_range(pipeline: &gst::Pipeline) {
             let full = gst_video::VideoInfo::from_caps(caps.caps()).is_ok_and(|info| {
                 info.colorimetry().range() == gst_video::VideoColorRange::Range0_255
             });
-            if full {
-                Scale {
-                    contrast: 1.0,
-                    brightness: 0.0,
-                    saturation: 1.0,
-                }
-                .apply(&balance);
-            } else {
-                EXPAND.apply(&balance);
-            }
+            if full { &UNCHANGED } else { &EXPAND }.apply(&balance);
         }
         gst::PadProbeReturn::Ok
     });

@@ -134,6 +134,7 @@ fn describe(caps: &gst::Caps) -> String {
 /// up the stream.
 pub fn camera_pipeline_text(
     source: &Source,
+    offer: &Offer,
     path: JpegPath,
     format: &Format,
     detect: bool,
@@ -154,9 +155,16 @@ pub fn camera_pipeline_text(
         // Both encoders write the samples as they get them: limited-range video is made
         // full range first. The picture keeps its shape: a source of another shape gets
         // black bars (square pixels asked of videoscale, which adds borders to keep it).
+        // A source that gives NVMM memory only (a CSI camera) goes to nvvidconv as it is:
+        // videobalance works on system memory.
         JpegPath::Hardware => format!(
-            "{range} ! nvvidconv ! {NVMM_CAPS},width={width},height={height},pixel-aspect-ratio=1/1 \
-             ! nvjpegenc quality={quality}"
+            "{}nvvidconv ! {NVMM_CAPS},width={width},height={height},pixel-aspect-ratio=1/1 \
+             ! nvjpegenc quality={quality}",
+            if offer.offers_raw() {
+                format!("{range} ! ")
+            } else {
+                String::new()
+            }
         ),
         JpegPath::Software => format!(
             "videoconvert ! videoscale ! videorate drop-only=true \
@@ -178,5 +186,49 @@ pub fn camera_pipeline_text(
         JpegPath::Hardware | JpegPath::Software => {
             format!("{source} ! tee name=split ! {middle} ! {frames} {branch}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format() -> Format {
+        Format {
+            width: 640,
+            height: 360,
+            fps: 30,
+            quality: 80,
+        }
+    }
+
+    fn offer(caps: &str) -> Offer {
+        gst::init().expect("GStreamer initialises");
+        Offer {
+            caps: caps.parse().expect("caps"),
+        }
+    }
+
+    #[test]
+    fn raw_video_is_made_full_range_before_either_jpeg_encoder() {
+        let raw = offer("video/x-raw,format=YUY2");
+        for path in [JpegPath::Software, JpegPath::Hardware] {
+            let text = camera_pipeline_text(&Source::TestPattern, &raw, path, &format(), false);
+            assert!(text.contains("videobalance name=fullrange"), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_nvmm_source_goes_to_nvvidconv_as_it_is() {
+        let nvmm = offer("video/x-raw(memory:NVMM),format=NV12");
+        let text = camera_pipeline_text(
+            &Source::TestPattern,
+            &nvmm,
+            JpegPath::Hardware,
+            &format(),
+            false,
+        );
+        assert!(!text.contains("videobalance"), "{text}");
+        assert!(text.contains("nvvidconv"), "{text}");
     }
 }

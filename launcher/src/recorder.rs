@@ -240,7 +240,7 @@ impl RecordingPipeline {
             let _ = bus.timed_pop_filtered(timeout, &[gst::MessageType::Eos]);
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        self.remove_if_empty();
+        // Drop (below) removes the segment if it has no frame.
     }
 
     /// A segment without a frame (stopped before the camera gave one) is no recording.

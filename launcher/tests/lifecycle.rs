@@ -203,7 +203,7 @@ fn camera_mjpeg_is_passed_through_without_an_encoder() {
     let format = format();
     let path = encoder::choose(EncoderChoice::Auto, &offer, &format).unwrap();
     assert_eq!(path, JpegPath::Passthrough);
-    let text = encoder::camera_pipeline_text(&source, path, &format, false);
+    let text = encoder::camera_pipeline_text(&source, &offer, path, &format, false);
     let after_camera = text.strip_prefix(camera).unwrap();
     assert!(after_camera.contains("jpegparse"), "{text}");
     for encoder in ["jpegenc", "nvjpegenc", "videoconvert", "jpegdec"] {
