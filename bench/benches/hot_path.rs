@@ -53,6 +53,7 @@ fn bench_publish(c: &mut Criterion) {
                 max_clients: 4000,
                 ..Settings::default()
             },
+            h264: None,
         };
         let server = Server::start(config, Arc::new(NoEvents)).expect("the server starts");
         let clients = small_runtime(1);

@@ -28,7 +28,7 @@ const MAX_HEAD: usize = 16 * 1024;
 pub use wsjpeg_server::protocol::{META_HEADER_LEN as META_LEN, MetaHeader as Meta};
 
 /// Bytes kept of each binary message: enough for the longest header (an H.264 unit's).
-const PREFIX_LEN: usize = wsjpeg_server::H264_HEADER_LEN;
+const PREFIX_LEN: usize = wsjpeg_server::media::WSJ_HEADER_LEN;
 
 /// What the parser found in the stream.
 #[derive(Debug, PartialEq, Eq)]

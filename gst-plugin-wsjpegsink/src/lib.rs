@@ -12,6 +12,7 @@ use gst::glib;
 
 pub mod detections;
 mod timing;
+mod tracks;
 mod wsh264sink;
 mod wsjpegsink;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
-use wsjpeg_server::H264_HEADER_LEN;
+use wsjpeg_server::media::WSJ_HEADER_LEN;
 use wsjpeg_server::protocol::{MetaHeader, parse_meta_header, unix_time_us};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -43,9 +43,9 @@ struct Unit {
 impl Unit {
     fn parse(message: &[u8]) -> Unit {
         let header = parse_meta_header(message).expect("every H.264 message has a header");
-        assert_eq!(header.len, H264_HEADER_LEN, "the H.264 header is 32 bytes");
+        assert_eq!(header.len, WSJ_HEADER_LEN, "the H.264 header is 32 bytes");
         assert!(
-            message[25..H264_HEADER_LEN].iter().all(|b| *b == 0),
+            message[25..WSJ_HEADER_LEN].iter().all(|b| *b == 0),
             "reserved bytes are zero"
         );
         Unit {
@@ -538,4 +538,77 @@ async fn max_fps_is_refused_in_words_for_an_h264_viewer_and_every_unit_still_com
         "the H.264 viewer was capped after all: 30 units took {:?}",
         started.elapsed()
     );
+}
+
+fn parsed(description: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(description)
+        .expect("pipeline parses")
+        .downcast::<gst::Pipeline>()
+        .expect("a pipeline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_sinks_in_two_pipelines_of_one_process_serve_one_port() {
+    let encoder = parsed(
+        "videotestsrc is-live=true pattern=smpte ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max=30 \
+         ! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! wsh264sink name=h264 sink=two-pipelines-jpeg",
+    );
+    let camera = parsed(
+        "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! jpegenc ! wsjpegsink name=two-pipelines-jpeg port=0 address=127.0.0.1",
+    );
+    // The H.264 pipeline starts first: the pairing waits for no server.
+    for pipeline in [&encoder, &camera] {
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("pipeline plays");
+    }
+    let port = camera
+        .by_name("two-pipelines-jpeg")
+        .expect("the wsjpegsink")
+        .property::<u32>("bound-port") as u16;
+    let h264_sink = encoder.by_name("h264").expect("the wsh264sink");
+
+    let mut ws = connect(port, "/stream?codec=h264").await;
+    let hello = next_text_of_type(&mut ws, "hello", 5 * SECOND)
+        .await
+        .expect("a hello");
+    assert!(hello["h264"].is_object(), "H.264 is offered: {hello}");
+    assert!(
+        eventually(5 * SECOND, || h264_sink.property::<u32>("n-clients") == 1).await,
+        "the wsh264sink of the other pipeline counts the viewer"
+    );
+    let mut units = Vec::new();
+    let deadline = Instant::now() + SECOND;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if let Some(unit) = next_unit(&mut ws, left).await {
+            units.push(unit);
+        }
+    }
+    assert!(
+        units.first().is_some_and(|u| u.header.keyframe),
+        "the stream starts at a keyframe"
+    );
+    let decoded = decode_with_ffmpeg(&units, "two-pipelines").expect("what came decodes");
+    assert_eq!(decoded, units.len() as u64, "every unit is a picture");
+    let mut jpeg = connect(port, "/stream").await;
+    let frame = next_frame(&mut jpeg, 5 * SECOND).await.expect("a JPEG");
+    assert!(is_complete_jpeg(&frame), "JPEG goes on on the same port");
+
+    drop(ws);
+    assert!(
+        eventually(5 * SECOND, || h264_sink.property::<u32>("n-clients") == 0).await,
+        "the viewer's leaving is counted too"
+    );
+    // The encoder's pipeline stops: the port no longer offers H.264.
+    encoder.set_state(gst::State::Null).expect("stops");
+    let mut late = connect(port, "/stream?codec=h264").await;
+    let hello = next_text_of_type(&mut late, "hello", 5 * SECOND)
+        .await
+        .expect("a hello");
+    assert!(hello["h264"].is_null(), "no producer, no H.264: {hello}");
+    camera.set_state(gst::State::Null).expect("stops");
 }

@@ -55,7 +55,7 @@ impl ServerPipeline {
             .caps(&gst::Caps::new_empty_simple("image/jpeg"))
             .build();
         let sink = gst::ElementFactory::make("wsjpegsink")
-            .name("sink")
+            .name(format!("camera{camera}"))
             .property("address", &settings.address)
             .property("port", port as u32)
             .property("max-clients", settings.max_clients)
@@ -192,7 +192,7 @@ fn enable_recording_control(
     });
 }
 
-/// `appsrc name=h264 ! wsh264sink sink=sink`: H.264 on the same port, fed by the encoder while
+/// `appsrc name=h264 ! wsh264sink`: H.264 on the port of the pipeline's wsjpegsink, fed by the encoder while
 /// it runs; viewer counts and keyframe requests go to the control loop.
 fn add_h264_branch(
     pipeline: &gst::Pipeline,
@@ -211,8 +211,7 @@ fn add_h264_branch(
         )
         .build();
     let h264_sink = gst::ElementFactory::make("wsh264sink")
-        .name("h264sink")
-        .property("sink", "sink")
+        .name(format!("camera{camera}-h264"))
         .build()
         .map_err(|_| anyhow!("the wsh264sink element is not available"))?;
     pipeline.add_many([h264.upcast_ref(), &h264_sink])?;

@@ -55,11 +55,6 @@ pub trait Events: Send + Sync + 'static {
     /// thread: hand the text on and return at once.
     fn detections(&self, _message: &str) {}
 
-    /// The number of viewers of the H.264 stream changed (to `n`): an owner that encodes H.264
-    /// only while someone watches it starts or stops its encoder. Called with the viewer
-    /// registry locked, like [`Events::viewers_changed`].
-    fn h264_viewers_changed(&self, _n: u32) {}
-
     /// Whether lines of `level` are wanted; checked before a line is formatted.
     fn log_enabled(&self, _level: Level) -> bool {
         false

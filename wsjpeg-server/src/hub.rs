@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::burst::Burst;
 use crate::detections::{DetectedObject, DetectionBoard, DetectionError, DetectionSet, FrameRef};
 use crate::events::{Events, ViewerChange, log};
-use crate::h264::{H264Track, KeyframeRequest};
+use crate::media::VideoTrack;
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 use crate::rate::RateWindow;
 use crate::sync::lock;
@@ -154,8 +154,6 @@ impl Delivered {
 struct Registry {
     clients: BTreeMap<u64, Arc<ClientStats>>,
     departed: Delivered,
-    /// Viewers of the H.264 stream among `clients`.
-    h264: u32,
 }
 
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
@@ -186,9 +184,8 @@ pub struct Hub {
     pub events: Arc<dyn Events>,
     pub started: Instant,
     pub detections: DetectionBoard,
-    pub h264: H264Track,
-    /// An owner offers H.264 (its encoder may run only while someone watches it).
-    h264_offered: AtomicBool,
+    /// The H.264 stream viewers may ask for, offered while a producer feeds it.
+    pub h264: Arc<VideoTrack>,
     /// Fires when the server stops; every viewer task ends with close code 1001.
     pub shutdown: CancellationToken,
 }
@@ -202,7 +199,7 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(events: Arc<dyn Events>) -> Arc<Self> {
+    pub fn new(events: Arc<dyn Events>, h264: Arc<VideoTrack>) -> Arc<Self> {
         Arc::new(Hub {
             mailbox: Mutex::new(None),
             mailbox_ready: Notify::new(),
@@ -220,8 +217,7 @@ impl Hub {
             events,
             started: Instant::now(),
             detections: DetectionBoard::default(),
-            h264: H264Track::default(),
-            h264_offered: AtomicBool::new(false),
+            h264,
             shutdown: CancellationToken::new(),
         })
     }
@@ -315,25 +311,6 @@ impl Hub {
             self.events.detections(&set.message);
             set.frame
         }))
-    }
-
-    /// An owner offers H.264 (`Some`: how to ask it for a keyframe), or no longer does.
-    pub fn offer_h264(&self, keyframe_request: Option<KeyframeRequest>) {
-        let offered = keyframe_request.is_some();
-        self.h264.set_keyframe_request(keyframe_request);
-        if !offered {
-            self.h264.clear();
-        }
-        self.h264_offered.store(offered, Ordering::Release);
-    }
-
-    pub fn h264_offered(&self) -> bool {
-        self.h264_offered.load(Ordering::Acquire)
-    }
-
-    /// Viewers of the H.264 stream now.
-    pub fn h264_viewers(&self) -> u32 {
-        lock(&self.registry).h264
     }
 
     fn frame_size(&self) -> (Option<u32>, Option<u32>) {
@@ -551,10 +528,6 @@ impl Hub {
             // Reported under the lock so that observers see counts in order.
             self.events
                 .viewers_changed(ViewerChange::Connected { address, n_clients });
-            if kind == ClientKind::H264 {
-                registry.h264 += 1;
-                self.events.h264_viewers_changed(registry.h264);
-            }
             stats
         };
         Some(ClientGuard {
@@ -595,10 +568,6 @@ impl Drop for ClientGuard {
         registry.clients.remove(&self.stats.id);
         registry.departed.add(&self.stats);
         let n_clients = registry.clients.len() as u32;
-        if self.stats.kind == ClientKind::H264 {
-            registry.h264 = registry.h264.saturating_sub(1);
-            self.hub.events.h264_viewers_changed(registry.h264);
-        }
         self.hub.events.viewers_changed(ViewerChange::Disconnected {
             address: self.stats.address,
             n_clients,
@@ -629,7 +598,7 @@ mod tests {
     #[test]
     fn register_respects_max_and_reports_counts() {
         let seen = Arc::new(Counts::default());
-        let hub = Hub::new(seen.clone());
+        let hub = Hub::new(seen.clone(), VideoTrack::new());
         let a = hub.register(ClientKind::WebSocket, addr(), 2).unwrap();
         let b = hub.register(ClientKind::Mjpeg, addr(), 2).unwrap();
         assert!(hub.register(ClientKind::WebSocket, addr(), 2).is_none());
@@ -643,7 +612,7 @@ mod tests {
 
     #[test]
     fn an_error_ends_only_with_a_frame_or_when_cleared() {
-        let hub = Hub::new(Arc::new(NoEvents));
+        let hub = Hub::new(Arc::new(NoEvents), VideoTrack::new());
         hub.set_camera_state(CameraState::Starting);
         assert_eq!(hub.camera_status().state, CameraState::Starting);
         hub.report_camera_error("unplugged".into());
@@ -674,7 +643,7 @@ mod tests {
 
     #[tokio::test]
     async fn dispatcher_delivers_latest_frame() {
-        let hub = Hub::new(Arc::new(NoEvents));
+        let hub = Hub::new(Arc::new(NoEvents), VideoTrack::new());
         let mut rx = hub.subscribe();
         tokio::spawn(hub.clone().dispatch());
         for _ in 0..5 {

@@ -16,7 +16,6 @@ mod context;
 pub mod detections;
 mod events;
 mod files;
-mod h264;
 mod hub;
 mod listener;
 mod mjpeg;
@@ -34,6 +33,7 @@ mod test_support;
 mod tls;
 
 pub mod jpeg;
+pub mod media;
 pub mod protocol;
 pub mod segment;
 pub mod sync;
@@ -41,7 +41,7 @@ pub mod websocket;
 
 pub use detections::{DetectedObject, DetectionError, FrameRef};
 pub use events::{Events, Level, NoEvents, RecordAction, ViewerChange};
-pub use h264::{H264_HEADER_LEN, KEYFRAME, KeyframeRequest};
+pub use media::{Producer, VideoTrack};
 pub use protocol::{CameraState, CameraStatus, RecordingStatus};
 pub use server::{Config, Server, StartError, TlsFiles};
 pub use settings::{AllowedOrigins, Settings};

@@ -13,10 +13,10 @@ use crate::burst::Burst;
 use crate::context::ServerContext;
 use crate::detections::{DetectedObject, DetectionError, FrameRef};
 use crate::events::{Events, log};
-use crate::h264::KeyframeRequest;
 use crate::hub::{Hub, VideoInfo};
 use crate::jpeg::{self, JpegError};
 use crate::listener::{SHUTDOWN_GRACE, accept_loop, bind};
+use crate::media::VideoTrack;
 use crate::protocol::{CameraState, CameraStatus, RecordingStatus};
 use crate::settings::Settings;
 use crate::snapshot::Snapshot;
@@ -50,6 +50,9 @@ pub struct Config {
     pub port: u16,
     pub tls: Option<TlsFiles>,
     pub settings: Settings,
+    /// The H.264 stream to offer beside the JPEG frames (`/stream?codec=h264`), shared with
+    /// its producer; `None`: a track of the server's own ([`Server::h264`]).
+    pub h264: Option<Arc<VideoTrack>>,
 }
 
 #[derive(Debug)]
@@ -133,7 +136,8 @@ impl Server {
             tokio::net::TcpListener::from_std(std_listener)
                 .map_err(|e| StartError::Bind(addr, e))?
         };
-        let hub = Hub::new(events);
+        let h264 = config.h264.unwrap_or_default();
+        let hub = Hub::new(events, h264);
         let ctx = ServerContext::new(hub, config.settings);
         let (finished_tx, finished) = std::sync::mpsc::channel();
         runtime.spawn(ctx.hub.clone().dispatch());
@@ -218,31 +222,10 @@ impl Server {
         }
     }
 
-    /// Offers H.264 beside the JPEG frames (`/stream?codec=h264`): `keyframe_request` asks the
-    /// owner's encoder for a keyframe (rate-limited by the server). The owner hears how many
-    /// viewers want H.264 through [`Events::h264_viewers_changed`], so that it may encode only
-    /// while someone watches. `None`: no longer offered.
-    pub fn offer_h264(&self, keyframe_request: Option<KeyframeRequest>) {
-        self.ctx.hub.offer_h264(keyframe_request);
-    }
-
-    /// Hands an H.264 access unit (Annex B, byte-stream; SPS and PPS before each IDR) to the
-    /// H.264 viewers, with its capture time (Unix µs). Returns its sequence number.
-    pub fn publish_h264(&self, access_unit: &[u8], capture_time_us: u64) -> u64 {
-        self.ctx
-            .hub
-            .h264
-            .publish(Bytes::copy_from_slice(access_unit), capture_time_us)
-    }
-
-    /// The size of the H.264 pictures, as the owner's caps say.
-    pub fn set_h264_size(&self, width: Option<u32>, height: Option<u32>) {
-        self.ctx.hub.h264.set_size(width, height);
-    }
-
-    /// Viewers of the H.264 stream now.
-    pub fn h264_viewers(&self) -> u32 {
-        self.ctx.hub.h264_viewers()
+    /// The H.264 stream the server offers while a producer feeds it: the producer publishes
+    /// its access units there, and hears there how many viewers follow it.
+    pub fn h264(&self) -> &Arc<VideoTrack> {
+        &self.ctx.hub.h264
     }
 
     /// Forgets the last frame, so that nobody is shown a stale picture as live (the camera

@@ -783,6 +783,7 @@ fn live() -> &'static LiveServers {
                 port: 0,
                 tls: None,
                 settings,
+                h264: None,
             };
             Server::start(config, Arc::new(NoEvents)).expect("a live server starts")
         };

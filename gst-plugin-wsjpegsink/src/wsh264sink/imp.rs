@@ -2,7 +2,8 @@
 /**
  * SECTION:element-wsh264sink
  *
- * Serves H.264 on the port of a `wsjpegsink` of the same pipeline: viewers that connect to
+ * Serves H.264 on the port of a `wsjpegsink` (of the same pipeline, or of any pipeline of the
+ * process when `sink` names it): viewers that connect to
  * `/stream?codec=h264` get each access unit, in order from a keyframe, as one binary
  * WebSocket message behind a 32-byte header. The JPEG stream, MJPEG, snapshots and
  * recordings of the `wsjpegsink` go on as they are.
@@ -23,7 +24,7 @@
  * Since: 0.1
  */
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use gst::glib;
 use gst::prelude::*;
@@ -31,9 +32,10 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use wsjpeg_server::sync::lock;
+use wsjpeg_server::{Producer, VideoTrack};
 
 use crate::timing::capture_time_us;
-use crate::wsjpegsink::WsJpegSink;
+use crate::tracks;
 
 pub(super) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -51,14 +53,15 @@ struct Settings {
 
 #[derive(Default)]
 struct State {
-    /// The wsjpegsink whose server carries the stream, while started.
-    jpeg_sink: Option<WsJpegSink>,
+    /// The track the wsjpegsink's server carries, while started.
+    track: Option<Arc<VideoTrack>>,
 }
 
 #[derive(Default)]
 pub struct WsH264Sink {
     settings: Mutex<Settings>,
     state: Mutex<State>,
+    /// Viewers following the track, as it last said.
     viewers: AtomicU32,
 }
 
@@ -75,7 +78,7 @@ impl ObjectImpl for WsH264Sink {
             vec![
                 glib::ParamSpecString::builder("sink")
                     .nick("JPEG sink")
-                    .blurb("Name of the wsjpegsink of this pipeline whose server carries the H.264 stream; unset: the only one")
+                    .blurb("Name of the wsjpegsink whose server carries the H.264 stream, in any pipeline of the process; unset: the only one in this pipeline")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("n-clients")
@@ -164,14 +167,20 @@ impl ElementImpl for WsH264Sink {
 impl BaseSinkImpl for WsH264Sink {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let wanted = lock(&self.settings).sink.clone();
-        let jpeg_sink = match self.find_jpeg_sinks(wanted.as_deref()).as_slice() {
+        let obj = self.obj();
+        let (jpeg_sink, track) = match tracks::jpeg_sinks(wanted.as_deref(), obj.upcast_ref())
+            .as_slice()
+        {
             [only] => only.clone(),
             [] => {
                 return Err(gst::error_msg!(
                     gst::ResourceError::NotFound,
                     (
-                        "wsh264sink: no wsjpegsink {}in this pipeline: H.264 is served on a wsjpegsink's port",
-                        wanted.map(|n| format!("named '{n}' ")).unwrap_or_default()
+                        "wsh264sink: no wsjpegsink {}: H.264 is served on a wsjpegsink's port",
+                        match &wanted {
+                            Some(name) => format!("named '{name}' in this process"),
+                            None => "in this pipeline".to_string(),
+                        }
                     )
                 ));
             }
@@ -179,22 +188,31 @@ impl BaseSinkImpl for WsH264Sink {
                 return Err(gst::error_msg!(
                     gst::ResourceError::Settings,
                     (
-                        "wsh264sink: {} wsjpegsinks in this pipeline; name the one to serve H.264 on with sink=NAME",
-                        several.len()
+                        "wsh264sink: {} wsjpegsinks {}; name the one to serve H.264 on with sink=NAME",
+                        several.len(),
+                        if wanted.is_some() {
+                            "of that name in this process"
+                        } else {
+                            "in this pipeline"
+                        }
                     )
                 ));
             }
         };
-        jpeg_sink.offer_h264(Some(self.obj().clone()));
-        gst::info!(CAT, imp = self, "Serving H.264 with {}", jpeg_sink.name());
-        lock(&self.state).jpeg_sink = Some(jpeg_sink);
+        let producer = Arc::new(ElementProducer {
+            element: obj.downgrade(),
+        });
+        track.set_producer(Some(producer));
+        gst::info!(CAT, imp = self, "Serving H.264 with {}", jpeg_sink);
+        lock(&self.state).track = Some(track);
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(jpeg_sink) = lock(&self.state).jpeg_sink.take() {
-            jpeg_sink.offer_h264(None);
+        if let Some(track) = lock(&self.state).track.take() {
+            track.set_producer(None);
         }
+        self.followers_changed(0);
         Ok(())
     }
 
@@ -205,14 +223,14 @@ impl BaseSinkImpl for WsH264Sink {
                 .and_then(|s| s.get::<i32>(field).ok())
                 .and_then(|v| u32::try_from(v).ok())
         };
-        if let Some(jpeg_sink) = self.jpeg_sink() {
-            jpeg_sink.set_h264_size(size("width"), size("height"));
+        if let Some(track) = self.track() {
+            track.set_size(size("width"), size("height"));
         }
         Ok(())
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(jpeg_sink) = self.jpeg_sink() else {
+        let Some(track) = self.track() else {
             return Ok(gst::FlowSuccess::Ok);
         };
         let map = buffer.map_readable().map_err(|_| {
@@ -220,31 +238,15 @@ impl BaseSinkImpl for WsH264Sink {
             gst::FlowError::Error
         })?;
         let capture_time = capture_time_us(self.obj().upcast_ref(), buffer);
-        jpeg_sink.publish_h264(&map, capture_time);
+        // Copied, so the encoder's buffer goes back at once.
+        track.publish(bytes::Bytes::copy_from_slice(&map), capture_time);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl WsH264Sink {
-    fn jpeg_sink(&self) -> Option<WsJpegSink> {
-        lock(&self.state).jpeg_sink.clone()
-    }
-
-    /// The wsjpegsinks of this pipeline named `name`, or all of them.
-    fn find_jpeg_sinks(&self, name: Option<&str>) -> Vec<WsJpegSink> {
-        let mut top: gst::Object = self.obj().clone().upcast();
-        while let Some(parent) = top.parent() {
-            top = parent;
-        }
-        let Ok(bin) = top.downcast::<gst::Bin>() else {
-            return Vec::new();
-        };
-        bin.iterate_recurse()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.downcast::<WsJpegSink>().ok())
-            .filter(|s| name.is_none_or(|n| s.name() == n))
-            .collect()
+    fn track(&self) -> Option<Arc<VideoTrack>> {
+        lock(&self.state).track.clone()
     }
 
     /// Browsers decode baseline, main and high profile; x264 fed 4:4:4 or 10-bit video makes
@@ -278,13 +280,15 @@ impl WsH264Sink {
         }
     }
 
-    pub(super) fn set_viewers(&self, n: u32) {
+    /// `n-clients` follows the track's count; the notification goes out on a thread of
+    /// GStreamer's, so a handler that starts an encoder holds up no viewer.
+    fn followers_changed(&self, n: u32) {
         if self.viewers.swap(n, Ordering::Relaxed) != n {
-            self.obj().notify("n-clients");
+            self.obj().call_async(|element| element.notify("n-clients"));
         }
     }
 
-    pub(super) fn request_keyframe(&self) {
+    fn request_keyframe(&self) {
         let event = gst_video::UpstreamForceKeyUnitEvent::builder()
             .all_headers(true)
             .build();
@@ -302,4 +306,24 @@ fn accepted_caps() -> gst::Caps {
         .field("stream-format", "byte-stream")
         .field("alignment", "au")
         .build()
+}
+
+/// How the track reaches the element: keyframe requests go upstream as the force-key-unit
+/// event, follower counts become `n-clients`.
+struct ElementProducer {
+    element: glib::WeakRef<super::WsH264Sink>,
+}
+
+impl Producer for ElementProducer {
+    fn request_keyframe(&self) {
+        if let Some(element) = self.element.upgrade() {
+            element.imp().request_keyframe();
+        }
+    }
+
+    fn followers_changed(&self, n: u32) {
+        if let Some(element) = self.element.upgrade() {
+            element.imp().followers_changed(n);
+        }
+    }
 }

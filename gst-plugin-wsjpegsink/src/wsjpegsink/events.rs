@@ -15,7 +15,6 @@ use std::sync::mpsc::SyncSender;
 
 use gst::glib;
 use gst::prelude::*;
-use gst::subclass::prelude::*;
 use wsjpeg_server::{Events, Level, RecordAction, ViewerChange};
 
 pub const CLIENTS_MESSAGE: &str = "wsjpegsink-clients";
@@ -31,8 +30,6 @@ enum Notice {
     Viewers(ViewerChange),
     /// The `detections` message, JSON.
     Detections(String),
-    /// Viewers of the H.264 stream now.
-    H264Viewers(u32),
 }
 
 pub struct ElementEvents {
@@ -63,7 +60,6 @@ impl ElementEvents {
                         Notice::Detections(message) => {
                             element.emit_by_name::<()>("detections", &[&message])
                         }
-                        Notice::H264Viewers(n) => element.imp().h264_viewers_changed(n),
                     }
                     let lost = lost.swap(0, Ordering::Relaxed);
                     if lost > 0 {
@@ -111,10 +107,6 @@ impl Events for ElementEvents {
 
     fn detections(&self, message: &str) {
         self.notify(Notice::Detections(message.to_string()));
-    }
-
-    fn h264_viewers_changed(&self, n: u32) {
-        self.notify(Notice::H264Viewers(n));
     }
 
     fn recording_control(&self, action: RecordAction) -> bool {

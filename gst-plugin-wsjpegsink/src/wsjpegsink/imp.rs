@@ -40,11 +40,13 @@ use wsjpeg_server::sync::lock;
 
 use wsjpeg_server::{
     AllowedOrigins, CameraState, FrameRef, RecordingStatus, Server, Snapshot, TlsFiles, VideoInfo,
+    VideoTrack,
 };
 
 use super::events::ElementEvents;
 use crate::detections::{objects_of, region_objects};
 use crate::timing::{capture_time_us, wall_clock_us};
+use crate::tracks;
 
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
 const DEFAULT_PORT: u32 = 3003;
@@ -139,8 +141,8 @@ impl Settings {
 #[derive(Default)]
 struct State {
     server: Option<Arc<Server>>,
-    /// The `wsh264sink` that serves H.264 on this element's port, if any.
-    h264: Option<glib::WeakRef<crate::WsH264Sink>>,
+    /// The H.264 stream a wsh264sink may feed for the server to carry, from construction on.
+    h264: Option<Arc<VideoTrack>>,
 }
 
 /// Read and written by the streaming thread only.
@@ -373,6 +375,8 @@ impl ObjectImpl for WsJpegSink {
         // camera or encoder pool buffer for nothing.
         obj.set_enable_last_sample(false);
         obj.set_sync(false);
+        let track = tracks::add_jpeg_sink(obj.upcast_ref());
+        lock(&self.state).h264 = Some(track);
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
@@ -608,6 +612,7 @@ impl BaseSinkImpl for WsJpegSink {
             port,
             tls,
             settings: settings.server_settings(),
+            h264: lock(&self.state).h264.clone(),
         };
         let server = Server::start(config, events).map_err(|e| match e {
             wsjpeg_server::StartError::Bind(..) => {
@@ -618,10 +623,6 @@ impl BaseSinkImpl for WsJpegSink {
         self.apply_camera_error(&server, &settings);
         server.set_recording(settings.recording_state.as_ref().map(recording_status));
         gst::info!(CAT, imp = self, "Serving on http://{}", server.local_addr());
-        let h264 = lock(&self.state).h264.clone();
-        if let Some(h264) = h264 {
-            server.offer_h264(Some(keyframe_request(h264)));
-        }
         lock(&self.state).server = Some(Arc::new(server));
         self.obj().notify("bound-port");
         Ok(())
@@ -692,34 +693,6 @@ impl BaseSinkImpl for WsJpegSink {
 impl WsJpegSink {
     pub(super) fn server(&self) -> Option<Arc<Server>> {
         lock(&self.state).server.clone()
-    }
-
-    pub(super) fn offer_h264(&self, h264: Option<crate::WsH264Sink>) {
-        let weak = h264.map(|h| h.downgrade());
-        let server = {
-            let mut state = lock(&self.state);
-            state.h264 = weak.clone();
-            state.server.clone()
-        };
-        if let Some(server) = server {
-            server.offer_h264(weak.map(keyframe_request));
-        }
-    }
-
-    /// The server counted the H.264 viewers again: the `wsh264sink` says so.
-    pub(super) fn h264_viewers_changed(&self, n: u32) {
-        let (h264, server) = {
-            let state = lock(&self.state);
-            (
-                state.h264.as_ref().and_then(|w| w.upgrade()),
-                state.server.clone(),
-            )
-        };
-        // The live count, in case a change was dropped on the way (a slow handler).
-        let n = server.map_or(n, |s| s.h264_viewers());
-        if let Some(h264) = h264 {
-            h264.set_viewers(n);
-        }
     }
 
     fn apply_camera_error(&self, server: &Server, settings: &Settings) {
@@ -878,13 +851,4 @@ fn structure_to_json(s: &gst::Structure) -> serde_json::Map<String, serde_json::
             (name.to_string(), json)
         })
         .collect()
-}
-
-/// How the server asks the `wsh264sink`'s upstream for a keyframe.
-fn keyframe_request(h264: glib::WeakRef<crate::WsH264Sink>) -> wsjpeg_server::KeyframeRequest {
-    Box::new(move || {
-        if let Some(h264) = h264.upgrade() {
-            h264.request_keyframe();
-        }
-    })
 }

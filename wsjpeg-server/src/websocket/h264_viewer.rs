@@ -2,29 +2,31 @@
 //! An H.264 viewer's place in the stream: the access units it still has to send, in order
 //! from a keyframe, and when it must drop to the next keyframe instead.
 
+use std::sync::Arc;
+
 use tokio::io::AsyncWrite;
-use tokio::sync::watch;
 
 use super::codec::OPCODE_BINARY;
 use super::writer::FrameWriter;
-use crate::h264::{H264Info, H264Track, Next};
 use crate::hub::ClientGuard;
+use crate::media::{Following, Format, Next, TrackInfo, VideoTrack};
 use crate::protocol::ServerMessage;
 
 pub(super) struct H264Follower {
-    newest: watch::Receiver<u64>,
+    /// Counts this viewer as one the producer encodes for.
+    following: Following,
     /// The last access unit sent; `None` before the first, and after a pause.
     cursor: Option<u64>,
     /// Dropping frames until the next keyframe.
     waiting: bool,
     /// What this viewer was told to configure its decoder with.
-    announced: Option<H264Info>,
+    announced: Option<TrackInfo>,
 }
 
 impl H264Follower {
-    pub(super) fn new(track: &H264Track) -> Self {
+    pub(super) fn new(track: &Arc<VideoTrack>) -> Self {
         H264Follower {
-            newest: track.subscribe(),
+            following: track.follow(),
             cursor: None,
             waiting: false,
             announced: None,
@@ -34,7 +36,10 @@ impl H264Follower {
     /// The next access unit, for a viewer that follows H.264; never, for one that does not.
     pub(super) async fn changed(follower: &mut Option<H264Follower>) -> bool {
         match follower {
-            Some(follower) => follower.newest.changed().await.is_ok(),
+            Some(follower) => {
+                follower.following.changed().await;
+                true
+            }
             None => std::future::pending().await,
         }
     }
@@ -50,11 +55,11 @@ impl H264Follower {
     /// not here yet, and dropping frames meanwhile).
     pub(super) async fn send_due<W: AsyncWrite + Unpin>(
         &mut self,
-        track: &H264Track,
         writer: &mut FrameWriter<W>,
         guard: &ClientGuard,
     ) -> std::io::Result<()> {
-        self.newest.borrow_and_update();
+        self.following.mark_seen();
+        let track = self.following.track().clone();
         match track.next_units(self.cursor) {
             Next::WaitForKeyframe => {
                 if !self.waiting {
@@ -70,12 +75,11 @@ impl H264Follower {
                     guard.record_skipped(first.sequence.saturating_sub(last + 1));
                 }
                 self.waiting = false;
-                self.announce(track, writer).await?;
+                self.announce(&track, writer).await?;
                 for unit in units {
-                    writer
-                        .send(OPCODE_BINARY, &[&unit.header, &unit.data])
-                        .await?;
-                    guard.record_sent(unit.header.len() + unit.data.len());
+                    let packet = unit.packet(Format::Wsj);
+                    writer.send(OPCODE_BINARY, &packet.parts()).await?;
+                    guard.record_sent(packet.len());
                     self.cursor = Some(unit.sequence);
                 }
             }
@@ -86,7 +90,7 @@ impl H264Follower {
     /// Tells the viewer the codec before the first unit, and again whenever it changes.
     async fn announce<W: AsyncWrite + Unpin>(
         &mut self,
-        track: &H264Track,
+        track: &VideoTrack,
         writer: &mut FrameWriter<W>,
     ) -> std::io::Result<()> {
         let info = track.info();

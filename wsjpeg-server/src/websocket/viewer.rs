@@ -143,7 +143,7 @@ impl Viewer {
         }
         self.notices = first.notices;
         let status = hub.camera_status();
-        let h264_info = hub.h264_offered().then(|| hub.h264.info());
+        let h264_info = hub.h264.has_producer().then(|| hub.h264.info());
         let hello = ServerMessage::Hello {
             server: "wsjpeg",
             version: env!("CARGO_PKG_VERSION"),
@@ -198,7 +198,7 @@ impl Viewer {
         let mut h264 = (self.options.codec == Codec::H264).then(|| H264Follower::new(&hub.h264));
         match &mut h264 {
             Some(follower) => {
-                let sending = follower.send_due(&hub.h264, writer, &self.guard);
+                let sending = follower.send_due(writer, &self.guard);
                 listening_while(sending, reader, &mut early, &hub, detector).await?;
             }
             None => {
@@ -238,7 +238,7 @@ impl Viewer {
                     if let Some(follower) = h264.as_mut().filter(|_| self.resumed) {
                         self.resumed = false;
                         follower.restart();
-                        follower.send_due(&hub.h264, writer, &self.guard).await?;
+                        follower.send_due(writer, &self.guard).await?;
                     }
                 }
                 alive = detections_changed(&mut detections) => {
@@ -252,7 +252,7 @@ impl Viewer {
                         return Ok(STOPPING);
                     }
                     if let Some(follower) = h264.as_mut().filter(|_| !self.paused) {
-                        let sending = follower.send_due(&hub.h264, writer, &self.guard);
+                        let sending = follower.send_due(writer, &self.guard);
                         listening_while(sending, reader, &mut early, &hub, detector).await?;
                         self.last_sent = Instant::now();
                     }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: MIT
-//! H.264 beside the JPEG frames, for viewers that ask for it (`/stream?codec=h264`): access
-//! units in Annex B as the owner hands them over, each sent as one binary message behind a
-//! small header, in order from a keyframe on.
+//! The video track: access units in, in order from a keyframe, to every follower.
 //!
 //! Latest frame wins cannot hold for inter frames, which need every frame since their keyframe.
-//! So each viewer follows the stream with a cursor: it sends every access unit in order while
-//! it keeps up; one that falls more than a few frames behind drops whole frames until the next
-//! keyframe (and asks for one), so it is never more than a keyframe interval stale and the
-//! server keeps one group of pictures, not a queue per viewer.
+//! So each follower keeps a cursor: it gets every access unit in order while it keeps up; one
+//! that falls more than a few units behind drops whole units until the next keyframe (and asks
+//! for one), so it is never more than a keyframe interval stale and the track keeps one group
+//! of pictures, not a queue per follower.
+//!
+//! The track's producer (the element that encodes) is told how many follow it, so that it may
+//! encode only while someone watches, and is asked for keyframes.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,105 +18,56 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::protocol::META_MAGIC;
+use super::annexb::{codec_string, is_keyframe};
+use super::packager::{Format, Packet, Packets};
 use crate::sync::lock;
 
-/// The header before each access unit: `WSJ1`, u32 header length (32), u64 sequence number,
-/// u64 capture time (Unix µs), u8 flags (bit 0: keyframe), 7 bytes reserved (zero); big-endian.
-pub const H264_HEADER_LEN: usize = 32;
-/// Flag of a keyframe (an IDR access unit with its SPS and PPS) in the header.
-pub const KEYFRAME: u8 = 1;
-
-/// A viewer this many access units behind the newest drops to the next keyframe.
+/// A follower this many access units behind the newest drops to the next keyframe.
 pub const MAX_BACKLOG: u64 = 6;
-/// Keyframes are asked of the encoder at most this often, whatever joins or falls behind.
+/// Keyframes are asked of the producer at most this often, whatever joins or falls behind.
 const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// At most this much of a group of pictures is kept (an encoder that sends no keyframe for
-/// long would otherwise grow it without bound); viewers that need older units resync.
+/// long would otherwise grow it without bound); followers that need older units resync.
 const MAX_GOP_UNITS: usize = 600;
 const MAX_GOP_BYTES: usize = 16 * 1024 * 1024;
 /// A group of pictures whose newest unit came this long ago is the past of a source that
-/// stopped (an encoder stopped, a pipeline paused): a viewer that starts waits for a fresh
+/// stopped (an encoder stopped, a pipeline paused): a follower that starts waits for a fresh
 /// keyframe instead of being shown it.
 const STALE_AFTER: Duration = Duration::from_secs(2);
 
-/// One access unit as viewers get it.
+/// One access unit (Annex B; SPS and PPS in band before each IDR), with its packets.
 #[derive(Debug)]
 pub struct AccessUnit {
+    /// Increases by one for every unit the track takes.
     pub sequence: u64,
     pub keyframe: bool,
+    /// Unix epoch µs at which the picture was captured.
+    pub capture_time_us: u64,
     pub data: Bytes,
-    /// Built once for every viewer; holds the capture time too.
-    pub header: [u8; H264_HEADER_LEN],
+    packets: Packets,
 }
 
-/// The header of an access unit.
-pub fn unit_header(sequence: u64, capture_time_us: u64, keyframe: bool) -> [u8; H264_HEADER_LEN] {
-    let mut h = [0u8; H264_HEADER_LEN];
-    h[0..4].copy_from_slice(META_MAGIC);
-    h[4..8].copy_from_slice(&(H264_HEADER_LEN as u32).to_be_bytes());
-    h[8..16].copy_from_slice(&sequence.to_be_bytes());
-    h[16..24].copy_from_slice(&capture_time_us.to_be_bytes());
-    h[24] = if keyframe { KEYFRAME } else { 0 };
-    h
-}
-
-/// The NAL units of an Annex B byte stream: each unit's bytes after its start code.
-pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
+impl AccessUnit {
+    /// What a transport of `format` sends for this unit; built once, by the first that asks.
+    pub fn packet(&self, format: Format) -> &Packet {
+        self.packets.get(format, self)
     }
-    let ends: Vec<usize> = starts
-        .iter()
-        .skip(1)
-        .map(|&next| {
-            // The zero before a 4-byte start code belongs to it, not to the unit before.
-            let end = next - 3;
-            if end > 0 && data[end - 1] == 0 {
-                end - 1
-            } else {
-                end
-            }
-        })
-        .chain(std::iter::once(data.len()))
-        .collect();
-    starts
-        .into_iter()
-        .zip(ends)
-        .filter(|(start, end)| start < end)
-        .map(move |(start, end)| &data[start..end])
 }
 
-fn nal_type(unit: &[u8]) -> Option<u8> {
-    unit.first().map(|b| b & 0x1F)
-}
-
-/// Whether an access unit holds an IDR picture (a decoder can start at it).
-pub fn is_keyframe(access_unit: &[u8]) -> bool {
-    nal_units(access_unit).any(|unit| nal_type(unit) == Some(5))
-}
-
-/// The codec string browsers want (`avc1.PPCCLL`: profile, constraint flags and level of the
-/// sequence parameter set), if the access unit carries an SPS.
-pub fn codec_string(access_unit: &[u8]) -> Option<String> {
-    let sps = nal_units(access_unit).find(|unit| nal_type(unit) == Some(7))?;
-    let (profile, constraints, level) = (sps.get(1)?, sps.get(2)?, sps.get(3)?);
-    Some(format!("avc1.{profile:02X}{constraints:02X}{level:02X}"))
-}
-
-/// What viewers are told about the H.264 stream: its codec string and size.
+/// What followers are told about the stream: its codec string and size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct H264Info {
+pub struct TrackInfo {
     pub codec: Option<String>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+}
+
+/// The element that feeds a track. Called on the server's threads: return at once.
+pub trait Producer: Send + Sync {
+    /// Asks the encoder for a keyframe with its parameter sets.
+    fn request_keyframe(&self);
+    /// `n` followers now (also called once when the producer is attached).
+    fn followers_changed(&self, n: u32);
 }
 
 /// The access units since the newest keyframe.
@@ -150,46 +102,69 @@ impl Gop {
     }
 }
 
-/// Asks the owner's encoder for a keyframe.
-pub type KeyframeRequest = Box<dyn Fn() + Send + Sync>;
-
-/// The H.264 stream of a server.
-pub struct H264Track {
+/// One H.264 stream, shared by its producer and every server that carries it.
+pub struct VideoTrack {
     gop: Mutex<Gop>,
-    /// The sequence number of the newest access unit; viewers follow it.
+    /// The sequence number of the newest access unit; followers wait on it.
     newest: watch::Sender<u64>,
     next_sequence: AtomicU64,
-    info: Mutex<H264Info>,
-    keyframe_request: Mutex<Option<KeyframeRequest>>,
+    info: Mutex<TrackInfo>,
+    /// Taken before `producer` when both are.
+    followers: Mutex<u32>,
+    producer: Mutex<Option<Arc<dyn Producer>>>,
     last_request: Mutex<Option<Instant>>,
     /// A keyframe was wanted within the interval of the last request: asked for once the
     /// interval is over, unless a keyframe came first.
     request_deferred: AtomicBool,
 }
 
-impl std::fmt::Debug for H264Track {
+impl std::fmt::Debug for VideoTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H264Track").finish_non_exhaustive()
+        f.debug_struct("VideoTrack")
+            .field("followers", &self.followers())
+            .finish_non_exhaustive()
     }
 }
 
-impl Default for H264Track {
+impl Default for VideoTrack {
     fn default() -> Self {
-        H264Track {
+        VideoTrack {
             gop: Mutex::new(Gop::default()),
             newest: watch::Sender::new(0),
             next_sequence: AtomicU64::new(1),
-            info: Mutex::new(H264Info::default()),
-            keyframe_request: Mutex::new(None),
+            info: Mutex::new(TrackInfo::default()),
+            followers: Mutex::new(0),
+            producer: Mutex::new(None),
             last_request: Mutex::new(None),
             request_deferred: AtomicBool::new(false),
         }
     }
 }
 
-impl H264Track {
-    /// Takes an access unit (Annex B, SPS and PPS in band before each IDR). Returns its
-    /// sequence number.
+impl VideoTrack {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Attaches the producer (`None`: it left, and the stream with it: the next follower
+    /// starts at a new keyframe). A track without a producer is not offered to viewers.
+    pub fn set_producer(&self, producer: Option<Arc<dyn Producer>>) {
+        let followers = lock(&self.followers);
+        if producer.is_none() {
+            lock(&self.gop).clear();
+        }
+        *lock(&self.producer) = producer.clone();
+        if let Some(producer) = producer {
+            producer.followers_changed(*followers);
+        }
+    }
+
+    /// Whether a producer feeds the track (it may encode only while someone follows).
+    pub fn has_producer(&self) -> bool {
+        lock(&self.producer).is_some()
+    }
+
+    /// Takes an access unit. Returns its sequence number.
     pub fn publish(&self, data: Bytes, capture_time_us: u64) -> u64 {
         let keyframe = is_keyframe(&data);
         if keyframe && let Some(codec) = codec_string(&data) {
@@ -202,8 +177,9 @@ impl H264Track {
         let unit = Arc::new(AccessUnit {
             sequence,
             keyframe,
-            header: unit_header(sequence, capture_time_us, keyframe),
+            capture_time_us,
             data,
+            packets: Packets::default(),
         });
         lock(&self.gop).push(unit, Instant::now());
         self.newest.send_replace(sequence);
@@ -215,24 +191,36 @@ impl H264Track {
         sequence
     }
 
-    /// The size of the pictures, from the owner's caps.
+    /// The size of the pictures, from the producer's caps.
     pub fn set_size(&self, width: Option<u32>, height: Option<u32>) {
         let mut info = lock(&self.info);
         info.width = width;
         info.height = height;
     }
 
-    pub fn info(&self) -> H264Info {
+    pub fn info(&self) -> TrackInfo {
         lock(&self.info).clone()
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.newest.subscribe()
+    /// Counts a follower until the returned guard is dropped; the producer is told.
+    pub fn follow(self: &Arc<Self>) -> Following {
+        self.add_followers(1);
+        Following {
+            track: self.clone(),
+            newest: self.newest.subscribe(),
+        }
     }
 
-    /// How the owner asks its encoder for a keyframe (the force-key-unit event).
-    pub fn set_keyframe_request(&self, request: Option<KeyframeRequest>) {
-        *lock(&self.keyframe_request) = request;
+    pub fn followers(&self) -> u32 {
+        *lock(&self.followers)
+    }
+
+    fn add_followers(&self, delta: i32) {
+        let mut followers = lock(&self.followers);
+        *followers = followers.saturating_add_signed(delta);
+        if let Some(producer) = lock(&self.producer).clone() {
+            producer.followers_changed(*followers);
+        }
     }
 
     /// Asks for a keyframe, at most every [`KEYFRAME_REQUEST_INTERVAL`]; one wanted sooner
@@ -247,18 +235,19 @@ impl H264Track {
             *last = Some(Instant::now());
             self.request_deferred.store(false, Ordering::Relaxed);
         }
-        if let Some(request) = lock(&self.keyframe_request).as_ref() {
-            request();
+        let producer = lock(&self.producer).clone();
+        if let Some(producer) = producer {
+            producer.request_keyframe();
         }
     }
 
-    /// Forgets the stream (the source stopped): the next viewer starts at a new keyframe.
+    /// Forgets the stream (the source stopped): the next follower starts at a new keyframe.
     pub fn clear(&self) {
         lock(&self.gop).clear();
     }
 
-    /// The access units a viewer sends next, after `cursor` (the last it sent, or `None` for a
-    /// viewer still to start): every unit after it, in order, while it keeps up; from the
+    /// The access units a follower sends next, after `cursor` (the last it sent, or `None`
+    /// for one still to start): every unit after it, in order, while it keeps up; from the
     /// newest keyframe on for one that starts or fell behind; nothing (and a keyframe
     /// requested) when that keyframe is not here yet.
     pub fn next_units(&self, cursor: Option<u64>) -> Next {
@@ -303,36 +292,51 @@ impl H264Track {
     }
 }
 
-/// What a viewer of the H.264 stream does next.
+/// What a follower does next.
 #[derive(Debug)]
 pub enum Next {
     /// Send these, in order.
     Units(Vec<Arc<AccessUnit>>),
-    /// Drop frames until the next keyframe (ask for one).
+    /// Drop units until the next keyframe (ask for one).
     WaitForKeyframe,
+}
+
+/// A follower of a track: counted while it lives, woken by each new unit.
+#[derive(Debug)]
+pub struct Following {
+    track: Arc<VideoTrack>,
+    newest: watch::Receiver<u64>,
+}
+
+impl Following {
+    pub fn track(&self) -> &Arc<VideoTrack> {
+        &self.track
+    }
+
+    /// Waits for a unit newer than the last one seen.
+    pub async fn changed(&mut self) {
+        // The track outlives its followers (they hold it), so its sender never goes.
+        let _ = self.newest.changed().await;
+    }
+
+    /// The newest unit is seen.
+    pub fn mark_seen(&mut self) {
+        self.newest.borrow_and_update();
+    }
+}
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        self.track.add_followers(-1);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
+    use super::super::annexb::tests::access_unit;
     use super::*;
-
-    const SPS: &[u8] = &[0x67, 0x42, 0xC0, 0x1F, 0xDA];
-    const PPS: &[u8] = &[0x68, 0xCE, 0x3C, 0x80];
-
-    fn access_unit(keyframe: bool) -> Bytes {
-        let mut data = Vec::new();
-        if keyframe {
-            for unit in [SPS, PPS, &[0x65, 0x88, 0x84][..]] {
-                data.extend_from_slice(&[0, 0, 0, 1]);
-                data.extend_from_slice(unit);
-            }
-        } else {
-            data.extend_from_slice(&[0, 0, 1, 0x41, 0x9A, 0x02]);
-        }
-        Bytes::from(data)
-    }
 
     fn sequences(next: Next) -> Option<Vec<u64>> {
         match next {
@@ -341,53 +345,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn annex_b_is_split_at_three_and_four_byte_start_codes() {
-        let data = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4,
-        ];
-        let units: Vec<&[u8]> = nal_units(&data).collect();
-        assert_eq!(units, [&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4]]);
-        assert!(is_keyframe(&data));
-        assert!(!is_keyframe(&access_unit(false)));
-        assert_eq!(nal_units(b"no start code").count(), 0);
+    #[derive(Default)]
+    struct Encoder {
+        asked: AtomicUsize,
+        followers: Mutex<Vec<u32>>,
+    }
+
+    impl Producer for Encoder {
+        fn request_keyframe(&self) {
+            self.asked.fetch_add(1, Ordering::Relaxed);
+        }
+
+        fn followers_changed(&self, n: u32) {
+            lock(&self.followers).push(n);
+        }
     }
 
     #[test]
-    fn the_codec_string_is_read_from_the_sps() {
-        assert_eq!(
-            codec_string(&access_unit(true)).as_deref(),
-            Some("avc1.42C01F")
-        );
-        assert_eq!(codec_string(&access_unit(false)), None);
-        assert_eq!(codec_string(&[0, 0, 1, 0x67, 0x42]), None, "a cut SPS");
-    }
-
-    #[test]
-    fn the_header_has_the_documented_layout() {
-        let header = unit_header(7, 1_700_000_000_000_000, true);
-        assert_eq!(&header[0..4], b"WSJ1");
-        assert_eq!(u32::from_be_bytes(header[4..8].try_into().unwrap()), 32);
-        assert_eq!(u64::from_be_bytes(header[8..16].try_into().unwrap()), 7);
-        assert_eq!(
-            u64::from_be_bytes(header[16..24].try_into().unwrap()),
-            1_700_000_000_000_000
-        );
-        assert_eq!(header[24], KEYFRAME);
-        assert!(header[25..].iter().all(|b| *b == 0));
-        let parsed = crate::protocol::parse_meta_header(&header).expect("a header");
-        assert!(parsed.keyframe);
-        assert_eq!(parsed.len, H264_HEADER_LEN);
-        assert!(
-            !crate::protocol::parse_meta_header(&unit_header(8, 0, false))
-                .unwrap()
-                .keyframe
-        );
-    }
-
-    #[test]
-    fn viewers_start_at_the_keyframe_follow_in_order_and_drop_to_the_next_keyframe() {
-        let track = H264Track::default();
+    fn followers_start_at_the_keyframe_follow_in_order_and_drop_to_the_next_keyframe() {
+        let track = VideoTrack::default();
         assert!(sequences(track.next_units(None)).is_none(), "nothing yet");
         track.publish(access_unit(false), 0);
         assert!(
@@ -432,50 +408,87 @@ mod tests {
     }
 
     #[test]
-    fn a_viewer_never_starts_on_the_past_of_a_source_that_stopped() {
-        let track = H264Track::default();
+    fn a_follower_never_starts_on_the_past_of_a_source_that_stopped() {
+        let track = VideoTrack::default();
         let keyframe = track.publish(access_unit(true), 0);
         let later = Instant::now() + STALE_AFTER + Duration::from_millis(1);
         assert_eq!(
             sequences(track.next_units_at(None, Instant::now())),
             Some(vec![keyframe]),
-            "a live group of pictures is where a viewer starts"
+            "a live group of pictures is where a follower starts"
         );
         assert!(
             sequences(track.next_units_at(None, later)).is_none(),
-            "a stale one is forgotten: the viewer waits for a fresh keyframe"
+            "a stale one is forgotten: the follower waits for a fresh keyframe"
         );
         let fresh = track.publish(access_unit(true), 0);
         assert_eq!(sequences(track.next_units(None)), Some(vec![fresh]));
     }
 
     #[test]
-    fn keyframe_requests_are_rate_limited_and_a_deferred_one_is_not_lost() {
-        let track = H264Track::default();
-        let asked = Arc::new(AtomicUsize::new(0));
-        let counter = asked.clone();
-        track.set_keyframe_request(Some(Box::new(move || {
-            counter.fetch_add(1, Ordering::Relaxed);
-        })));
-        track.request_keyframe();
-        track.request_keyframe();
-        track.request_keyframe();
-        assert_eq!(asked.load(Ordering::Relaxed), 1, "a storm asks once");
-        track.publish(access_unit(false), 0);
+    fn a_packet_is_built_once_and_shared() {
+        let track = VideoTrack::default();
+        track.publish(access_unit(true), 42);
+        let Next::Units(units) = track.next_units(None) else {
+            panic!("a keyframe to start at");
+        };
+        let first = units[0].packet(Format::Wsj);
+        let again = units[0].packet(Format::Wsj);
+        assert!(std::ptr::eq(first, again), "one packet per unit and format");
         assert_eq!(
-            asked.load(Ordering::Relaxed),
-            1,
-            "not before the interval is over"
+            first.len(),
+            super::super::WSJ_HEADER_LEN + units[0].data.len()
         );
+        assert_eq!(
+            first.parts()[1],
+            &units[0].data[..],
+            "the unit itself, not a copy"
+        );
+    }
+
+    #[test]
+    fn the_producer_hears_of_followers_and_leaving_forgets_the_stream() {
+        let track = VideoTrack::new();
+        let first = track.follow();
+        let encoder = Arc::new(Encoder::default());
+        track.set_producer(Some(encoder.clone()));
+        assert!(track.has_producer());
+        let second = track.follow();
+        drop(first);
+        drop(second);
+        assert_eq!(*lock(&encoder.followers), vec![1, 2, 1, 0]);
+        track.publish(access_unit(true), 0);
+        track.set_producer(None);
+        assert!(!track.has_producer());
+        assert!(
+            sequences(track.next_units(None)).is_none(),
+            "the stream left with its producer"
+        );
+        let _third = track.follow();
+        assert_eq!(
+            lock(&encoder.followers).len(),
+            4,
+            "a producer gone hears nothing"
+        );
+    }
+
+    #[test]
+    fn keyframe_requests_are_rate_limited_and_a_deferred_one_is_not_lost() {
+        let track = VideoTrack::default();
+        let encoder = Arc::new(Encoder::default());
+        track.set_producer(Some(encoder.clone()));
+        let asked = || encoder.asked.load(Ordering::Relaxed);
+        track.request_keyframe();
+        track.request_keyframe();
+        track.request_keyframe();
+        assert_eq!(asked(), 1, "a storm asks once");
+        track.publish(access_unit(false), 0);
+        assert_eq!(asked(), 1, "not before the interval is over");
         std::thread::sleep(KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(50));
         track.publish(access_unit(false), 0);
-        assert_eq!(
-            asked.load(Ordering::Relaxed),
-            2,
-            "the deferred request is made"
-        );
+        assert_eq!(asked(), 2, "the deferred request is made");
         track.publish(access_unit(false), 0);
-        assert_eq!(asked.load(Ordering::Relaxed), 2, "once");
+        assert_eq!(asked(), 2, "once");
 
         std::thread::sleep(KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(50));
         track.request_keyframe();
@@ -483,10 +496,6 @@ mod tests {
         track.publish(access_unit(true), 0);
         std::thread::sleep(KEYFRAME_REQUEST_INTERVAL + Duration::from_millis(50));
         track.publish(access_unit(false), 0);
-        assert_eq!(
-            asked.load(Ordering::Relaxed),
-            3,
-            "a keyframe answers a deferred request"
-        );
+        assert_eq!(asked(), 3, "a keyframe answers a deferred request");
     }
 }
