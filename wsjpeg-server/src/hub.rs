@@ -1,5 +1,5 @@
-//! The broadcast hub: the newest frame, the camera and recording state, the viewer registry and
-//! the counters.
+//! The broadcast hub: what every viewer shares — the newest frame, the camera and recording
+//! state, the detections, the H.264 track, the viewers and the counters.
 //!
 //! `publish()` is what the streaming thread calls. It stores the frame in a mailbox and wakes a
 //! single dispatcher task, so its cost does not depend on how many viewers are connected. The
@@ -7,9 +7,7 @@
 //! follows; a viewer that is busy writing simply sees the newest frame when it gets back
 //! (latest frame wins).
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,16 +15,13 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::burst::Burst;
 use crate::detections::{DetectedObject, DetectionBoard, DetectionError, DetectionSet, FrameRef};
-use crate::events::{Events, ViewerChange, log};
+use crate::events::Events;
 use crate::media::VideoTrack;
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 use crate::rate::RateWindow;
 use crate::sync::lock;
-
-/// Refused viewers are warned about at most this often.
-const REFUSAL_WARNING_INTERVAL: Duration = Duration::from_secs(5);
+use crate::viewers::Viewers;
 
 /// One JPEG as it is handed to viewers.
 #[derive(Debug)]
@@ -70,90 +65,11 @@ pub struct Feed {
     pub stopping: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientKind {
-    WebSocket,
-    Mjpeg,
-    /// A snapshot request waiting for a frame: it counts as a viewer so the camera is woken.
-    Snapshot,
-    /// A WebSocket viewer of the H.264 stream.
-    H264,
-}
-
-impl ClientKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientKind::WebSocket => "websocket",
-            ClientKind::Mjpeg => "mjpeg",
-            ClientKind::Snapshot => "snapshot",
-            ClientKind::H264 => "h264",
-        }
-    }
-}
-
-/// Live figures of one viewer, updated by its own task only.
-#[derive(Debug)]
-pub struct ClientStats {
-    pub id: u64,
-    pub kind: ClientKind,
-    pub address: SocketAddr,
-    pub connected: Instant,
-    pub frames_sent: AtomicU64,
-    pub bytes_sent: AtomicU64,
-    /// Frames this viewer never saw because it was still writing an older one.
-    pub frames_skipped: AtomicU64,
-    pub paused: AtomicBool,
-    /// Per-viewer rate cap in frames per second as `f32` bits; 0 means none.
-    pub max_fps_bits: AtomicU32,
-    rate: Mutex<RateWindow>,
-}
-
-impl ClientStats {
-    pub fn record_sent(&self, bytes: usize) {
-        self.frames_sent.fetch_add(1, Ordering::Relaxed);
-        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub fn max_fps(&self) -> f32 {
-        f32::from_bits(self.max_fps_bits.load(Ordering::Relaxed))
-    }
-
-    pub fn fps(&self) -> f64 {
-        lock(&self.rate).rate(self.frames_sent.load(Ordering::Relaxed))
-    }
-}
-
 /// Counters of the whole server.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub frames_in: AtomicU64,
     pub frames_invalid: AtomicU64,
-    pub clients_refused: AtomicU64,
-}
-
-/// What viewers delivered, summed. Each viewer counts in its own [`ClientStats`] (no counter
-/// shared by the two workers is touched per frame); a viewer's figures move here when it
-/// leaves.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub frames_sent: u64,
-    pub bytes_sent: u64,
-    pub frames_skipped: u64,
-}
-
-impl Delivered {
-    fn add(&mut self, stats: &ClientStats) {
-        self.frames_sent += stats.frames_sent.load(Ordering::Relaxed);
-        self.bytes_sent += stats.bytes_sent.load(Ordering::Relaxed);
-        self.frames_skipped += stats.frames_skipped.load(Ordering::Relaxed);
-    }
-}
-
-/// The viewer registry: who is connected, and what those who left delivered.
-#[derive(Debug, Default)]
-struct Registry {
-    clients: BTreeMap<u64, Arc<ClientStats>>,
-    departed: Delivered,
 }
 
 /// Width, height and framerate as far as they are known (caps, else the JPEG header).
@@ -175,13 +91,11 @@ pub struct Hub {
     /// `None` while the application reports no recording (`recording-state` unset).
     recording: watch::Sender<Option<RecordingStatus>>,
     video: Mutex<VideoInfo>,
-    registry: Mutex<Registry>,
-    next_client_id: AtomicU64,
     next_sequence: AtomicU64,
     pub counters: Counters,
     rate_in: Mutex<RateWindow>,
-    refusals: Mutex<Burst>,
     pub events: Arc<dyn Events>,
+    pub viewers: Arc<Viewers>,
     pub started: Instant,
     pub detections: DetectionBoard,
     /// The H.264 stream viewers may ask for, offered while a producer feeds it.
@@ -193,7 +107,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("n_clients", &self.n_clients())
+            .field("viewers", &self.viewers)
             .finish_non_exhaustive()
     }
 }
@@ -208,12 +122,10 @@ impl Hub {
             camera: watch::Sender::new(CameraStatus::default()),
             recording: watch::Sender::new(None),
             video: Mutex::new(VideoInfo::default()),
-            registry: Mutex::new(Registry::default()),
-            next_client_id: AtomicU64::new(1),
             next_sequence: AtomicU64::new(1),
             counters: Counters::default(),
             rate_in: Mutex::new(RateWindow::new()),
-            refusals: Mutex::new(Burst::new(REFUSAL_WARNING_INTERVAL)),
+            viewers: Viewers::new(events.clone()),
             events,
             started: Instant::now(),
             detections: DetectionBoard::default(),
@@ -462,153 +374,12 @@ impl Hub {
     pub fn fps_in(&self) -> f64 {
         lock(&self.rate_in).rate(self.counters.frames_in.load(Ordering::Relaxed))
     }
-
-    pub fn n_clients(&self) -> u32 {
-        lock(&self.registry).clients.len() as u32
-    }
-
-    pub fn clients(&self) -> Vec<Arc<ClientStats>> {
-        lock(&self.registry).clients.values().cloned().collect()
-    }
-
-    /// Everything delivered so far, by viewers still here and viewers gone.
-    pub fn delivered(&self) -> Delivered {
-        let registry = lock(&self.registry);
-        let mut total = registry.departed;
-        for stats in registry.clients.values() {
-            total.add(stats);
-        }
-        total
-    }
-
-    /// Registers a viewer, unless `max_clients` are already connected. The viewer stays counted
-    /// until the returned guard is dropped.
-    pub fn register(
-        self: &Arc<Self>,
-        kind: ClientKind,
-        address: SocketAddr,
-        max_clients: u32,
-    ) -> Option<ClientGuard> {
-        let stats = {
-            let mut registry = lock(&self.registry);
-            let clients = &mut registry.clients;
-            if clients.len() >= max_clients as usize {
-                drop(registry);
-                self.counters
-                    .clients_refused
-                    .fetch_add(1, Ordering::Relaxed);
-                if let Some(count) = lock(&self.refusals).note() {
-                    log!(
-                        self.events,
-                        Warning,
-                        "Refused {} viewer(s), the last from {}: max-clients ({}) reached; raise \
-                         the max-clients property (launcher: --max-clients)",
-                        count,
-                        address,
-                        max_clients
-                    );
-                }
-                return None;
-            }
-            let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-            let stats = Arc::new(ClientStats {
-                id,
-                kind,
-                address,
-                connected: Instant::now(),
-                frames_sent: AtomicU64::new(0),
-                bytes_sent: AtomicU64::new(0),
-                frames_skipped: AtomicU64::new(0),
-                paused: AtomicBool::new(false),
-                max_fps_bits: AtomicU32::new(0),
-                rate: Mutex::new(RateWindow::new()),
-            });
-            clients.insert(id, stats.clone());
-            let n_clients = clients.len() as u32;
-            // Reported under the lock so that observers see counts in order.
-            self.events
-                .viewers_changed(ViewerChange::Connected { address, n_clients });
-            stats
-        };
-        Some(ClientGuard {
-            hub: self.clone(),
-            stats,
-        })
-    }
-}
-
-/// Keeps a viewer registered; dropping it unregisters the viewer and folds its counters
-/// into the server's totals.
-pub struct ClientGuard {
-    hub: Arc<Hub>,
-    pub stats: Arc<ClientStats>,
-}
-
-impl ClientGuard {
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-
-    pub fn record_sent(&self, bytes: usize) {
-        self.stats.record_sent(bytes);
-    }
-
-    pub fn record_skipped(&self, frames: u64) {
-        if frames > 0 {
-            self.stats
-                .frames_skipped
-                .fetch_add(frames, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Drop for ClientGuard {
-    fn drop(&mut self) {
-        let mut registry = lock(&self.hub.registry);
-        registry.clients.remove(&self.stats.id);
-        registry.departed.add(&self.stats);
-        let n_clients = registry.clients.len() as u32;
-        self.hub.events.viewers_changed(ViewerChange::Disconnected {
-            address: self.stats.address,
-            n_clients,
-        });
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::events::NoEvents;
-
-    fn addr() -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], 9))
-    }
-
-    #[derive(Default)]
-    struct Counts(Mutex<Vec<u32>>);
-
-    impl Events for Counts {
-        fn viewers_changed(&self, change: ViewerChange) {
-            let (ViewerChange::Connected { n_clients, .. }
-            | ViewerChange::Disconnected { n_clients, .. }) = change;
-            lock(&self.0).push(n_clients);
-        }
-    }
-
-    #[test]
-    fn register_respects_max_and_reports_counts() {
-        let seen = Arc::new(Counts::default());
-        let hub = Hub::new(seen.clone(), VideoTrack::new());
-        let a = hub.register(ClientKind::WebSocket, addr(), 2).unwrap();
-        let b = hub.register(ClientKind::Mjpeg, addr(), 2).unwrap();
-        assert!(hub.register(ClientKind::WebSocket, addr(), 2).is_none());
-        assert_eq!(hub.n_clients(), 2);
-        drop(a);
-        drop(b);
-        assert_eq!(hub.n_clients(), 0);
-        assert_eq!(*lock(&seen.0), vec![1, 2, 1, 0]);
-        assert_eq!(hub.counters.clients_refused.load(Ordering::Relaxed), 1);
-    }
 
     #[test]
     fn an_error_ends_only_with_a_frame_or_when_cleared() {

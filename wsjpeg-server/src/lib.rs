@@ -31,6 +31,7 @@ mod socket;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod viewers;
 
 pub mod jpeg;
 pub mod media;

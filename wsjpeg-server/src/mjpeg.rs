@@ -5,7 +5,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::hub::{ClientGuard, Hub};
+use crate::hub::Hub;
+use crate::viewers::ClientGuard;
 
 pub const BOUNDARY: &str = "wsjpegframe";
 

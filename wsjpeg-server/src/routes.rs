@@ -18,10 +18,11 @@ use crate::access::{
 };
 use crate::context::{Peer, ServerContext};
 use crate::events::{RecordAction, log};
-use crate::hub::{ClientKind, Frame};
+use crate::hub::Frame;
 use crate::protocol::CameraState;
 use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
+use crate::viewers::ClientKind;
 use crate::websocket::{self, Codec, ViewerOptions};
 use crate::{files, mjpeg, recordings, report};
 
@@ -345,7 +346,7 @@ fn ws_or_mjpeg(
         _ => Codec::Jpeg,
     };
     // Refused viewers still complete the handshake, so that they can be told why (1013).
-    let guard = ctx.hub.register(
+    let guard = ctx.hub.viewers.register(
         match codec {
             Codec::Jpeg => ClientKind::WebSocket,
             Codec::H264 => ClientKind::H264,
@@ -381,6 +382,7 @@ fn mjpeg_stream(ctx: &Arc<ServerContext>, peer: Peer) -> Response {
     let config = ctx.config();
     let Some(guard) = ctx
         .hub
+        .viewers
         .register(ClientKind::Mjpeg, peer.addr, config.max_clients)
     else {
         return service_unavailable("Too many viewers\n");
@@ -409,7 +411,10 @@ async fn snapshot(ctx: Arc<ServerContext>, peer: Peer) -> Response {
         return jpeg_response(&frame);
     }
     let config = ctx.config();
-    let Some(_guard) = hub.register(ClientKind::Snapshot, peer.addr, config.max_clients) else {
+    let Some(_guard) = hub
+        .viewers
+        .register(ClientKind::Snapshot, peer.addr, config.max_clients)
+    else {
         return service_unavailable("Too many viewers\n");
     };
     let wait = async {

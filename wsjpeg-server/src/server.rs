@@ -276,7 +276,7 @@ impl Server {
     }
 
     pub fn n_clients(&self) -> u32 {
-        self.ctx.hub.n_clients()
+        self.ctx.hub.viewers.n_clients()
     }
 
     pub fn snapshot(&self) -> Snapshot {

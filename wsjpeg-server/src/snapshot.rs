@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use crate::context::ServerContext;
 pub use crate::detections::DetectionFigures;
-pub use crate::hub::{ClientKind, VideoInfo};
+pub use crate::hub::VideoInfo;
 use crate::protocol::{CameraStatus, RecordingStatus};
+pub use crate::viewers::ClientKind;
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -56,9 +57,10 @@ impl Snapshot {
         let hub = &ctx.hub;
         let settings = ctx.config();
         let c = &hub.counters;
-        let delivered = hub.delivered();
+        let delivered = hub.viewers.delivered();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         let clients = hub
+            .viewers
             .clients()
             .iter()
             .map(|client| {
@@ -84,7 +86,7 @@ impl Snapshot {
             frames_sent: delivered.frames_sent,
             frames_skipped: delivered.frames_skipped,
             bytes_sent: delivered.bytes_sent,
-            clients_refused: load(&c.clients_refused),
+            clients_refused: hub.viewers.refused(),
             fps_in: hub.fps_in(),
             last_frame_age: hub.latest_frame().map(|f| f.published.elapsed()),
             max_clients: settings.max_clients,

@@ -8,10 +8,14 @@
 
 mod annexb;
 mod packager;
+mod packet;
 mod track;
+mod unit;
 mod wsj;
 
 pub use annexb::{codec_string, is_keyframe, nal_units};
-pub use packager::{Format, Packet};
-pub use track::{AccessUnit, Following, MAX_BACKLOG, Next, Producer, TrackInfo, VideoTrack};
+pub use packager::{Format, PackagedUnit};
+pub use packet::Packet;
+pub use track::{Following, MAX_BACKLOG, Next, Producer, TrackInfo, VideoTrack};
+pub use unit::AccessUnit;
 pub use wsj::{KEYFRAME, WSJ_HEADER_LEN};

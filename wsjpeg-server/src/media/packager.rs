@@ -3,11 +3,11 @@
 //! built the first time a viewer of that format needs it and then shared by all of them, so a
 //! format nobody watches costs nothing and one watched by a thousand costs one packet per unit.
 
+use std::ops::Deref;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
-
-use super::track::AccessUnit;
+use super::packet::Packet;
+use super::unit::AccessUnit;
 use super::wsj;
 
 /// The transports' formats of an access unit.
@@ -21,10 +21,6 @@ pub enum Format {
 impl Format {
     const ALL: [Format; 1] = [Format::Wsj];
 
-    fn index(self) -> usize {
-        self as usize
-    }
-
     fn package(self, unit: &AccessUnit) -> Packet {
         match self {
             Format::Wsj => wsj::package(unit),
@@ -32,37 +28,31 @@ impl Format {
     }
 }
 
-/// What a transport sends for one access unit, as parts written one after the other (so that
-/// the unit's bytes are shared, not copied behind a header).
-#[derive(Debug, Clone)]
-pub struct Packet {
-    parts: Vec<Bytes>,
+/// An access unit with its packets, one slot per format, each filled on first use.
+#[derive(Debug)]
+pub struct PackagedUnit {
+    unit: AccessUnit,
+    packets: [OnceLock<Packet>; Format::ALL.len()],
 }
 
-impl Packet {
-    pub fn new(parts: Vec<Bytes>) -> Self {
-        Packet { parts }
+impl PackagedUnit {
+    pub(super) fn new(unit: AccessUnit) -> Self {
+        PackagedUnit {
+            unit,
+            packets: Default::default(),
+        }
     }
 
-    pub fn parts(&self) -> Vec<&[u8]> {
-        self.parts.iter().map(|part| &part[..]).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// What a transport of `format` sends for this unit; built once, by the first that asks.
+    pub fn packet(&self, format: Format) -> &Packet {
+        self.packets[format as usize].get_or_init(|| format.package(&self.unit))
     }
 }
 
-/// The packets of one access unit, one slot per format, each filled on first use.
-#[derive(Debug, Default)]
-pub(super) struct Packets([OnceLock<Packet>; Format::ALL.len()]);
+impl Deref for PackagedUnit {
+    type Target = AccessUnit;
 
-impl Packets {
-    pub(super) fn get(&self, format: Format, unit: &AccessUnit) -> &Packet {
-        self.0[format.index()].get_or_init(|| format.package(unit))
+    fn deref(&self) -> &AccessUnit {
+        &self.unit
     }
 }

@@ -19,7 +19,8 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::annexb::{codec_string, is_keyframe};
-use super::packager::{Format, Packet, Packets};
+use super::packager::PackagedUnit;
+use super::unit::AccessUnit;
 use crate::sync::lock;
 
 /// A follower this many access units behind the newest drops to the next keyframe.
@@ -34,25 +35,6 @@ const MAX_GOP_BYTES: usize = 16 * 1024 * 1024;
 /// stopped (an encoder stopped, a pipeline paused): a follower that starts waits for a fresh
 /// keyframe instead of being shown it.
 const STALE_AFTER: Duration = Duration::from_secs(2);
-
-/// One access unit (Annex B; SPS and PPS in band before each IDR), with its packets.
-#[derive(Debug)]
-pub struct AccessUnit {
-    /// Increases by one for every unit the track takes.
-    pub sequence: u64,
-    pub keyframe: bool,
-    /// Unix epoch µs at which the picture was captured.
-    pub capture_time_us: u64,
-    pub data: Bytes,
-    packets: Packets,
-}
-
-impl AccessUnit {
-    /// What a transport of `format` sends for this unit; built once, by the first that asks.
-    pub fn packet(&self, format: Format) -> &Packet {
-        self.packets.get(format, self)
-    }
-}
 
 /// What followers are told about the stream: its codec string and size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,14 +55,14 @@ pub trait Producer: Send + Sync {
 /// The access units since the newest keyframe.
 #[derive(Debug, Default)]
 struct Gop {
-    units: VecDeque<Arc<AccessUnit>>,
+    units: VecDeque<Arc<PackagedUnit>>,
     bytes: usize,
     /// When the newest unit came.
     newest_at: Option<Instant>,
 }
 
 impl Gop {
-    fn push(&mut self, unit: Arc<AccessUnit>, now: Instant) {
+    fn push(&mut self, unit: Arc<PackagedUnit>, now: Instant) {
         if unit.keyframe {
             self.clear();
         }
@@ -174,13 +156,12 @@ impl VideoTrack {
             }
         }
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
-        let unit = Arc::new(AccessUnit {
+        let unit = Arc::new(PackagedUnit::new(AccessUnit {
             sequence,
             keyframe,
             capture_time_us,
             data,
-            packets: Packets::default(),
-        });
+        }));
         lock(&self.gop).push(unit, Instant::now());
         self.newest.send_replace(sequence);
         if keyframe {
@@ -296,7 +277,7 @@ impl VideoTrack {
 #[derive(Debug)]
 pub enum Next {
     /// Send these, in order.
-    Units(Vec<Arc<AccessUnit>>),
+    Units(Vec<Arc<PackagedUnit>>),
     /// Drop units until the next keyframe (ask for one).
     WaitForKeyframe,
 }
@@ -335,6 +316,7 @@ impl Drop for Following {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
+    use super::super::Format;
     use super::super::annexb::tests::access_unit;
     use super::*;
 

@@ -7,8 +7,8 @@
 
 use bytes::Bytes;
 
-use super::packager::Packet;
-use super::track::AccessUnit;
+use super::packet::Packet;
+use super::unit::AccessUnit;
 use crate::protocol::META_MAGIC;
 
 pub const WSJ_HEADER_LEN: usize = 32;

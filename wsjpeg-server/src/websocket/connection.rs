@@ -13,8 +13,9 @@ use super::viewer::{Ending, Viewer, ViewerOptions};
 use super::writer::FrameWriter;
 use crate::connections::Busy;
 use crate::events::log;
-use crate::hub::{ClientGuard, Hub};
+use crate::hub::Hub;
 use crate::socket::ClientSocket;
+use crate::viewers::ClientGuard;
 
 /// Serves one upgraded connection until the viewer leaves or the server stops. `busy` keeps
 /// the connection from being closed to make room for others meanwhile.
@@ -76,7 +77,7 @@ async fn run_viewer<R, W>(
     };
     let mut reader = ClientReader::new(reader, messages);
     let address = guard.stats.address;
-    let mut viewer = Viewer::new(guard, options);
+    let mut viewer = Viewer::new(hub.clone(), guard, options);
     match viewer.run(&mut writer, &mut reader).await {
         Ok(Ending::Close(code, reason)) => {
             writer.send_close(code, reason).await;

@@ -8,9 +8,9 @@ use tokio::io::AsyncWrite;
 
 use super::codec::OPCODE_BINARY;
 use super::writer::FrameWriter;
-use crate::hub::ClientGuard;
 use crate::media::{Following, Format, Next, TrackInfo, VideoTrack};
 use crate::protocol::ServerMessage;
+use crate::viewers::ClientGuard;
 
 pub(super) struct H264Follower {
     /// Counts this viewer as one the producer encodes for.

@@ -19,9 +19,10 @@ use super::reader::ClientReader;
 use super::writer::FrameWriter;
 use crate::detections::{DetectionError, DetectionSet, FrameRef};
 use crate::events::log;
-use crate::hub::{ClientGuard, Feed, Frame, Hub};
+use crate::hub::{Feed, Frame, Hub};
 use crate::protocol::{self, ClientMessage, ServerMessage};
 use crate::protocol::{CameraStatus, H264Announce};
+use crate::viewers::ClientGuard;
 
 /// Detections this many frames older than the picture a newcomer is shown are not sent to it.
 const DETECTIONS_KEPT_FRAMES: u64 = 30;
@@ -80,6 +81,7 @@ pub(super) enum Ending {
 const STOPPING: Ending = Ending::Close(CLOSE_GOING_AWAY, "server stopping");
 
 pub(super) struct Viewer {
+    hub: Arc<Hub>,
     guard: ClientGuard,
     options: ViewerOptions,
     /// Sequence number of the last frame this viewer saw (sent or deliberately passed over).
@@ -102,9 +104,10 @@ pub(super) struct Viewer {
 }
 
 impl Viewer {
-    pub(super) fn new(guard: ClientGuard, options: ViewerOptions) -> Self {
+    pub(super) fn new(hub: Arc<Hub>, guard: ClientGuard, options: ViewerOptions) -> Self {
         let now = Instant::now();
         Viewer {
+            hub,
             guard,
             options,
             last_seen: 0,
@@ -124,7 +127,7 @@ impl Viewer {
     }
 
     fn hub(&self) -> Arc<Hub> {
-        self.guard.hub().clone()
+        self.hub.clone()
     }
 
     pub(super) async fn run<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
@@ -371,7 +374,7 @@ impl Viewer {
         };
         if reached(self.last_heard, ka.checked_mul(3)) {
             log!(
-                self.guard.hub().events,
+                self.hub.events,
                 Debug,
                 "Viewer {} stopped answering",
                 self.guard.stats.address
@@ -409,7 +412,7 @@ impl Viewer {
             }
             ClientInput::Violation(code, reason) => {
                 log!(
-                    self.guard.hub().events,
+                    self.hub.events,
                     Debug,
                     "Closing viewer {}: {}",
                     self.guard.stats.address,
@@ -470,7 +473,7 @@ impl Viewer {
                     .store((fps as f32).to_bits(), std::sync::atomic::Ordering::Relaxed);
             }
             ClientInput::Message(ClientMessage::Detections { .. }) => {
-                let refused = take_detections(self.guard.hub(), self.options.detector, input);
+                let refused = take_detections(&self.hub, self.options.detector, input);
                 if let Some(ClientInput::Unsupported(message)) = refused {
                     self.send_text(
                         writer,

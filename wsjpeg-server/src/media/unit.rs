@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: MIT
+//! An access unit as the track takes it.
+
+use bytes::Bytes;
+
+/// One access unit: Annex B, SPS and PPS in band before each IDR.
+#[derive(Debug)]
+pub struct AccessUnit {
+    /// Increases by one for every unit the track takes.
+    pub sequence: u64,
+    pub keyframe: bool,
+    /// Unix epoch µs at which the picture was captured.
+    pub capture_time_us: u64,
+    pub data: Bytes,
+}
