@@ -452,6 +452,17 @@ fn wsh264sink_needs_one_wsjpegsink_to_serve_on() {
         false,
     );
     assert!(text.contains("named 'b'"), "{text}");
+
+    let (_, text, _) = first_error(
+        "videotestsrc is-live=true ! jpegenc ! wsjpegsink name=fed-twice port=0 address=127.0.0.1 \
+         appsrc caps=video/x-h264,stream-format=byte-stream,alignment=au ! wsh264sink sink=fed-twice \
+         appsrc caps=video/x-h264,stream-format=byte-stream,alignment=au ! wsh264sink sink=fed-twice",
+        false,
+    );
+    assert!(
+        text.contains("another wsh264sink already serves H.264 on fed-twice"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -53,8 +53,9 @@ struct Settings {
 
 #[derive(Default)]
 struct State {
-    /// The track the wsjpegsink's server carries, while started.
-    track: Option<Arc<VideoTrack>>,
+    /// The track the wsjpegsink's server carries, and this element as its producer, while
+    /// started.
+    attached: Option<(Arc<VideoTrack>, Arc<dyn Producer>)>,
 }
 
 #[derive(Default)]
@@ -199,18 +200,28 @@ impl BaseSinkImpl for WsH264Sink {
                 ));
             }
         };
-        let producer = Arc::new(ElementProducer {
+        let producer: Arc<dyn Producer> = Arc::new(ElementProducer {
             element: obj.downgrade(),
         });
-        track.set_producer(Some(producer));
+        track.attach(producer.clone()).map_err(|_| {
+            gst::error_msg!(
+                gst::ResourceError::Busy,
+                (
+                    "wsh264sink: another wsh264sink already serves H.264 on {}; one stream per wsjpegsink",
+                    jpeg_sink
+                )
+            )
+        })?;
         gst::info!(CAT, imp = self, "Serving H.264 with {}", jpeg_sink);
-        lock(&self.state).track = Some(track);
+        *lock(&self.state) = State {
+            attached: Some((track, producer)),
+        };
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(track) = lock(&self.state).track.take() {
-            track.set_producer(None);
+        if let Some((track, producer)) = lock(&self.state).attached.take() {
+            track.detach(&producer);
         }
         self.followers_changed(0);
         Ok(())
@@ -246,7 +257,10 @@ impl BaseSinkImpl for WsH264Sink {
 
 impl WsH264Sink {
     fn track(&self) -> Option<Arc<VideoTrack>> {
-        lock(&self.state).track.clone()
+        lock(&self.state)
+            .attached
+            .as_ref()
+            .map(|(track, _)| track.clone())
     }
 
     /// Browsers decode baseline, main and high profile; x264 fed 4:4:4 or 10-bit video makes

@@ -16,6 +16,6 @@ mod wsj;
 pub use annexb::{codec_string, is_keyframe, nal_units};
 pub use packager::{Format, PackagedUnit};
 pub use packet::Packet;
-pub use track::{Following, MAX_BACKLOG, Next, Producer, TrackInfo, VideoTrack};
+pub use track::{Following, MAX_BACKLOG, Next, Producer, ProducerTaken, TrackInfo, VideoTrack};
 pub use unit::AccessUnit;
 pub use wsj::{KEYFRAME, WSJ_HEADER_LEN};

@@ -52,6 +52,10 @@ pub trait Producer: Send + Sync {
     fn followers_changed(&self, n: u32);
 }
 
+/// Another producer already feeds the track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerTaken;
+
 /// The access units since the newest keyframe.
 #[derive(Debug, Default)]
 struct Gop {
@@ -128,16 +132,32 @@ impl VideoTrack {
         Arc::new(Self::default())
     }
 
-    /// Attaches the producer (`None`: it left, and the stream with it: the next follower
-    /// starts at a new keyframe). A track without a producer is not offered to viewers.
-    pub fn set_producer(&self, producer: Option<Arc<dyn Producer>>) {
+    /// Attaches the producer: from now on viewers are offered the track, and the producer
+    /// hears how many follow it. A track has one producer; `Err` if another is attached.
+    pub fn attach(&self, producer: Arc<dyn Producer>) -> Result<(), ProducerTaken> {
         let followers = lock(&self.followers);
-        if producer.is_none() {
-            lock(&self.gop).clear();
+        {
+            let mut current = lock(&self.producer);
+            if current.is_some() {
+                return Err(ProducerTaken);
+            }
+            *current = Some(producer.clone());
         }
-        *lock(&self.producer) = producer.clone();
-        if let Some(producer) = producer {
-            producer.followers_changed(*followers);
+        producer.followers_changed(*followers);
+        Ok(())
+    }
+
+    /// The producer left, and the stream with it: the next follower starts at a new keyframe.
+    /// Nothing happens if `producer` is not the one attached.
+    pub fn detach(&self, producer: &Arc<dyn Producer>) {
+        let _followers = lock(&self.followers);
+        let mut current = lock(&self.producer);
+        let same = current
+            .as_ref()
+            .is_some_and(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(producer)));
+        if same {
+            *current = None;
+            lock(&self.gop).clear();
         }
     }
 
@@ -433,14 +453,23 @@ mod tests {
         let track = VideoTrack::new();
         let first = track.follow();
         let encoder = Arc::new(Encoder::default());
-        track.set_producer(Some(encoder.clone()));
+        let producer: Arc<dyn Producer> = encoder.clone();
+        track.attach(producer.clone()).expect("the first producer");
         assert!(track.has_producer());
+        let other: Arc<dyn Producer> = Arc::new(Encoder::default());
+        assert_eq!(
+            track.attach(other.clone()),
+            Err(ProducerTaken),
+            "one at a time"
+        );
+        track.detach(&other);
+        assert!(track.has_producer(), "only the attached one detaches");
         let second = track.follow();
         drop(first);
         drop(second);
         assert_eq!(*lock(&encoder.followers), vec![1, 2, 1, 0]);
         track.publish(access_unit(true), 0);
-        track.set_producer(None);
+        track.detach(&producer);
         assert!(!track.has_producer());
         assert!(
             sequences(track.next_units(None)).is_none(),
@@ -458,7 +487,7 @@ mod tests {
     fn keyframe_requests_are_rate_limited_and_a_deferred_one_is_not_lost() {
         let track = VideoTrack::default();
         let encoder = Arc::new(Encoder::default());
-        track.set_producer(Some(encoder.clone()));
+        track.attach(encoder.clone()).expect("a producer");
         let asked = || encoder.asked.load(Ordering::Relaxed);
         track.request_keyframe();
         track.request_keyframe();
