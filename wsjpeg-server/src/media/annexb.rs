@@ -35,7 +35,7 @@ pub fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(move |(start, end)| &data[start..end])
 }
 
-fn nal_type(unit: &[u8]) -> Option<u8> {
+pub(super) fn nal_type(unit: &[u8]) -> Option<u8> {
     unit.first().map(|b| b & 0x1F)
 }
 

@@ -7,8 +7,10 @@
 //! transport sends, once per unit, and every viewer of that transport shares the result.
 
 mod annexb;
+pub mod fmp4;
 mod packager;
 mod packet;
+mod sps;
 mod track;
 mod unit;
 mod wsj;
