@@ -424,43 +424,6 @@ async fn camera_error_is_cleared_by_the_next_frame() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newcomer_is_never_shown_a_frame_older_than_a_second() {
-    let server = Server::fed("");
-    let old = encode_jpeg(320, 240, "smpte", 80);
-    let new = encode_jpeg(320, 240, "ball", 80);
-    server.push(&old);
-    let mut early = connect(server.port, "/stream").await;
-    assert_eq!(
-        next_frame(&mut early, 5 * SECOND).await.as_ref(),
-        Some(&old),
-        "fresh: shown at once"
-    );
-    // Wait until the frame is past its second, by the server's own account.
-    assert!(
-        eventually(5 * SECOND, || {
-            status_blocking(server.port)["last_frame_age_seconds"]
-                .as_f64()
-                .is_some_and(|age| age > 1.05)
-        })
-        .await
-    );
-    let mut late = connect(server.port, "/stream").await;
-    assert!(
-        next_frame(&mut late, SECOND / 2).await.is_none(),
-        "the stale frame is not shown as live"
-    );
-    server.push(&new);
-    assert_eq!(
-        next_frame(&mut late, 5 * SECOND).await.as_ref(),
-        Some(&new),
-        "the next one is"
-    );
-    // A snapshot waits for a fresh frame too (and gets the newest).
-    let snapshot = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
-    assert_eq!(snapshot.body, new);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_frame_is_forgotten_on_ready() {
     let server = Server::fed("snapshot-timeout=300");
     let frame = encode_jpeg(320, 240, "smpte", 80);

@@ -3,13 +3,13 @@
 //! SIGPIPE at its default and loads the plugin library cargo built, and the same pipelines in
 //! this test process. Suites that must hold in any host run against both through [`Host`].
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::Server;
+use super::{Server, status_blocking};
 
 /// A folder holding only the plugin library cargo built for this test run. `cargo test` leaves
 /// it in target/<profile>/deps (next to the test binary) and only `cargo build` copies it up
@@ -340,42 +340,6 @@ impl Host {
             process.assert_alive(after);
         }
     }
-}
-
-/// `GET path` over HTTP/1.0 on a blocking socket: usable from synchronous conditions. The
-/// status is 0 when no answer came.
-pub fn get_blocking(port: u16, path: &str) -> (u16, Vec<u8>) {
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
-    exchange_blocking(port, request.as_bytes())
-}
-
-/// Sends `request` on a fresh blocking connection and reads until the server closes it (or
-/// 5 s pass): the status (0 when no answer came) and the body.
-pub fn exchange_blocking(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, Vec::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    // Refused halfway is fine: the server may answer as soon as it has seen enough.
-    let _ = stream.write_all(request);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let status = raw
-        .get(9..12)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = super::find(&raw, b"\r\n\r\n")
-        .map(|end| raw[end + 4..].to_vec())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The server's `/status`; `Null` when there is no JSON answer (refused, unauthorized, timed
-/// out).
-pub fn status_blocking(port: u16) -> serde_json::Value {
-    let (_, body) = get_blocking(port, "/status");
-    serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
 }
 
 /// Generates `NAME::in_process` and `NAME::in_gst_launch` tests from `async fn NAME(HostKind)`.

@@ -13,10 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use gst::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wsjpeg_server::protocol::parse_meta_header;
+use wsjpeg_server::{AllowedOrigins, Settings};
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 30;
@@ -205,7 +205,7 @@ async fn websocket_viewer_through_nginx_gets_every_frame() {
     let Some(binary) = find_nginx("websocket_viewer_through_nginx_gets_every_frame") else {
         return;
     };
-    let server = Server::test_pattern(320, 240, FPS, "");
+    let server = Live::test_pattern(320, 240, FPS, Settings::default());
     let nginx = Nginx::start(&binary, server.port);
 
     let mut ws = connect(nginx.port, "/stream?meta=1").await;
@@ -248,8 +248,8 @@ async fn websocket_viewer_through_nginx_gets_every_frame() {
         .expect("time reply through nginx");
     assert_eq!(time["client"], 7);
 
-    // Stopping the element says "going away" to viewers behind the proxy as well.
-    server.pipeline.set_state(gst::State::Null).unwrap();
+    // Stopping the server says "going away" to viewers behind the proxy as well.
+    server.server.stop();
     assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1001));
     drop(nginx);
 }
@@ -317,7 +317,7 @@ async fn mjpeg_through_nginx_arrives_frame_by_frame() {
     };
     // One small frame a second: a proxy that waited for its buffers to fill would hold
     // several back; passed through, each arrives before the next is even captured.
-    let server = Server::test_pattern(160, 120, 1, "");
+    let server = Live::test_pattern(160, 120, 1, Settings::default());
     let nginx = Nginx::start(&binary, server.port);
 
     for path in ["/stream.mjpg", "/buffered/stream.mjpg", "/?action=stream"] {
@@ -357,7 +357,7 @@ async fn origin_check_works_behind_nginx() {
     let Some(binary) = find_nginx("origin_check_works_behind_nginx") else {
         return;
     };
-    let server = Server::test_pattern(160, 120, 10, "");
+    let server = Live::test_pattern(160, 120, 10, Settings::default());
     let nginx = Nginx::start(&binary, server.port);
     let own = format!("http://127.0.0.1:{}", nginx.port);
 
@@ -391,7 +391,15 @@ async fn origin_check_works_behind_nginx() {
     drop(server);
 
     // …unless allowed-origins names the public origin.
-    let server = Server::test_pattern(160, 120, 10, "allowed-origins=https://cam.example");
+    let server = Live::test_pattern(
+        160,
+        120,
+        10,
+        Settings {
+            allowed_origins: AllowedOrigins::parse("https://cam.example"),
+            ..Settings::default()
+        },
+    );
     let nginx = Nginx::start(&binary, server.port);
     assert_eq!(
         upgrade_status(nginx.port, "/no-host/stream", Some("https://cam.example")).await,

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
+use wsjpeg_server::{CameraState, Settings};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -48,7 +48,7 @@ fn multipart_parts(body: &[u8], boundary: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mjpeg_stream_is_multipart_with_jpeg_parts() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     for path in ["/stream.mjpg", "/?action=stream", "/stream"] {
         let response = http_get(server.port, path, &[], 200_000).await;
         assert_eq!(response.status, 200, "{path}");
@@ -70,7 +70,7 @@ async fn mjpeg_stream_is_multipart_with_jpeg_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_returns_the_latest_frame() {
-    let server = Server::fed("");
+    let server = Live::fed(Settings::default());
     for (path, patterns) in [
         ("/snapshot.jpg", ["smpte", "snow", "ball"]),
         ("/?action=snapshot", ["ball", "smpte", "snow"]),
@@ -78,15 +78,15 @@ async fn snapshot_returns_the_latest_frame() {
         // Three different pictures in a row: the snapshot is the last one, byte for byte.
         let frames: Vec<Vec<u8>> = patterns
             .iter()
-            .map(|pattern| encode_jpeg(320, 240, pattern, 80))
+            .map(|pattern| picture(pattern, 320, 240))
             .collect();
         for frame in &frames {
             server.push(frame);
         }
         let newest = frames.last().expect("frames");
         assert!(
-            eventually(5 * SECOND, || server.stats().get::<u64>("frames-in").ok()
-                >= Some(if path == "/snapshot.jpg" { 3 } else { 6 }))
+            eventually(5 * SECOND, || server.frames_in()
+                >= if path == "/snapshot.jpg" { 3 } else { 6 })
             .await
         );
         let response = http_get(server.port, path, &[], usize::MAX).await;
@@ -99,9 +99,10 @@ async fn snapshot_returns_the_latest_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_without_frames_waits_then_answers_503() {
-    let server = Server::build(
-        "appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1 snapshot-timeout=300",
-    );
+    let server = Live::idle(Settings {
+        snapshot_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    });
     let started = std::time::Instant::now();
     let response = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
     assert_eq!(response.status, 503);
@@ -111,8 +112,11 @@ async fn snapshot_without_frames_waits_then_answers_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_waits_for_the_next_frame() {
-    let server = Server::fed("snapshot-timeout=5000");
-    let jpeg = encode_jpeg(320, 240, "smpte", 80);
+    let server = Live::fed(Settings {
+        snapshot_timeout: 5 * SECOND,
+        ..Settings::default()
+    });
+    let jpeg = picture("smpte", 320, 240);
     let port = server.port;
     let request =
         tokio::spawn(async move { http_get(port, "/snapshot.jpg", &[], usize::MAX).await });
@@ -126,7 +130,7 @@ async fn snapshot_waits_for_the_next_frame() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_reports_clients_camera_and_settings() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;
     next_frame(&mut ws, 5 * SECOND).await.unwrap();
     count_frames(&mut ws, SECOND).await;
@@ -156,7 +160,7 @@ async fn status_reports_clients_camera_and_settings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_valid_prometheus_text() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;
     next_frame(&mut ws, 5 * SECOND).await.unwrap();
     let response = http_get(server.port, "/metrics", &[], usize::MAX).await;
@@ -202,10 +206,10 @@ async fn metrics_are_valid_prometheus_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_is_503_only_while_the_camera_is_in_error() {
-    let server = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    let server = Live::idle(Settings::default());
     let idle = http_get(server.port, "/healthz", &[], usize::MAX).await;
     assert_eq!(idle.status, 200, "idle counts as healthy");
-    server.sink.set_property("camera-error", "camera unplugged");
+    server.server.report_camera_error("camera unplugged");
     let error = http_get(server.port, "/healthz", &[], usize::MAX).await;
     assert_eq!(error.status, 503);
     let status = http_get(server.port, "/status", &[], usize::MAX)
@@ -213,7 +217,7 @@ async fn healthz_is_503_only_while_the_camera_is_in_error() {
         .json();
     assert_eq!(status["camera"]["state"], "error");
     assert_eq!(status["camera"]["message"], "camera unplugged");
-    server.sink.set_property("camera-error", "");
+    server.server.clear_camera_error(CameraState::Idle);
     assert_eq!(
         http_get(server.port, "/healthz", &[], usize::MAX)
             .await
@@ -224,7 +228,7 @@ async fn healthz_is_503_only_while_the_camera_is_in_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn page_unknown_paths_and_methods() {
-    let server = Server::build("appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1");
+    let server = Live::idle(Settings::default());
     let page = http_get(server.port, "/", &[], usize::MAX).await;
     assert_eq!(page.status, 200);
     assert!(
@@ -241,7 +245,15 @@ async fn page_unknown_paths_and_methods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_token_is_required_everywhere_but_healthz() {
-    let server = Server::test_pattern(320, 240, 30, "auth-token=s3cret");
+    let server = Live::test_pattern(
+        320,
+        240,
+        30,
+        Settings {
+            auth_token: Some("s3cret".into()),
+            ..Settings::default()
+        },
+    );
     for path in ["/", "/stream.mjpg", "/snapshot.jpg", "/status", "/metrics"] {
         let response = http_get(server.port, path, &[], 1).await;
         assert_eq!(response.status, 401, "{path} without token");
@@ -285,7 +297,7 @@ async fn auth_token_is_required_everywhere_but_healthz() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_site_websocket_is_refused() {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut request = server.url("/stream").into_client_request().unwrap();
     request
         .headers_mut()
@@ -337,10 +349,7 @@ async fn ipv6_alone_and_dual_stack() {
     if !ipv6_loopback() {
         return;
     }
-    let v6 = Server::launch(
-        "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! jpegenc \
-         ! wsjpegsink name=sink port=0 address=::1",
-    );
+    let v6 = Live::test_pattern_on("::1", 160, 120, 30, Settings::default());
     assert_eq!(snapshot_status("::1", v6.port).await, 200);
     assert!(
         tokio::net::TcpStream::connect(("127.0.0.1", v6.port))
@@ -348,10 +357,7 @@ async fn ipv6_alone_and_dual_stack() {
             .is_err(),
         "::1 alone does not listen on IPv4"
     );
-    let dual = Server::launch(
-        "videotestsrc is-live=true ! video/x-raw,width=160,height=120 ! jpegenc \
-         ! wsjpegsink name=sink port=0 address=::",
-    );
+    let dual = Live::test_pattern_on("::", 160, 120, 30, Settings::default());
     assert_eq!(snapshot_status("::1", dual.port).await, 200, "IPv6 on ::");
     assert_eq!(
         snapshot_status("127.0.0.1", dual.port).await,

@@ -10,18 +10,19 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message;
+use wsjpeg_server::Settings;
 
 const SECOND: Duration = Duration::from_secs(1);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_viewers_each_get_whole_jpegs_at_the_source_rate() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut viewers = Vec::new();
     for _ in 0..20 {
         viewers.push(connect(server.port, "/stream").await);
     }
     assert!(eventually(5 * SECOND, || server.n_clients() == 20).await);
-    let frames_in = || server.stats().get::<u64>("frames-in").unwrap_or(0);
+    let frames_in = || server.frames_in();
     let before = frames_in();
     let tasks = viewers.into_iter().map(|mut ws| {
         tokio::spawn(async move {
@@ -42,16 +43,9 @@ async fn twenty_viewers_each_get_whole_jpegs_at_the_source_rate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_says_the_camera_state_then_frames_follow() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     // Once the caps are known the hello carries them.
-    assert!(
-        eventually(5 * SECOND, || server
-            .stats()
-            .get::<u64>("frames-in")
-            .unwrap_or(0)
-            > 0)
-        .await
-    );
+    assert!(eventually(5 * SECOND, || server.frames_in() > 0).await);
     let mut ws = connect(server.port, "/stream").await;
     let Some(Received::Text(hello)) = next_message(&mut ws, 5 * SECOND).await else {
         panic!("the first message is the hello");
@@ -75,7 +69,7 @@ async fn hello_says_the_camera_state_then_frames_follow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn meta_header_carries_sequence_and_capture_time() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream?meta=1").await;
     let mut last_sequence = 0u64;
     for _ in 0..15 {
@@ -100,7 +94,7 @@ async fn meta_header_carries_sequence_and_capture_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_sync_answers_with_server_clock() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;
     send_json(&mut ws, json!({"type": "time", "client": 12345})).await;
     let reply = next_text_of_type(&mut ws, "time", 5 * SECOND)
@@ -117,7 +111,7 @@ async fn time_sync_answers_with_server_clock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_fps_caps_one_viewer_only() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut capped = connect(server.port, "/stream").await;
     let mut free = connect(server.port, "/stream").await;
     send_json(&mut capped, json!({"type": "max-fps", "fps": 5})).await;
@@ -141,24 +135,13 @@ async fn max_fps_caps_one_viewer_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_frames_and_resume_restarts_them() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;
     next_frame(&mut ws, 5 * SECOND).await.expect("a frame");
     send_json(&mut ws, json!({"type": "pause"})).await;
     // The server took the pause (its stats say so) however long a busy machine made that take;
     // a frame already on its way drains, and then nothing comes.
-    let paused = || {
-        server
-            .stats()
-            .get::<gst::Array>("clients")
-            .map(|clients| {
-                clients
-                    .iter()
-                    .filter_map(|c| c.get::<gst::Structure>().ok())
-                    .any(|c| c.get::<bool>("paused").unwrap_or(false))
-            })
-            .unwrap_or(false)
-    };
+    let paused = || server.stats().clients.iter().any(|c| c.paused);
     let mut drained = 0;
     let deadline = Instant::now() + 10 * SECOND;
     while !paused() {
@@ -179,7 +162,7 @@ async fn pause_stops_frames_and_resume_restarts_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_client_message_closes_only_that_client_with_1009() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut offender = connect(server.port, "/stream").await;
     let mut bystander = connect(server.port, "/stream").await;
     next_frame(&mut bystander, 5 * SECOND)
@@ -196,7 +179,7 @@ async fn oversized_client_message_closes_only_that_client_with_1009() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_json_is_answered_and_the_viewer_stays() {
-    let server = Server::test_pattern(320, 240, 30, "");
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;
     ws.send(Message::text("{not json")).await.unwrap();
     let error = next_text_of_type(&mut ws, "error", 5 * SECOND)
@@ -210,10 +193,11 @@ async fn invalid_json_is_answered_and_the_viewer_stays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_ping_after_idle() {
-    // A READY server sends no frames, so the connection goes idle.
-    let server = Server::build(
-        "appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1 keepalive=1",
-    );
+    // A server with no frames sends none, so the connection goes idle.
+    let server = Live::idle(Settings {
+        keepalive: SECOND,
+        ..Settings::default()
+    });
     let mut ws = connect(server.port, "/stream").await;
     let started = Instant::now();
     let ping = next_text_of_type(&mut ws, "ping", 5 * SECOND).await;
@@ -224,9 +208,10 @@ async fn keepalive_ping_after_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_never_answers_pings_is_dropped_after_three_intervals() {
-    let server = Server::build(
-        "appsrc name=src ! wsjpegsink name=sink port=0 address=127.0.0.1 keepalive=1",
-    );
+    let server = Live::idle(Settings {
+        keepalive: SECOND,
+        ..Settings::default()
+    });
     // A raw socket reads everything and answers nothing, not even the protocol ping.
     let mut silent = raw_websocket(server.port, "/stream").await;
     // tungstenite answers protocol pings by itself while it reads, as browsers do; this one
@@ -285,7 +270,15 @@ async fn a_viewer_that_never_answers_pings_is_dropped_after_three_intervals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn viewer_beyond_max_clients_gets_1013() {
-    let server = Server::test_pattern(320, 240, 30, "max-clients=1");
+    let server = Live::test_pattern(
+        320,
+        240,
+        30,
+        Settings {
+            max_clients: 1,
+            ..Settings::default()
+        },
+    );
     let mut first = connect(server.port, "/stream").await;
     next_frame(&mut first, 5 * SECOND).await.expect("a frame");
     let mut second = connect(server.port, "/stream").await;
@@ -303,17 +296,10 @@ async fn viewer_beyond_max_clients_gets_1013() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_viewer_gets_a_fresh_frame_at_once() {
-    let server = Server::fed("");
-    let jpeg = encode_jpeg(320, 240, "smpte", 80);
+    let server = Live::fed(Settings::default());
+    let jpeg = picture("smpte", 320, 240);
     server.push(&jpeg);
-    assert!(
-        eventually(5 * SECOND, || server
-            .stats()
-            .get::<u64>("frames-in")
-            .unwrap_or(0)
-            == 1)
-        .await
-    );
+    assert!(eventually(5 * SECOND, || server.frames_in() == 1).await);
     let mut ws = connect(server.port, "/stream").await;
     let frame = next_frame(&mut ws, SECOND)
         .await
@@ -321,9 +307,46 @@ async fn new_viewer_gets_a_fresh_frame_at_once() {
     assert_eq!(frame, jpeg);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_is_never_shown_a_frame_older_than_a_second() {
+    let server = Live::fed(Settings::default());
+    let old = picture("smpte", 320, 240);
+    let new = picture("ball", 320, 240);
+    server.push(&old);
+    let mut early = connect(server.port, "/stream").await;
+    assert_eq!(
+        next_frame(&mut early, 5 * SECOND).await.as_ref(),
+        Some(&old),
+        "fresh: shown at once"
+    );
+    // Wait until the frame is past its second, by the server's own account.
+    assert!(
+        eventually(5 * SECOND, || {
+            status_blocking(server.port)["last_frame_age_seconds"]
+                .as_f64()
+                .is_some_and(|age| age > 1.05)
+        })
+        .await
+    );
+    let mut late = connect(server.port, "/stream").await;
+    assert!(
+        next_frame(&mut late, SECOND / 2).await.is_none(),
+        "the stale frame is not shown as live"
+    );
+    server.push(&new);
+    assert_eq!(
+        next_frame(&mut late, 5 * SECOND).await.as_ref(),
+        Some(&new),
+        "the next one is"
+    );
+    // A snapshot waits for a fresh frame too (and gets the newest).
+    let snapshot = http_get(server.port, "/snapshot.jpg", &[], usize::MAX).await;
+    assert_eq!(snapshot.body, new);
+}
+
 /// Sends a close frame with `body` and returns the code of the server's close frame.
 async fn close_answer(body: &[u8]) -> Option<u16> {
-    let server = Server::fed("");
+    let server = Live::fed(Settings::default());
     let mut stream = raw_websocket(server.port, "/stream").await;
     stream
         .write_all(&masked_frame(true, 0x8, body, [9, 8, 7, 6]))
@@ -383,7 +406,7 @@ async fn upgrade_status(port: u16, extra: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_with_another_scheme_is_another_origin() {
-    let server = Server::fed("");
+    let server = Live::fed(Settings::default());
     let port = server.port;
     let same = format!("Origin: http://127.0.0.1:{port}\r\n");
     let https = format!("Origin: https://127.0.0.1:{port}\r\n");

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use gst::prelude::*;
+use wsjpeg_server::Settings;
 use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -16,9 +16,9 @@ const FPS: u32 = 50;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
     // Big frames make any per-viewer queue show up in the process's memory at once.
-    let jpeg = encode_jpeg(1280, 720, "snow", 90);
+    let jpeg = big_frame(700_000);
     assert!(jpeg.len() > 200_000, "frame is {} bytes", jpeg.len());
-    let server = Server::fed("");
+    let server = Live::fed(Settings::default());
     let request = upgrade_request(server.port, "/stream", "");
     let stalled = [
         stalled_client(server.port, &request).await,
@@ -38,12 +38,8 @@ async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
     tokio::time::sleep(SECOND).await;
     let rss_start = rss_bytes();
     let tasks = viewers.into_iter().map(|mut ws| {
-        let sink = server.sink.clone();
-        let frames_in = move || {
-            sink.property::<gst::Structure>("stats")
-                .get::<u64>("frames-in")
-                .unwrap_or(0)
-        };
+        let live = server.server.clone();
+        let frames_in = move || live.snapshot().frames_in;
         tokio::spawn(async move {
             // Frames queued in the socket while the test was setting up are not the point.
             let warm_up = std::time::Instant::now() + SECOND;
@@ -70,7 +66,7 @@ async fn a_viewer_that_never_reads_changes_nothing_for_the_others() {
     let rss_end = rss_bytes();
     drop(feeder);
 
-    let frames_in = server.stats().get::<u64>("frames-in").unwrap();
+    let frames_in = server.frames_in();
     assert!(
         frames_in >= 250,
         "a few hundred frames went through, {frames_in}"
