@@ -282,7 +282,7 @@ async fn page(ctx: Arc<ServerContext>, path: String) -> Response {
         warp::reply::stream(files::stream(&ctx, file, 0, size)).into_response()
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     response
 }
