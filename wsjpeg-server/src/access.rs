@@ -2,7 +2,8 @@
 //! Who may use the server: the token (`auth-token`) and the Origin rule (`allowed-origins`),
 //! checked by the routes and the recording endpoints alike.
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use subtle::ConstantTimeEq;
 
 /// The cookie the viewer page may carry the token in.
@@ -72,10 +73,41 @@ pub fn presented_tokens(query: &str, headers: &HeaderMap) -> Vec<String> {
                 && k == TOKEN_COOKIE
             {
                 tokens.push(v.to_string());
+                // As `token_cookie` writes a token that a cookie cannot hold as it is.
+                if let Ok(decoded) = percent_decode_str(v).decode_utf8()
+                    && decoded != v
+                {
+                    tokens.push(decoded.into_owned());
+                }
             }
         }
     }
     tokens
+}
+
+/// What a cookie value cannot hold as it is (RFC 6265 §4.1.1), and `%`, which escapes.
+const NOT_IN_COOKIES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%');
+
+/// The token cookie to set on the answer to a page load with a valid `?token=`, so that what
+/// the page loads (modules, stylesheet, WebSocket), which carries no query, passes too.
+/// `HttpOnly`: scripts cannot read it; `SameSite=Strict`: other sites cannot send it.
+pub fn token_cookie(expected: Option<&str>, query: &str, secure: bool) -> Option<HeaderValue> {
+    let token = query_param(query, "token")?;
+    if !same_token(&token, expected?) {
+        return None;
+    }
+    let value = utf8_percent_encode(&token, NOT_IN_COOKIES);
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{TOKEN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
 }
 
 pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) -> bool {

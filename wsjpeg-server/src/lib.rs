@@ -32,6 +32,7 @@ mod socket;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod viewer;
 
 pub mod jpeg;
 pub mod protocol;
