@@ -3,7 +3,7 @@
 // stopped by stopAll().
 
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -17,26 +17,19 @@ export const PLUGIN_DIR = process.env.WSJPEG_PLUGIN_DIR || path.join(REPO_ROOT, 
 export const ARTIFACTS_DIR = process.env.WSJPEG_ARTIFACTS_DIR || path.join(REPO_ROOT, 'artifacts');
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 /**
- * The viewer page as the element serves it: web/index.html with the stylesheet and the modules
- * inlined by wsjpeg-server/build.rs. run.sh says which one it built; otherwise the newest build.
+ * Answers a request for the viewer page (`/`) or one of its files (viewer.css, js/*.js) from
+ * web/ as it is, as document-root does; false for any other path.
  */
-export const VIEWER_PAGE = process.env.WSJPEG_VIEWER_PAGE || newestBuiltPage();
-
-function newestBuiltPage() {
-  const buildDir = path.join(PLUGIN_DIR, 'build');
-  let dirs = [];
-  try {
-    dirs = readdirSync(buildDir).filter((d) => d.startsWith('wsjpeg-server-'));
-  } catch { /* not built yet */ }
-  const pages = [];
-  for (const d of dirs) {
-    const page = path.join(buildDir, d, 'out', 'viewer.html');
-    try { pages.push({ page, mtime: statSync(page).mtimeMs }); } catch { /* no page in this one */ }
+function serveViewer(req, res) {
+  const pathname = new URL(req.url, 'http://x').pathname;
+  const name = pathname === '/' ? 'index.html' : pathname.slice(1);
+  if (!['GET', 'HEAD'].includes(req.method) || !/^(index\.html|viewer\.css|js\/[a-z0-9]+\.js)$/.test(name)) {
+    return false;
   }
-  if (pages.length === 0) {
-    throw new Error(`no built viewer page (viewer.html) under ${buildDir}: build the plugin first, or use run.sh`);
-  }
-  return pages.sort((a, b) => b.mtime - a.mtime)[0].page;
+  const type = { html: 'text/html', css: 'text/css', js: 'text/javascript' }[name.split('.').pop()];
+  res.writeHead(200, { 'content-type': `${type}; charset=utf-8`, 'cache-control': 'no-store' });
+  res.end(req.method === 'HEAD' ? undefined : readFileSync(path.join(WEB_DIR, name)));
+  return true;
 }
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -176,13 +169,8 @@ export async function fetchBytes(url) {
  * WebSocket that sends bare JPEGs (cycling through `frames`) and ignores whatever it is told.
  */
 export async function startPlainServer({ port, frames, fps = 30 }) {
-  const page = readFileSync(VIEWER_PAGE);
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    if (url.pathname === '/' && (req.method === 'GET' || req.method === 'HEAD')) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : page);
-    } else {
+    if (!serveViewer(req, res)) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found\n');
     }
@@ -230,7 +218,6 @@ export async function startProtocolServer({
   port, frames, fps = 30, clockSkewMs = 0, captureAgeMs = 40, sequenceStep = 1, camera = 'streaming',
   recordAccept = true,
 }) {
-  const page = readFileSync(VIEWER_PAGE);
   const serverNowUs = () => Math.round((Date.now() + clockSkewMs) * 1000);
   const recordRequests = [];
   const server = http.createServer((req, res) => {
@@ -240,8 +227,10 @@ export async function startProtocolServer({
       res.end(JSON.stringify(recordAccept ? { ok: true } : { error: 'recording control is not available' }));
       return;
     }
-    res.writeHead(req.url.split('?')[0] === '/' ? 200 : 404, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(req.url.split('?')[0] === '/' && req.method !== 'HEAD' ? page : undefined);
+    if (!serveViewer(req, res)) {
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found\n');
+    }
   });
   const wss = new WebSocketServer({ server, path: '/stream' });
   const received = [];

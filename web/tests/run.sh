@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tests for the viewer page: unit tests of its modules (web/js/, modules.test.mjs) and browser
-# tests of the page the element serves (web/index.html with web/viewer.css and web/js/ inlined
-# by wsjpeg-server/build.rs), in headless Chromium against real wsjpegsink pipelines
-# (viewer.test.mjs). Callable from any directory:
+# tests of the page the element serves (web/index.html, web/viewer.css and web/js/ built into
+# the server as they are), in headless Chromium against real wsjpegsink pipelines
+# (viewer.test.mjs, and unbundled.test.mjs for the same files from document-root).
+# Callable from any directory:
 #
 #   web/tests/run.sh                      # everything
 #   web/tests/run.sh --test-name-pattern=phone   # extra arguments go to `node --test`
@@ -66,20 +67,8 @@ if [ ! -f "$stamp" ] || [ "$HERE/package-lock.json" -nt "$stamp" ]; then
 fi
 
 # ---- The plugin, with the page compiled in --------------------------------------------------
-# The build's JSON messages say where wsjpeg-server's build script wrote the page it compiled
-# in: the tests serve that same file from disk (plain and scripted servers, document-root).
 log "Building the plugin"
-viewer_page="$(cd "$ROOT" && cargo build -p gst-plugin-wsjpeg --message-format=json-render-diagnostics \
-    | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-        for (const line of s.split("\n")) {
-          const m = line.startsWith("{") ? JSON.parse(line) : {};
-          if (m.reason === "build-script-executed" && /[\/]wsjpeg-server-[0-9a-f]+[\/]out$/.test(m.out_dir)) {
-            console.log(require("path").join(m.out_dir, "viewer.html"));
-          }
-        }
-      })')"
-export WSJPEG_VIEWER_PAGE="$viewer_page"
-[ -f "$WSJPEG_VIEWER_PAGE" ] || die "the build did not say where the viewer page is (got '$viewer_page')"
+(cd "$ROOT" && cargo build -p gst-plugin-wsjpeg)
 target_dir="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps \
     | node -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).target_directory))')"
 export WSJPEG_PLUGIN_DIR="$target_dir/debug"
@@ -109,7 +98,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "Running the viewer's tests (page: $WSJPEG_VIEWER_PAGE)"
+log "Running the viewer's tests"
 cd "$HERE"
 set -m
 timeout --kill-after=10 300 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &

@@ -1,7 +1,6 @@
-// The viewer's source folder served as it is (document-root=web/): the browser loads
-// viewer.css and each module of web/js/ on its own, so a module that uses a name of another
-// without importing it fails here, while the bundle (one shared scope) would hide it.
-// Run through ./run.sh with the other tests.
+// The viewer's source folder served as it is (document-root=web/), the other way than the
+// files built into the element: the browser loads viewer.css and each module of web/js/ from
+// the folder, unversioned. Run through ./run.sh with the other tests.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -24,7 +23,7 @@ after(async () => {
   await stopAll();
 });
 
-describe('viewer loaded as separate ES modules', () => {
+describe('viewer loaded from document-root=web/', () => {
   it('runs with nothing but its explicit imports', { timeout: 20000 }, async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     try {

@@ -1,9 +1,9 @@
-// Browser tests for the viewer page (web/index.html as built into the element), in headless
-// Chromium against real wsjpegsink pipelines.
+// Browser tests for the viewer page (web/ as built into the element: the page and the files it
+// loads under assets/VERSION/), in headless Chromium against real wsjpegsink pipelines.
 // Run through ./run.sh (it builds the plugin and installs what is missing).
 
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 
 import { labelRgb } from '../js/boxes.js';
 import {
-  ARTIFACTS_DIR, CHROMIUM, VIEWER_PAGE, fetchBytes, fetchJson, freePort, leakTracker, sleep,
+  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
   readHello, slowDecoder, startDetector, startH264Sink, startPlainServer, startProtocolServer, startSink,
   stopAll, videoFrameTracker, waitFor,
 } from './helpers.mjs';
@@ -363,6 +363,28 @@ describe('viewer on a live wsjpegsink pipeline', () => {
 
 // ---- Other ways of serving the page --------------------------------------------------------------
 
+describe('viewer files built into the element', () => {
+  it('are the modules of web/js/ under one version, cached for good', { timeout: 20000 }, async () => {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    try {
+      const page = await context.newPage();
+      const loaded = new Map(); // path -> cache-control
+      page.on('response', (res) => loaded.set(new URL(res.url()).pathname, res.headers()['cache-control']));
+      await page.goto(`http://127.0.0.1:${sink.port}/`, { waitUntil: 'load' });
+      await waitForPictures(page, 3);
+      assert.equal(loaded.get('/'), 'no-store');
+      const modules = readdirSync(path.join(WEB_DIR, 'js')).filter((f) => f.endsWith('.js'));
+      const assets = [...loaded.keys()].filter((p) => p.startsWith('/assets/'));
+      const version = assets[0]?.split('/')[2];
+      assert.match(version, /^[0-9a-f]{16}$/);
+      assert.deepEqual(assets.sort(), [...modules.map((f) => `/assets/${version}/js/${f}`), `/assets/${version}/viewer.css`].sort());
+      for (const p of assets) assert.equal(loaded.get(p), 'public, max-age=31536000, immutable', p);
+    } finally {
+      await context.close();
+    }
+  });
+});
+
 describe('viewer served from document-root', () => {
   let dir;
   let docSink;
@@ -370,7 +392,9 @@ describe('viewer served from document-root', () => {
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'wsjpeg-docroot-'));
-    copyFileSync(VIEWER_PAGE, path.join(dir, 'index.html'));
+    for (const name of ['index.html', 'viewer.css', 'js']) {
+      cpSync(path.join(WEB_DIR, name), path.join(dir, name), { recursive: true });
+    }
     docSink = await startSink({ port: await freePort(), sinkProps: [`document-root=${dir}`] });
   });
   after(async () => {
@@ -520,6 +544,12 @@ describe('viewer with an auth token', () => {
     assert.equal(client.paused, false);
     const wsUrls = requests.filter((r) => r.url.startsWith('ws:') && r.home === `127.0.0.1:${secured.port}`);
     assert.ok(wsUrls.length > 0 && wsUrls.every((r) => new URL(r.url).searchParams.get('token') === 'secret'));
+    // The modules and the stylesheet, loaded without ?token=, passed with the cookie the page
+    // load set, which the page's scripts cannot read.
+    const assets = requests.filter((r) => r.home === `127.0.0.1:${secured.port}` && new URL(r.url).pathname.startsWith('/assets/'));
+    assert.ok(assets.some((r) => r.url.endsWith('/js/main.js')) && assets.some((r) => r.url.endsWith('/viewer.css')));
+    assert.ok(assets.every((r) => !new URL(r.url).searchParams.has('token')));
+    assert.equal(await page.evaluate(() => document.cookie), '');
 
     const [download] = await Promise.all([
       page.waitForEvent('download', { timeout: 10000 }),

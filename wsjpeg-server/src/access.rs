@@ -2,7 +2,9 @@
 //! Who may use the server: the token (`auth-token`) and the Origin rule (`allowed-origins`),
 //! checked by the routes and the recording endpoints alike.
 
-use http::header::{self, HeaderMap};
+use http::header::{self, HeaderMap, HeaderValue};
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use subtle::ConstantTimeEq;
 
 /// The cookie the viewer page may carry the token in.
 pub const TOKEN_COOKIE: &str = "wsjpeg_token";
@@ -44,13 +46,10 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Compares without an early exit, so response time says nothing about the token.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for (i, x) in a.iter().enumerate() {
-        diff |= x ^ b.get(i).copied().unwrap_or(0);
-    }
-    diff == 0
+/// Compares in a time that does not depend on where the two differ, so response times say
+/// nothing about the token (its length is not secret).
+fn same_token(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// Finds a token in the query (`?token=`), an `Authorization: Bearer` header or the cookie.
@@ -74,10 +73,41 @@ pub fn presented_tokens(query: &str, headers: &HeaderMap) -> Vec<String> {
                 && k == TOKEN_COOKIE
             {
                 tokens.push(v.to_string());
+                // As `token_cookie` writes a token that a cookie cannot hold as it is.
+                if let Ok(decoded) = percent_decode_str(v).decode_utf8()
+                    && decoded != v
+                {
+                    tokens.push(decoded.into_owned());
+                }
             }
         }
     }
     tokens
+}
+
+/// What a cookie value cannot hold as it is (RFC 6265 §4.1.1), and `%`, which escapes.
+const NOT_IN_COOKIES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b',')
+    .add(b';')
+    .add(b'\\')
+    .add(b'%');
+
+/// The token cookie to set on the answer to a page load with a valid `?token=`, so that what
+/// the page loads (modules, stylesheet, WebSocket), which carries no query, passes too.
+/// `HttpOnly`: scripts cannot read it; `SameSite=Strict`: other sites cannot send it.
+pub fn token_cookie(expected: Option<&str>, query: &str, secure: bool) -> Option<HeaderValue> {
+    let token = query_param(query, "token")?;
+    if !same_token(&token, expected?) {
+        return None;
+    }
+    let value = utf8_percent_encode(&token, NOT_IN_COOKIES);
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{TOKEN_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .ok()
 }
 
 pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) -> bool {
@@ -86,7 +116,7 @@ pub fn token_accepted(expected: Option<&str>, query: &str, headers: &HeaderMap) 
     };
     presented_tokens(query, headers)
         .iter()
-        .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
+        .any(|t| same_token(t, expected))
 }
 
 /// The header a detector may present its token in, instead of `?detector_token=`.
@@ -107,7 +137,7 @@ pub fn detector_token_accepted(expected: Option<&str>, query: &str, headers: &He
     from_query
         .into_iter()
         .chain(from_headers)
-        .any(|t| constant_time_eq(t.as_bytes(), expected.as_bytes()))
+        .any(|t| same_token(&t, expected))
 }
 
 /// The scheme the browser used: the connection's, or the one a reverse proxy that terminates
@@ -266,15 +296,6 @@ mod tests {
         ));
         assert!(!token_accepted(Some("s3cret"), "token=s3cre", &none));
         assert!(!token_accepted(Some("s3cret"), "token=s3cret2", &none));
-    }
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"", b"a"));
-        assert!(constant_time_eq(b"", b""));
     }
 }
 
@@ -435,12 +456,6 @@ mod fuzz {
                 prop_assume!(!presented.contains(&secret));
                 prop_assert!(!token_accepted(Some(&secret), &q, &headers));
             }
-        }
-
-        #[test]
-        fn constant_time_eq_is_equality(a in prop::collection::vec(any::<u8>(), 0..40), b in prop::collection::vec(any::<u8>(), 0..40)) {
-            prop_assert_eq!(constant_time_eq(&a, &b), a == b);
-            prop_assert!(constant_time_eq(&a, &a));
         }
 
         #[test]

@@ -2,19 +2,20 @@
 //! only as fast as the client takes them (document-root files and recordings alike).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::SeekFrom;
 use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use futures_util::{StreamExt, TryStreamExt};
+use http::HeaderValue;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
 
 use crate::context::ServerContext;
 use crate::events::log;
 
 /// Bytes read from disk per step of a download.
 const CHUNK: usize = 64 * 1024;
-/// Chunks queued ahead of the connection: with the one being read, at most 3 × 64 KiB in memory.
-const CHUNKS_AHEAD: usize = 2;
 
 /// Maps a request path to a file inside `root`. Refuses `..`, absolute components, hidden
 /// names (any component starting with `.`, such as `.git` or `.htpasswd`) and any symlink that
@@ -41,121 +42,51 @@ pub fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
     (resolved.starts_with(&root) && resolved.is_file()).then_some(resolved)
 }
 
-/// Decodes `%XX` escapes; `None` for a broken escape, invalid UTF-8 or a NUL.
+/// Decodes `%XX` escapes; `None` for invalid UTF-8 or a NUL, which no file name here has.
 pub(super) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    let s = String::from_utf8(out).ok()?;
-    (!s.contains('\0')).then_some(s)
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    (!decoded.contains('\0')).then(|| decoded.into_owned())
 }
 
-/// Streams `len` bytes of `file` from `start`, reading a chunk only when the connection has
-/// room for it. A read error or a file that shrank ends the response with an error, so the
-/// client sees a broken download rather than a short one.
+/// Streams `len` bytes of `file` from `start`. The body is read only as fast as the client
+/// takes it and ends when the server shuts down. A read error or a file that shrank leaves
+/// the body short of its `Content-Length`, so the client sees a broken download rather than
+/// a complete-looking one.
 pub fn stream(
     ctx: &ServerContext,
     file: File,
     start: u64,
     len: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static {
-    let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(CHUNKS_AHEAD);
-    let shutdown = ctx.hub.shutdown.clone();
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Sync + 'static {
     let events = ctx.hub.events.clone();
-    ctx.spawn(async move {
-        let mut file = Some(file);
-        let mut offset = start;
-        let mut left = len;
-        while left > 0 {
-            let permit = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                permit = tx.reserve() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return, // the client went away
-                },
-            };
-            let Some(mut f) = file.take() else { return };
-            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-            let read = tokio::task::spawn_blocking(move || {
-                let chunk = read_chunk(&mut f, offset, want);
-                (f, chunk)
-            })
-            .await;
-            match read {
-                Ok((f, Ok(chunk))) if !chunk.is_empty() => {
-                    file = Some(f);
-                    offset += chunk.len() as u64;
-                    left -= chunk.len() as u64;
-                    permit.send(Ok(chunk));
-                }
-                Ok((_, Ok(_))) => {
-                    permit.send(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the file shrank while it was sent",
-                    )));
-                    return;
-                }
-                Ok((_, Err(err))) => {
-                    log!(events, Warning, "Reading a file to send failed: {}", err);
-                    permit.send(Err(err));
-                    return;
-                }
-                Err(err) => {
-                    permit.send(Err(std::io::Error::other(err.to_string())));
-                    return;
-                }
-            }
-        }
-    });
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    let mut file = tokio::fs::File::from_std(file);
+    let body = futures_util::stream::once(async move {
+        file.seek(SeekFrom::Start(start)).await?;
+        std::io::Result::Ok(ReaderStream::with_capacity(file.take(len), CHUNK))
+    })
+    .try_flatten();
+    body.inspect_err(move |err| log!(events, Warning, "Reading a file to send failed: {}", err))
+        .take_until(ctx.hub.shutdown.clone().cancelled_owned())
 }
 
-fn read_chunk(file: &mut File, offset: u64, want: usize) -> std::io::Result<Bytes> {
-    file.seek(SeekFrom::Start(offset))?;
-    let mut buf = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// The content type of a file served from `document-root`. JavaScript is named explicitly:
+/// module scripts need a JavaScript type, and `.mjs` is guessed otherwise.
+pub fn content_type(path: &Path) -> HeaderValue {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if extension.eq_ignore_ascii_case("js") || extension.eq_ignore_ascii_case("mjs") {
+        return HeaderValue::from_static(JAVASCRIPT);
     }
-    buf.truncate(filled);
-    Ok(Bytes::from(buf))
+    let guess = mime_guess::from_ext(extension).first_or_octet_stream();
+    let value = if guess.type_() == "text" && guess.get_param("charset").is_none() {
+        format!("{guess}; charset=utf-8")
+    } else {
+        guess.to_string()
+    };
+    HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("application/octet-stream"))
 }
 
-pub fn content_type(path: &Path) -> &'static str {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("html") | Some("htm") => "text/html; charset=utf-8",
-        Some("js") | Some("mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("jpg") | Some("jpeg") => "image/jpeg",
-        Some("ico") => "image/x-icon",
-        Some("webmanifest") => "application/manifest+json",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
-}
+/// The content type of JavaScript, classic or module.
+pub const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
 #[cfg(test)]
 mod tests {
@@ -191,5 +122,20 @@ mod tests {
         assert!(resolve(&root, "/sub/.env").is_none());
         assert!(resolve(&root, "/%2egit/config").is_none());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn content_types() {
+        let of = |name: &str| content_type(Path::new(name));
+        assert_eq!(of("main.js"), "text/javascript; charset=utf-8");
+        assert_eq!(of("MAIN.MJS"), "text/javascript; charset=utf-8");
+        assert_eq!(of("index.html"), "text/html; charset=utf-8");
+        assert_eq!(of("viewer.css"), "text/css; charset=utf-8");
+        assert_eq!(of("notes.txt"), "text/plain; charset=utf-8");
+        assert_eq!(of("status.json"), "application/json");
+        assert_eq!(of("logo.svg"), "image/svg+xml");
+        assert_eq!(of("photo.JPG"), "image/jpeg");
+        assert_eq!(of("README"), "application/octet-stream");
+        assert_eq!(of("x.unknown-extension"), "application/octet-stream");
     }
 }

@@ -19,6 +19,7 @@ mod files;
 mod hub;
 mod listener;
 mod mjpeg;
+mod page;
 mod rate;
 mod recordings;
 mod reply;

@@ -7,11 +7,13 @@
 //! thread, and a download is read in small chunks only as fast as the client takes them.
 
 use std::fs::File;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use headers::{HeaderMapExt, Range};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode};
 use serde::Serialize;
@@ -114,61 +116,33 @@ pub enum ByteRange {
     Unsatisfiable,
 }
 
-pub fn parse_range(header: Option<&str>, size: u64) -> ByteRange {
-    let Some(value) = header.map(str::trim) else {
+/// The part of a file of `size` bytes that `headers` ask for. One range is served; several
+/// get the whole file, as RFC 9110 allows.
+pub fn requested_bytes(headers: &HeaderMap, size: u64) -> ByteRange {
+    let Some(range) = headers.typed_get::<Range>() else {
         return ByteRange::Whole;
     };
-    let Some((unit, spec)) = value.split_once('=') else {
-        return ByteRange::Whole;
-    };
-    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+    // Asked of a file longer than any, `satisfiable_ranges` keeps every well-formed range;
+    // asked of this file, it drops a suffix longer than the file, which is the whole file.
+    if range.satisfiable_ranges(u64::MAX).count() != 1 {
         return ByteRange::Whole;
     }
-    let Some((first, last)) = spec.split_once('-') else {
-        return ByteRange::Whole;
+    let spec = range
+        .satisfiable_ranges(size)
+        .next()
+        .unwrap_or((Bound::Included(0), Bound::Unbounded));
+    let (start, end) = match spec {
+        (Bound::Included(start), Bound::Unbounded) => (start, u64::MAX),
+        (Bound::Included(start), Bound::Included(end)) if start <= end => (start, end),
+        _ => return ByteRange::Whole,
     };
-    let number = |s: &str| -> Option<u64> {
-        let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
+    if start >= size {
+        ByteRange::Unsatisfiable
+    } else {
+        ByteRange::Part {
+            start,
+            end: end.min(size - 1),
         }
-        // All digits: too many of them means "more than any file".
-        Some(s.parse().unwrap_or(u64::MAX))
-    };
-    match (first.trim().is_empty(), last.trim().is_empty()) {
-        // bytes=-N: the last N bytes.
-        (true, false) => match number(last) {
-            None => ByteRange::Whole,
-            Some(0) => ByteRange::Unsatisfiable,
-            Some(_) if size == 0 => ByteRange::Unsatisfiable,
-            Some(n) => ByteRange::Part {
-                start: size - n.min(size),
-                end: size - 1,
-            },
-        },
-        // bytes=A- and bytes=A-B
-        (false, open) => {
-            let Some(start) = number(first) else {
-                return ByteRange::Whole;
-            };
-            let end = if open {
-                u64::MAX
-            } else {
-                match number(last) {
-                    Some(end) if end >= start => end,
-                    _ => return ByteRange::Whole,
-                }
-            };
-            if start >= size {
-                ByteRange::Unsatisfiable
-            } else {
-                ByteRange::Part {
-                    start,
-                    end: end.min(size - 1),
-                }
-            }
-        }
-        (true, true) => ByteRange::Whole,
     }
 }
 
@@ -324,11 +298,7 @@ pub async fn download(
         }
     };
 
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let (status, start, len) = match parse_range(range.as_deref(), size) {
+    let (status, start, len) = match requested_bytes(&headers, size) {
         ByteRange::Whole => (StatusCode::OK, 0, size),
         ByteRange::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
         ByteRange::Unsatisfiable => {
@@ -505,49 +475,37 @@ mod tests {
         }
     }
 
+    fn asked(range: &str, size: u64) -> ByteRange {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_str(range) {
+            headers.insert(header::RANGE, value);
+        }
+        requested_bytes(&headers, size)
+    }
+
     #[test]
     fn ranges() {
         use ByteRange::*;
-        assert_eq!(parse_range(None, 100), Whole);
-        assert_eq!(
-            parse_range(Some("bytes=0-9"), 100),
-            Part { start: 0, end: 9 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=90-"), 100),
-            Part { start: 90, end: 99 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=90-500"), 100),
-            Part { start: 90, end: 99 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-10"), 100),
-            Part { start: 90, end: 99 }
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-1000"), 100),
-            Part { start: 0, end: 99 }
-        );
-        assert_eq!(
-            parse_range(Some("BYTES = 5-5"), 100),
-            Part { start: 5, end: 5 }
-        );
-        assert_eq!(parse_range(Some("bytes=100-"), 100), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=100-200"), 100), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-0"), 100), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=0-"), 0), Unsatisfiable);
-        assert_eq!(parse_range(Some("bytes=-5"), 0), Unsatisfiable);
-        assert_eq!(
-            parse_range(Some("bytes=99999999999999999999999-"), 100),
-            Unsatisfiable
-        );
-        assert_eq!(parse_range(Some("bytes=9-1"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes=a-b"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes=-"), 100), Whole);
-        assert_eq!(parse_range(Some("bytes"), 100), Whole);
+        assert_eq!(requested_bytes(&HeaderMap::new(), 100), Whole);
+        assert_eq!(asked("bytes=0-9", 100), Part { start: 0, end: 9 });
+        assert_eq!(asked("bytes=90-", 100), Part { start: 90, end: 99 });
+        assert_eq!(asked("bytes=90-500", 100), Part { start: 90, end: 99 });
+        assert_eq!(asked("bytes=-10", 100), Part { start: 90, end: 99 });
+        assert_eq!(asked("bytes=-1000", 100), Part { start: 0, end: 99 });
+        assert_eq!(asked("bytes= 5-5", 100), Part { start: 5, end: 5 });
+        assert_eq!(asked("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(asked("bytes=100-200", 100), Unsatisfiable);
+        assert_eq!(asked("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(asked("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(asked("bytes=-5", 0), Unsatisfiable);
+        assert_eq!(asked("bytes=9-1", 100), Whole);
+        assert_eq!(asked("bytes=0-1,5-6", 100), Whole);
+        assert_eq!(asked("bytes=0-1,-1000", 100), Whole);
+        assert_eq!(asked("items=0-1", 100), Whole);
+        assert_eq!(asked("bytes=a-b", 100), Whole);
+        assert_eq!(asked("bytes=99999999999999999999999-", 100), Whole);
+        assert_eq!(asked("bytes=-", 100), Whole);
+        assert_eq!(asked("bytes", 100), Whole);
     }
 
     #[test]
@@ -604,6 +562,14 @@ mod fuzz {
         ])
     }
 
+    fn asked_of(range: Option<&str>, size: u64) -> ByteRange {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = range.and_then(|r| HeaderValue::from_str(r).ok()) {
+            headers.insert(header::RANGE, value);
+        }
+        requested_bytes(&headers, size)
+    }
+
     /// A name as the recorder writes them, with a valid date and time.
     fn recording_name() -> impl Strategy<Value = (String, String)> {
         (
@@ -649,7 +615,7 @@ mod fuzz {
 
         #[test]
         fn range_parsing_never_panics_and_stays_in_the_file(header in range_header(), size in prop_oneof![0u64..1000, any::<u64>()]) {
-            match parse_range(header.as_deref(), size) {
+            match asked_of(header.as_deref(), size) {
                 ByteRange::Whole => {}
                 ByteRange::Unsatisfiable => {}
                 ByteRange::Part { start, end } => {
@@ -664,19 +630,19 @@ mod fuzz {
             let (a, b) = (a.index(size as usize) as u64, b.index(size as usize) as u64);
             let (first, last) = (a.min(b), a.max(b));
             prop_assert_eq!(
-                parse_range(Some(&format!("bytes={first}-{last}")), size),
+                asked_of(Some(&format!("bytes={first}-{last}")), size),
                 ByteRange::Part { start: first, end: last }
             );
             prop_assert_eq!(
-                parse_range(Some(&format!("bytes={first}-")), size),
+                asked_of(Some(&format!("bytes={first}-")), size),
                 ByteRange::Part { start: first, end: size - 1 }
             );
             prop_assert_eq!(
-                parse_range(Some(&format!("bytes=-{n}")), size),
+                asked_of(Some(&format!("bytes=-{n}")), size),
                 ByteRange::Part { start: size - n.min(size), end: size - 1 }
             );
             prop_assert_eq!(
-                parse_range(Some(&format!("bytes={}-", size + first)), size),
+                asked_of(Some(&format!("bytes={}-", size + first)), size),
                 ByteRange::Unsatisfiable
             );
         }

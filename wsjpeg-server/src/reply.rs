@@ -39,10 +39,12 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-/// Every answer carries these: nothing here may be cached, nothing sniffed.
+/// Every answer carries these: nothing sniffed, and nothing cached unless the answer says how
+/// (the viewer's versioned files).
 pub fn with_common_headers(mut response: Response) -> Response {
     let h = response.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -15,6 +15,7 @@ use warp::{Filter, Rejection};
 
 use crate::access::{
     detector_token_accepted, origin_allowed, query_param, request_scheme, token_accepted,
+    token_cookie,
 };
 use crate::context::{Peer, ServerContext};
 use crate::events::{RecordAction, log};
@@ -24,9 +25,7 @@ use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
 use crate::viewers::ClientKind;
 use crate::websocket::{self, Codec, ViewerOptions};
-use crate::{files, mjpeg, recordings, report};
-
-const BUILTIN_PAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/viewer.html"));
+use crate::{files, mjpeg, page, recordings, report};
 
 #[derive(Debug)]
 struct Unauthorized;
@@ -84,14 +83,48 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
         .and(get)
         .and(with_ctx.clone())
         .and(query)
+        .and(headers)
         .and(peer)
         .and_then(
-            |ctx: Arc<ServerContext>, query: String, peer: Peer| async move {
+            |ctx: Arc<ServerContext>, query: String, headers: HeaderMap, peer: Peer| async move {
                 Ok::<_, Rejection>(match query_param(&query, "action").as_deref() {
                     Some("stream") => mjpeg_stream(&ctx, peer),
                     Some("snapshot") => snapshot(ctx, peer).await,
-                    _ => page(ctx, "/".to_string()).await,
+                    _ => {
+                        let secure = request_scheme(peer.secure, &headers) == "https";
+                        let cookie =
+                            token_cookie(ctx.config().auth_token.as_deref(), &query, secure);
+                        let mut response = page(ctx, "/".to_string()).await;
+                        if let Some(cookie) = cookie {
+                            response.headers_mut().insert(header::SET_COOKIE, cookie);
+                        }
+                        response
+                    }
                 })
+            },
+        );
+
+    // The built-in page's files; with a document root, its own files are served instead.
+    let assets = warp::path("assets")
+        .and(warp::path::param::<String>())
+        .and(warp::path::tail())
+        .and(get)
+        .and(with_ctx.clone())
+        .and_then(
+            |version: String, name: warp::path::Tail, ctx: Arc<ServerContext>| async move {
+                if ctx.config().document_root.is_some() {
+                    return Err(warp::reject::not_found());
+                }
+                let (body, content_type) =
+                    page::asset(&version, name.as_str()).ok_or_else(warp::reject::not_found)?;
+                let mut response = http::Response::new(body).into_response();
+                let h = response.headers_mut();
+                h.insert(header::CONTENT_TYPE, content_type);
+                h.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static(page::IMMUTABLE),
+                );
+                Ok::<_, Rejection>(response)
             },
         );
 
@@ -219,6 +252,8 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             .unify()
             .or(record_control)
             .unify()
+            .or(assets)
+            .unify()
             .or(static_files)
             .unify(),
     );
@@ -255,7 +290,7 @@ fn rejection_response(rejection: Rejection) -> Response {
 /// The viewer page: the built-in one, or a file from `document-root`, streamed.
 async fn page(ctx: Arc<ServerContext>, path: String) -> Response {
     let Some(root) = ctx.config().document_root else {
-        return respond(StatusCode::OK, "text/html; charset=utf-8", BUILTIN_PAGE);
+        return respond(StatusCode::OK, "text/html; charset=utf-8", page::page());
     };
     let events = ctx.hub.events.clone();
     let opened = tokio::task::spawn_blocking(move || {
@@ -283,7 +318,7 @@ async fn page(ctx: Arc<ServerContext>, path: String) -> Response {
         warp::reply::stream(files::stream(&ctx, file, 0, size)).into_response()
     };
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     response
 }

@@ -4,7 +4,7 @@
 //! One grammar for the application that writes them (the launcher names and deletes segments
 //! by it) and the server that lists and serves them.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A recording's name, checked and parsed:
 /// `^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z_[A-Za-z0-9._-]+\.(mkv|mp4|detections\.jsonl)$`, no
@@ -52,38 +52,10 @@ pub fn parse_name(name: &str) -> Option<RecordingName> {
     }
     let b = name.as_bytes();
     // 20 bytes of time stamp, '_', at least one character, then ".mkv" or ".mp4".
-    if b.len() < 20 + 1 + 1 + 4 || name.contains("..") {
+    if b.len() < 20 + 1 + 1 + 4 || name.contains("..") || b[20] != b'_' {
         return None;
     }
-    let digits = |range: std::ops::Range<usize>| -> Option<u32> {
-        let part = b.get(range)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        Some(part.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
-    };
-    let separators = [
-        (4, b'-'),
-        (7, b'-'),
-        (10, b'T'),
-        (13, b'-'),
-        (16, b'-'),
-        (19, b'Z'),
-    ];
-    if separators.iter().any(|&(i, c)| b[i] != c) || b[20] != b'_' {
-        return None;
-    }
-    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
-    let (hour, minute, second) = (digits(11..13)?, digits(14..16)?, digits(17..19)?);
-    if !(1..=12).contains(&month)
-        || day == 0
-        || day > days_in_month(year, month)
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
+    let (start, start_iso) = start_time(&b[..20])?;
     // Not `split_at`: a multi-byte character may straddle the cut.
     let (stem, extension) = name.split_at_checked(name.len() - 4)?;
     let content_type = match extension {
@@ -99,78 +71,50 @@ pub fn parse_name(name: &str) -> Option<RecordingName> {
     {
         return None;
     }
-    let start = days_from_civil(i64::from(year), month, day) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second);
     Some(RecordingName {
         start,
-        start_iso: format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
+        start_iso,
         content_type,
         kind: Kind::Segment,
     })
 }
 
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
-            29
-        }
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
+/// The time of a name's stamp, `2026-11-25T03-12-00Z` (RFC 3339 with dashes for colons, which
+/// file systems and URLs take as they are), in seconds since the epoch and in RFC 3339. Only a
+/// real date and time, written as the recorder writes it, from 1970 to 9999.
+fn start_time(stamp: &[u8]) -> Option<(i64, String)> {
+    if stamp.get(13) != Some(&b'-') || stamp.get(16) != Some(&b'-') {
+        return None;
     }
+    let mut rfc3339 = stamp.to_vec();
+    rfc3339[13] = b':';
+    rfc3339[16] = b':';
+    let rfc3339 = String::from_utf8(rfc3339).ok()?;
+    let time = humantime::parse_rfc3339(&rfc3339).ok()?;
+    // Written back, the time must read as the stamp did: this refuses a leap second (`:60`),
+    // fractions and offsets.
+    if humantime::format_rfc3339_seconds(time).to_string() != rfc3339 {
+        return None;
+    }
+    let seconds = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some((i64::try_from(seconds).ok()?, rfc3339))
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = i64::from((month + 9) % 12);
-    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
+/// The latest start a name can hold: the last second of the year 9999.
+const LATEST_START: Duration = Duration::from_secs(253_402_300_799);
 
-/// The name of a segment that starts at `start` (UTC, whole seconds): `label` is `cam0`,
-/// `cam0-1` …, `extension` `mkv` or `mp4`.
+/// The name of a segment that starts at `start` (UTC, whole seconds, from 1970 to 9999):
+/// `label` is `cam0`, `cam0-1` …, `extension` `mkv` or `mp4`.
 pub fn segment_name(start: SystemTime, label: &str, extension: &str) -> String {
-    let seconds = match start.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    };
-    let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}-{:02}-{:02}Z_{label}.{extension}",
-        time / 3600,
-        time / 60 % 60,
-        time % 60
-    )
-}
-
-/// The date of a day counted from 1970-01-01 (the inverse of `days_from_civil`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let start = start.clamp(UNIX_EPOCH, UNIX_EPOCH + LATEST_START);
+    let stamp = humantime::format_rfc3339_seconds(start)
+        .to_string()
+        .replace(':', "-");
+    format!("{stamp}_{label}.{extension}")
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -188,6 +132,41 @@ mod tests {
                 "mkv"
             ),
             "2026-11-18T11-06-40Z_cam0.mkv"
+        );
+    }
+
+    #[test]
+    fn only_real_times_from_1970_to_9999_are_names() {
+        let start = |name: &str| parse_name(name).map(|n| n.start);
+        assert_eq!(start("2024-02-29T00-00-00Z_a.mkv"), Some(1_709_164_800));
+        assert_eq!(start("2000-02-29T00-00-00Z_a.mkv"), Some(951_782_400));
+        assert_eq!(start("9999-12-31T23-59-59Z_a.mkv"), Some(253_402_300_799));
+        for bad in [
+            "2023-02-29T00-00-00Z_a.mkv",
+            "1900-02-29T00-00-00Z_a.mkv",
+            "2026-04-31T00-00-00Z_a.mkv",
+            "2026-00-10T00-00-00Z_a.mkv",
+            "2026-01-00T00-00-00Z_a.mkv",
+            "2026-01-01T00-60-00Z_a.mkv",
+            "2026-12-31T23-59-60Z_a.mkv",
+            "1969-12-31T23-59-59Z_a.mkv",
+            "2026-01-01T00-00-0+Z_a.mkv",
+        ] {
+            assert_eq!(start(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_clock_out_of_range_still_names_a_segment() {
+        let before = UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(
+            segment_name(before, "a", "mkv"),
+            "1970-01-01T00-00-00Z_a.mkv"
+        );
+        let after = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(
+            segment_name(after, "a", "mp4"),
+            "9999-12-31T23-59-59Z_a.mp4"
         );
     }
 
