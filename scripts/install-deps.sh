@@ -14,9 +14,10 @@ packages=(
     gstreamer1.0-tools gstreamer1.0-plugins-ugly
 )
 if [[ $want_test == 1 ]]; then
-    # python3: the packaging checks; procps: kill(1) and ps in the launcher tests.
+    # python3: the packaging checks; procps: kill(1) and ps in the launcher tests;
+    # gstreamer1.0-libav: avdec_h264 behind qtdemux, reading the fragmented MP4.
     packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-opencv opencv-data systemd iproute2
-        python3 procps)
+        python3 procps gstreamer1.0-libav)
 fi
 
 missing=()

@@ -623,3 +623,111 @@ async fn the_two_sinks_in_two_pipelines_of_one_process_serve_one_port() {
     assert!(hello["h264"].is_null(), "no producer, no H.264: {hello}");
     camera.set_state(gst::State::Null).expect("stops");
 }
+
+/// Decodes a fragmented MP4 file with `qtdemux ! h264parse ! avdec_h264`; returns the number
+/// of pictures decoded.
+fn decode_with_qtdemux(file: &Path) -> Result<u64, String> {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=out signal-handoffs=true",
+        file.display()
+    ))
+    .map_err(|e| format!("the pipeline (avdec_h264: package gstreamer1.0-libav): {e}"))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "a pipeline".to_string())?;
+    let decoded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = decoded.clone();
+    pipeline
+        .by_name("out")
+        .ok_or("fakesink")?
+        .connect("handoff", false, move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("a bus")?;
+    let ending = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(20),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match ending.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => Ok(decoded.load(std::sync::atomic::Ordering::Relaxed)),
+        Some(gst::MessageView::Error(e)) => Err(format!("{} {:?}", e.error(), e.debug())),
+        _ => Err("neither EOS nor an error within 20 s".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_mp4_viewers_get_an_init_segment_then_fragments_that_ffprobe_and_qtdemux_play() {
+    let server = h264_server(30, 1000);
+    let mut ws = connect(server.port, "/stream?codec=h264&container=fmp4").await;
+    let hello = next_text_of_type(&mut ws, "hello", 5 * SECOND)
+        .await
+        .expect("a hello");
+    assert_eq!(hello["container"], "fmp4", "{hello}");
+    let announced = next_text_of_type(&mut ws, "h264", 5 * SECOND)
+        .await
+        .expect("the codec is announced");
+    let codec = announced["codec"].as_str().expect("a codec string");
+    assert_eq!(
+        announced["mime"],
+        format!("video/mp4; codecs=\"{codec}\""),
+        "{announced}"
+    );
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + 2 * SECOND;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        if let Some(message) = next_frame(&mut ws, left).await {
+            messages.push(message);
+        }
+    }
+    let kind = |m: &Vec<u8>| String::from_utf8_lossy(&m[4..8]).into_owned();
+    assert_eq!(
+        kind(&messages[0]),
+        "ftyp",
+        "the initialisation segment first"
+    );
+    let fragments = messages[1..].iter().filter(|m| kind(m) == "moof").count() as u64;
+    assert_eq!(
+        fragments as usize,
+        messages.len() - 1,
+        "then fragments only (one size, one init)"
+    );
+    assert!(fragments >= 30, "about 60 pictures in 2 s, got {fragments}");
+    let newest_capture = {
+        let last = messages.last().expect("a fragment");
+        let tfdt = last.windows(4).position(|w| w == b"tfdt").expect("a tfdt");
+        u64::from_be_bytes(last[tfdt + 8..tfdt + 16].try_into().expect("8 bytes"))
+    };
+    let age_ms = unix_time_us().saturating_sub(newest_capture) / 1000;
+    assert!(
+        age_ms < 2000,
+        "decode times are capture times: {age_ms} ms old"
+    );
+
+    let dir = unique_temp_dir("fmp4");
+    let file = dir.join("received.mp4");
+    std::fs::write(&file, messages.concat()).expect("written");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,width,height,nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .expect("ffprobe runs");
+    assert_eq!(
+        String::from_utf8_lossy(&probe.stdout).trim(),
+        format!("h264,320,240,{fragments}"),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    assert_eq!(decode_with_qtdemux(&file), Ok(fragments));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -199,6 +199,10 @@ pub struct H264Announce<'a> {
     pub codec: Option<&'a str>,
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// For a viewer of fragmented MP4: the MIME type with its codecs string, as
+    /// `MediaSource.isTypeSupported` wants it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
 }
 
 /// What the server tells a viewer in text messages.
@@ -218,6 +222,9 @@ pub enum ServerMessage<'a> {
         detector: bool,
         /// What the binary messages of this stream hold: `jpeg` or `h264`.
         codec: &'a str,
+        /// How H.264 is packaged, when not behind wsjpeg's header: `fmp4`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        container: Option<&'a str>,
         /// The H.264 stream, when the server offers one (`/stream?codec=h264`); its codec
         /// string is `null` until the encoder has run.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +241,8 @@ pub enum ServerMessage<'a> {
         codec: &'a str,
         width: Option<u32>,
         height: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mime: Option<String>,
     },
     Status {
         camera: CameraState,

@@ -24,7 +24,7 @@ use crate::protocol::CameraState;
 use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
 use crate::viewers::ClientKind;
-use crate::websocket::{self, Codec, ViewerOptions};
+use crate::websocket::{self, Codec, Container, ViewerOptions};
 use crate::{files, mjpeg, page, recordings, report};
 
 #[derive(Debug)]
@@ -391,6 +391,7 @@ fn ws_or_mjpeg(
     );
     let options = ViewerOptions {
         codec,
+        container: Container::from_query(query_param(&query, "container").as_deref()),
         meta: flag("meta"),
         detections: flag("detections"),
         detector: detector_token_accepted(config.detector_token.as_deref(), &query, &headers),

@@ -34,6 +34,7 @@ fn access_units(stream: &[u8]) -> Vec<AccessUnit> {
                 sequence: n + 1,
                 keyframe: idr,
                 capture_time_us: FIRST_CAPTURE_US + n * FRAME_US,
+                duration_us: FRAME_US as u32,
                 data: Bytes::from(std::mem::take(pending)),
             });
         }
@@ -64,7 +65,7 @@ fn as_viewer_receives(units: &[AccessUnit], from: usize) -> Vec<u8> {
     let sets = ParameterSets::of(&units[from].data).expect("a keyframe with SPS and PPS");
     let mut file = fmp4::init_segment(&sets).expect("an init segment").to_vec();
     for unit in &units[from..] {
-        file.extend_from_slice(fmp4::fragment(unit, FRAME_US as u32).parts()[0]);
+        file.extend_from_slice(fmp4::fragment(unit).parts()[0]);
     }
     file
 }

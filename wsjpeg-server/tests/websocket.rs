@@ -418,3 +418,38 @@ async fn an_origin_with_another_scheme_is_another_origin() {
     let proxied_plain = format!("{same}X-Forwarded-Proto: https\r\n");
     assert_eq!(upgrade_status(port, &proxied_plain).await, Some(403));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_it_does_not_know_or_fmp4_without_h264_is_refused_and_jpeg_goes_on() {
+    let server = Live::test_pattern(320, 240, 30, Settings::default());
+    for (path, says) in [
+        ("/stream?codec=h264&container=webm", "unknown container"),
+        ("/stream?container=fmp4", "codec=h264&container=fmp4"),
+    ] {
+        let mut ws = connect(server.port, path).await;
+        next_text_of_type(&mut ws, "hello", 5 * SECOND)
+            .await
+            .expect("a hello");
+        let error = next_text_of_type(&mut ws, "error", 5 * SECOND)
+            .await
+            .expect("an error message");
+        assert!(
+            error["message"].as_str().is_some_and(|m| m.contains(says)),
+            "{path}: {error}"
+        );
+        assert_eq!(close_code(&mut ws, 5 * SECOND).await, Some(1003), "{path}");
+    }
+    // No H.264 source: fragmented MP4 is refused as raw H.264 is.
+    let mut ws = connect(server.port, "/stream?codec=h264&container=fmp4").await;
+    let error = next_text_of_type(&mut ws, "error", 5 * SECOND)
+        .await
+        .expect("an error message");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no H.264")),
+        "{error}"
+    );
+    let mut jpeg = connect(server.port, "/stream").await;
+    assert!(count_frames(&mut jpeg, SECOND).await > 10, "JPEG goes on");
+}

@@ -250,7 +250,14 @@ impl BaseSinkImpl for WsH264Sink {
         })?;
         let capture_time = capture_time_us(self.obj().upcast_ref(), buffer);
         // Copied, so the encoder's buffer goes back at once.
-        track.publish(bytes::Bytes::copy_from_slice(&map), capture_time);
+        let duration_us = buffer
+            .duration()
+            .and_then(|d| u32::try_from(d.useconds()).ok());
+        track.publish_timed(
+            bytes::Bytes::copy_from_slice(&map),
+            capture_time,
+            duration_us,
+        );
         Ok(gst::FlowSuccess::Ok)
     }
 }

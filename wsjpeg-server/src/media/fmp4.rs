@@ -119,6 +119,17 @@ impl ParameterSets {
     }
 }
 
+/// The initialisation segment for a keyframe, empty for any other unit or a keyframe
+/// without parameter sets that say the picture size.
+pub(super) fn init_packet(unit: &AccessUnit) -> Packet {
+    let segment = unit
+        .keyframe
+        .then(|| ParameterSets::of(&unit.data))
+        .flatten()
+        .and_then(|sets| init_segment(&sets));
+    Packet::new(segment.into_iter().collect())
+}
+
 /// `ftyp` and `moov` for one H.264 track with these parameter sets; `None` if the SPS does
 /// not say the picture size.
 pub fn init_segment(sets: &ParameterSets) -> Option<Bytes> {
@@ -232,10 +243,10 @@ fn sample_flags(keyframe: bool) -> u32 {
     if keyframe { 0x0200_0000 } else { 0x0101_0000 }
 }
 
-/// The `moof` and `mdat` of one access unit, lasting `duration_us`; its NAL units (but
-/// parameter sets and delimiters) behind 4-byte lengths. The fragment's sequence number is
-/// the unit's, cut to 32 bits.
-pub fn fragment(unit: &AccessUnit, duration_us: u32) -> Packet {
+/// The `moof` and `mdat` of one access unit; its NAL units (but parameter sets and
+/// delimiters) behind 4-byte lengths. The fragment's sequence number is the unit's, cut to 32
+/// bits.
+pub fn fragment(unit: &AccessUnit) -> Packet {
     let nals: Vec<&[u8]> = nal_units(&unit.data)
         .filter(|u| !matches!(nal_type(u), Some(SPS | PPS | DELIMITER)))
         .collect();
@@ -251,7 +262,7 @@ pub fn fragment(unit: &AccessUnit, duration_us: u32) -> Packet {
     b.begin_full(b"trun", 0, 0x0000_0701).u32(1);
     let offset_at = b.len();
     b.u32(0)
-        .u32(duration_us)
+        .u32(unit.duration_us)
         .u32(sample_size as u32)
         .u32(sample_flags(unit.keyframe))
         .end();
@@ -295,9 +306,10 @@ mod tests {
             sequence: 5,
             keyframe: true,
             capture_time_us: 1_700_000_000_123_456,
+            duration_us: 33_333,
             data: access_unit(true),
         };
-        let packet = fragment(&unit, 33_333);
+        let packet = fragment(&unit);
         let data = &packet.parts()[0].to_vec();
         let kinds: Vec<String> = boxes_of(data).into_iter().map(|(k, _)| k).collect();
         assert_eq!(kinds, ["moof", "mdat"]);

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use super::packet::Packet;
 use super::unit::AccessUnit;
-use super::wsj;
+use super::{fmp4, wsj};
 
 /// The transports' formats of an access unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,14 +16,22 @@ pub enum Format {
     /// wsjpeg's WebSocket message: a 32-byte header (sequence, capture time, keyframe flag)
     /// and the access unit in Annex B.
     Wsj,
+    /// A fragment of fragmented MP4: `moof` + `mdat`.
+    Fmp4,
+    /// The fragmented MP4 initialisation segment a keyframe's parameter sets make (empty for
+    /// other units); a player needs it before the keyframe's fragment when it starts or when
+    /// the parameter sets change.
+    Fmp4Init,
 }
 
 impl Format {
-    const ALL: [Format; 1] = [Format::Wsj];
+    const ALL: [Format; 3] = [Format::Wsj, Format::Fmp4, Format::Fmp4Init];
 
     fn package(self, unit: &AccessUnit) -> Packet {
         match self {
             Format::Wsj => wsj::package(unit),
+            Format::Fmp4 => fmp4::fragment(unit),
+            Format::Fmp4Init => fmp4::init_packet(unit),
         }
     }
 }

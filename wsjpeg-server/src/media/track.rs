@@ -35,6 +35,8 @@ const MAX_GOP_BYTES: usize = 16 * 1024 * 1024;
 /// stopped (an encoder stopped, a pipeline paused): a follower that starts waits for a fresh
 /// keyframe instead of being shown it.
 const STALE_AFTER: Duration = Duration::from_secs(2);
+/// A unit's duration when nothing tells it: a frame at 30 fps.
+const DEFAULT_DURATION_US: u32 = 33_333;
 
 /// What followers are told about the stream: its codec string and size.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -94,6 +96,8 @@ pub struct VideoTrack {
     /// The sequence number of the newest access unit; followers wait on it.
     newest: watch::Sender<u64>,
     next_sequence: AtomicU64,
+    /// The capture time of the newest unit.
+    last_capture_us: AtomicU64,
     info: Mutex<TrackInfo>,
     /// Taken before `producer` when both are.
     followers: Mutex<u32>,
@@ -118,6 +122,7 @@ impl Default for VideoTrack {
             gop: Mutex::new(Gop::default()),
             newest: watch::Sender::new(0),
             next_sequence: AtomicU64::new(1),
+            last_capture_us: AtomicU64::new(0),
             info: Mutex::new(TrackInfo::default()),
             followers: Mutex::new(0),
             producer: Mutex::new(None),
@@ -168,6 +173,17 @@ impl VideoTrack {
 
     /// Takes an access unit. Returns its sequence number.
     pub fn publish(&self, data: Bytes, capture_time_us: u64) -> u64 {
+        self.publish_timed(data, capture_time_us, None)
+    }
+
+    /// Takes an access unit that lasts `duration_us` (when the producer knows). Returns its
+    /// sequence number.
+    pub fn publish_timed(
+        &self,
+        data: Bytes,
+        capture_time_us: u64,
+        duration_us: Option<u32>,
+    ) -> u64 {
         let keyframe = is_keyframe(&data);
         if keyframe && let Some(codec) = codec_string(&data) {
             let mut info = lock(&self.info);
@@ -176,10 +192,22 @@ impl VideoTrack {
             }
         }
         let sequence = self.next_sequence.fetch_add(1, Ordering::Relaxed);
+        let previous = self
+            .last_capture_us
+            .swap(capture_time_us, Ordering::Relaxed);
+        let duration_us = duration_us
+            .or_else(|| {
+                let gap = capture_time_us.checked_sub(previous)?;
+                u32::try_from(gap)
+                    .ok()
+                    .filter(|&gap| gap > 0 && gap < 1_000_000)
+            })
+            .unwrap_or(DEFAULT_DURATION_US);
         let unit = Arc::new(PackagedUnit::new(AccessUnit {
             sequence,
             keyframe,
             capture_time_us,
+            duration_us,
             data,
         }));
         lock(&self.gop).push(unit, Instant::now());

@@ -11,5 +11,8 @@ pub struct AccessUnit {
     pub keyframe: bool,
     /// Unix epoch µs at which the picture was captured.
     pub capture_time_us: u64,
+    /// How long the picture is shown, µs: the buffer's duration, else the time since the unit
+    /// before, else a frame at 30 fps.
+    pub duration_us: u32,
     pub data: Bytes,
 }

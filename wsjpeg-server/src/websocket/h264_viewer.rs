@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::io::AsyncWrite;
 
 use super::codec::OPCODE_BINARY;
+use super::viewer::{Container, mp4_mime};
 use super::writer::FrameWriter;
-use crate::media::{Following, Format, Next, TrackInfo, VideoTrack};
+use crate::media::{Following, Format, Next, PackagedUnit, TrackInfo, VideoTrack};
 use crate::protocol::ServerMessage;
 use crate::viewers::ClientGuard;
 
@@ -21,11 +22,20 @@ pub(super) struct H264Follower {
     waiting: bool,
     /// What this viewer was told to configure its decoder with.
     announced: Option<TrackInfo>,
+    /// How its units are packaged.
+    format: Format,
+    /// The fragmented MP4 initialisation segment it was sent last.
+    init_sent: Option<Vec<u8>>,
 }
 
 impl H264Follower {
-    pub(super) fn new(track: &Arc<VideoTrack>) -> Self {
+    pub(super) fn new(track: &Arc<VideoTrack>, container: Container) -> Self {
         H264Follower {
+            format: match container {
+                Container::Fmp4 => Format::Fmp4,
+                _ => Format::Wsj,
+            },
+            init_sent: None,
             following: track.follow(),
             cursor: None,
             waiting: false,
@@ -77,14 +87,46 @@ impl H264Follower {
                 self.waiting = false;
                 self.announce(&track, writer).await?;
                 for unit in units {
-                    let packet = unit.packet(Format::Wsj);
+                    self.cursor = Some(unit.sequence);
+                    if self.format == Format::Fmp4 && !self.send_init(&unit, &track, writer).await?
+                    {
+                        continue;
+                    }
+                    let packet = unit.packet(self.format);
                     writer.send(OPCODE_BINARY, &packet.parts()).await?;
                     guard.record_sent(packet.len());
-                    self.cursor = Some(unit.sequence);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Sends a keyframe's initialisation segment when this viewer has none yet or another
+    /// one; says whether the unit's fragment may follow (a player can decode nothing before
+    /// an initialisation segment).
+    async fn send_init<W: AsyncWrite + Unpin>(
+        &mut self,
+        unit: &PackagedUnit,
+        track: &VideoTrack,
+        writer: &mut FrameWriter<W>,
+    ) -> std::io::Result<bool> {
+        if !unit.keyframe {
+            return Ok(self.init_sent.is_some());
+        }
+        let init = unit.packet(Format::Fmp4Init);
+        let Some(segment) = init.parts().first().map(|part| part.to_vec()) else {
+            return Ok(self.init_sent.is_some());
+        };
+        if self.init_sent.as_ref() != Some(&segment) {
+            if self.init_sent.is_some() {
+                // New parameter sets (another size): the player is told before it gets them.
+                self.announced = None;
+                self.announce(track, writer).await?;
+            }
+            writer.send(OPCODE_BINARY, &init.parts()).await?;
+            self.init_sent = Some(segment);
+        }
+        Ok(true)
     }
 
     /// Tells the viewer the codec before the first unit, and again whenever it changes.
@@ -102,6 +144,7 @@ impl H264Follower {
                 codec,
                 width: info.width,
                 height: info.height,
+                mime: (self.format == Format::Fmp4).then(|| mp4_mime(codec)),
             }
             .to_json();
             writer.send_text(&message).await?;

@@ -11,4 +11,4 @@ mod viewer;
 mod writer;
 
 pub(crate) use connection::serve_upgraded;
-pub(crate) use viewer::{Codec, ViewerOptions};
+pub(crate) use viewer::{Codec, Container, ViewerOptions};

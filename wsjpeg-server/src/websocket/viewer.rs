@@ -34,8 +34,34 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 pub enum Codec {
     /// One whole JPEG each (with `?meta=1`, behind the meta header).
     Jpeg,
-    /// One H.264 access unit each, behind its header, in order from a keyframe.
+    /// One H.264 access unit each, in order from a keyframe, packaged as `container` says.
     H264,
+}
+
+/// How an H.264 viewer's units are packaged (`?container=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Container {
+    /// wsjpeg's 32-byte header and the unit in Annex B (no `container`).
+    Wsj,
+    /// Fragmented MP4 for Media Source Extensions (`container=fmp4`): an initialisation
+    /// segment, then a `moof` + `mdat` per unit.
+    Fmp4,
+    /// A value the server does not know: refused with a message saying which it knows.
+    Unknown,
+}
+
+impl Container {
+    pub fn from_query(value: Option<&str>) -> Container {
+        match value {
+            None | Some("") => Container::Wsj,
+            Some("fmp4") => Container::Fmp4,
+            Some(_) => Container::Unknown,
+        }
+    }
+
+    fn name(self) -> Option<&'static str> {
+        (self == Container::Fmp4).then_some("fmp4")
+    }
 }
 
 impl Codec {
@@ -51,12 +77,33 @@ impl Codec {
 #[derive(Debug, Clone, Copy)]
 pub struct ViewerOptions {
     pub codec: Codec,
+    pub container: Container,
     pub meta: bool,
     /// Send `detections` messages (`?detections=1`).
     pub detections: bool,
     /// May push detections (presented the detector token).
     pub detector: bool,
     pub keepalive: Duration,
+}
+
+impl ViewerOptions {
+    /// Why this viewer's request cannot be served as asked, before anything is sent.
+    fn refusal(&self) -> Option<&'static str> {
+        match (self.container, self.codec) {
+            (Container::Unknown, _) => {
+                Some("unknown container: connect with container=fmp4, or without container")
+            }
+            (Container::Fmp4, Codec::Jpeg) => {
+                Some("container=fmp4 carries H.264: connect with codec=h264&container=fmp4")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The MIME type of fragmented MP4 with this H.264 codec string.
+pub(super) fn mp4_mime(codec: &str) -> String {
+    format!("video/mp4; codecs=\"{codec}\"")
 }
 
 type DetectionsRx = watch::Receiver<Option<Arc<DetectionSet>>>;
@@ -157,10 +204,14 @@ impl Viewer {
             detections: self.options.detections,
             detector: self.options.detector,
             codec: self.options.codec.name(),
+            container: self.options.container.name(),
             h264: h264_info.as_ref().map(|info| H264Announce {
                 codec: info.codec.as_deref(),
                 width: info.width,
                 height: info.height,
+                mime: (self.options.container == Container::Fmp4)
+                    .then(|| info.codec.as_deref().map(mp4_mime))
+                    .flatten(),
             }),
             camera: status.state,
             message: status.message.as_deref(),
@@ -168,6 +219,11 @@ impl Viewer {
         .to_json();
         // The hello says the camera state; `status` messages follow only when it changes.
         writer.send_text(&hello).await?;
+        if let Some(refusal) = self.options.refusal() {
+            let message = ServerMessage::Error { message: refusal };
+            writer.send_text(&message.to_json()).await?;
+            return Ok(Ending::Close(CLOSE_UNSUPPORTED, "unknown container"));
+        }
         if self.options.codec == Codec::H264 && h264_info.is_none() {
             let message = ServerMessage::Error {
                 message: "this server offers no H.264 stream: connect without codec=h264",
@@ -198,7 +254,8 @@ impl Viewer {
         // as for every later one.
         let mut early = VecDeque::new();
         let detector = self.options.detector;
-        let mut h264 = (self.options.codec == Codec::H264).then(|| H264Follower::new(&hub.h264));
+        let mut h264 = (self.options.codec == Codec::H264)
+            .then(|| H264Follower::new(&hub.h264, self.options.container));
         match &mut h264 {
             Some(follower) => {
                 let sending = follower.send_due(writer, &self.guard);
