@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,35 +16,6 @@ use gst::prelude::*;
 const SECOND: Duration = Duration::from_secs(1);
 
 const SINK: &str = "wsjpegsink name=sink port=0 address=127.0.0.1";
-
-/// A fresh folder under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("wsjpeg-recordings-{label}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, data).expect("file written");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A server in READY (listening, nothing streaming), with `props` on the sink.
 fn server(props: &str) -> Server {

@@ -4,22 +4,18 @@
 //! ffprobe. The access units are x264's (a committed fixture: 30 frames of 320x240, a keyframe
 //! every 10).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
+use common::fixture;
 use wsjpeg_server::media::fmp4::{self, ParameterSets};
 use wsjpeg_server::media::{AccessUnit, nal_units};
 
 const FRAME_US: u64 = 33_333;
 const FIRST_CAPTURE_US: u64 = 1_765_000_000_000_000;
-
-fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The access units of an Annex B stream: a unit ends where a NAL unit that is not a slice,
 /// or the first slice of a picture (first_mb_in_slice 0: its first bit set), follows a slice.

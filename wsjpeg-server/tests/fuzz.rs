@@ -12,10 +12,12 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{exchange_blocking as exchange, fixture, server_panics, watch_process};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use wsjpeg_server::protocol::{self, ClientMessage, MAX_CLIENT_MESSAGE, ServerMessage};
@@ -491,13 +493,6 @@ fn real_jpegs() -> &'static [(u32, u32, Vec<u8>)] {
     })
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[derive(Debug, Clone)]
 enum Mutation {
     Set(prop::sample::Index, u8),
@@ -776,7 +771,7 @@ struct LiveServers {
 fn live() -> &'static LiveServers {
     static LIVE: OnceLock<LiveServers> = OnceLock::new();
     LIVE.get_or_init(|| {
-        count_server_panics();
+        watch_process();
         let start = |settings: Settings| {
             let config = Config {
                 address: "127.0.0.1".into(),
@@ -817,45 +812,6 @@ impl LiveServers {
         });
         self
     }
-}
-
-static SERVER_PANICS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts panics on the server's threads, which tokio would otherwise only print.
-fn count_server_panics() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if std::thread::current()
-            .name()
-            .is_some_and(|name| name.starts_with("wsjpeg"))
-        {
-            SERVER_PANICS.fetch_add(1, Ordering::Relaxed);
-        }
-        previous(info)
-    }));
-}
-
-/// One request on a fresh connection, read until the server closes it (or 5 s pass): the
-/// status (0 when no answer came) and the body.
-fn exchange(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, Vec::new());
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.write_all(request);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let status = raw
-        .get(9..12)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|end| raw[end + 4..].to_vec())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// After every live case: the server still answers a health check.
@@ -1089,7 +1045,7 @@ proptest! {
             .any(|m| m["type"] == "time" && m["client"] == 4242);
         let outcome = if answered { Ok(()) } else { Err(format!("no clock answer after {messages:?}")) };
         prop_assert!(outcome.is_ok(), "{:?}", outcome);
-        prop_assert_eq!(SERVER_PANICS.load(Ordering::Relaxed), 0, "a server thread panicked");
+        prop_assert_eq!(server_panics(), 0, "a server thread panicked");
         prop_assert!(healthy(port));
     }
 }

@@ -131,6 +131,31 @@ pub fn unique_temp_dir(label: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A fresh folder under the system temp dir, removed on drop.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        TempDir(unique_temp_dir(label))
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, data).expect("file written");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Takes this process's lock for tests that measure the process (memory, descriptors) and
 /// must not share it with other tests of their binary.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
