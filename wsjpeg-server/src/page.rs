@@ -27,12 +27,12 @@ const ASSETS: &str = "assets";
 /// Cached for a year and never asked again: a URL names one content only.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-struct Viewer {
+struct Built {
     version: String,
     page: Bytes,
 }
 
-static VIEWER: LazyLock<Viewer> = LazyLock::new(|| {
+static BUILT: LazyLock<Built> = LazyLock::new(|| {
     let version = version_of(FILES);
     let html = FILES
         .iter()
@@ -40,17 +40,17 @@ static VIEWER: LazyLock<Viewer> = LazyLock::new(|| {
         .map(|(_, bytes)| String::from_utf8_lossy(bytes).into_owned())
         .unwrap_or_default();
     let page = Bytes::from(point_to_assets(&html, &version, FILES));
-    Viewer { version, page }
+    Built { version, page }
 });
 
 /// The page: `web/index.html` with its stylesheet and module pointing to their version.
 pub fn page() -> Bytes {
-    VIEWER.page.clone()
+    BUILT.page.clone()
 }
 
 /// A file of the page, with its content type, if `version` is this build's.
 pub fn asset(version: &str, name: &str) -> Option<(Bytes, HeaderValue)> {
-    if version != VIEWER.version || name == PAGE {
+    if version != BUILT.version || name == PAGE {
         return None;
     }
     let (_, bytes) = FILES.iter().find(|(n, _)| *n == name)?;
@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn the_page_points_to_this_versions_files() {
         let page = String::from_utf8(page().to_vec()).unwrap();
-        let version = &VIEWER.version;
+        let version = &BUILT.version;
         assert!(page.contains(&format!(r#"href="assets/{version}/viewer.css""#)));
         assert!(page.contains(&format!(r#"src="assets/{version}/js/main.js""#)));
         assert!(!page.contains(r#"src="js/"#));
@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn every_module_is_there_in_this_version_only() {
-        let version = &VIEWER.version;
+        let version = &BUILT.version;
         let (js, js_type) = asset(version, "js/main.js").unwrap();
         assert!(!js.is_empty());
         assert_eq!(js_type, "text/javascript; charset=utf-8");
