@@ -60,6 +60,8 @@ enum ServerKind {
 enum Codec {
     Jpeg,
     H264,
+    /// H.264 as fragmented MP4 (`codec=h264&container=fmp4`).
+    Fmp4,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -233,8 +235,8 @@ struct LoadArgs {
     /// Viewers ask for detections (`detections=1`).
     #[arg(long)]
     with_detections: bool,
-    /// What the WebSocket viewers ask for: JPEG frames, or H.264 (`codec=h264`; the server
-    /// must offer it: `run` does with --h264-bitrate).
+    /// What the WebSocket viewers ask for: JPEG frames, or H.264 (`codec=h264`, or as
+    /// fragmented MP4 with `fmp4`; the server must offer it: `run` does with --h264-bitrate).
     #[arg(long, value_enum, default_value = "jpeg")]
     codec: Codec,
     /// Do not add `meta=1` to the WebSocket URL (latency and skips become n/a).
@@ -299,6 +301,9 @@ impl LoadArgs {
         let target = match self.codec {
             Codec::Jpeg => target,
             Codec::H264 => target.with_query_param("codec", "h264"),
+            Codec::Fmp4 => target
+                .with_query_param("codec", "h264")
+                .with_query_param("container", "fmp4"),
         };
         Ok(LoadConfig {
             target,
@@ -661,9 +666,9 @@ impl ChildServer {
 }
 
 fn run_cmd(mut args: RunArgs) -> Result<bool> {
-    if args.load.codec == Codec::H264 {
+    if args.load.codec != Codec::Jpeg {
         if args.server != RunServer::Wsjpeg {
-            bail!("--codec h264 is for --server wsjpeg (the relay serves JPEG only)");
+            bail!("--codec h264 and fmp4 are for --server wsjpeg (the relay serves JPEG only)");
         }
         if args.source.h264_bitrate == 0 {
             args.source.h264_bitrate = 2000;

@@ -28,7 +28,9 @@ const MAX_HEAD: usize = 16 * 1024;
 pub use wsjpeg_server::protocol::{META_HEADER_LEN as META_LEN, MetaHeader as Meta};
 
 /// Bytes kept of each binary message: enough for the longest header (an H.264 unit's).
-const PREFIX_LEN: usize = wsjpeg_server::media::WSJ_HEADER_LEN;
+/// Enough of a binary message for its header, or for a fragmented-MP4 fragment's sequence
+/// number and decode time.
+const PREFIX_LEN: usize = 96;
 
 /// What the parser found in the stream.
 #[derive(Debug, PartialEq, Eq)]
@@ -90,6 +92,18 @@ impl Default for Parser {
             control: Vec::new(),
         }
     }
+}
+
+/// A fragment of fragmented MP4 (`container=fmp4`) read as a header: its decode time is the
+/// capture time.
+fn fragment_meta(prefix: &[u8]) -> Option<Meta> {
+    let (sequence, capture_time_us) = wsjpeg_server::media::fmp4::fragment_times(prefix)?;
+    Some(Meta {
+        sequence: u64::from(sequence),
+        capture_time_us,
+        len: 0,
+        keyframe: false,
+    })
 }
 
 impl Parser {
@@ -200,11 +214,13 @@ impl Parser {
             _ if self.frame_fin => {
                 let opcode = std::mem::take(&mut self.message_opcode);
                 if opcode == OPCODE_BINARY {
+                    let prefix = &self.prefix[..self.prefix_have];
                     let meta = if self.prefix_have >= META_LEN {
-                        wsjpeg_server::protocol::parse_meta_header(&self.prefix[..self.prefix_have])
+                        wsjpeg_server::protocol::parse_meta_header(prefix)
                     } else {
                         None
-                    };
+                    }
+                    .or_else(|| fragment_meta(prefix));
                     on_event(Event::Binary {
                         len: self.message_len,
                         meta,

@@ -279,6 +279,51 @@ pub fn fragment(unit: &AccessUnit) -> Packet {
     Packet::new(vec![b.out.freeze()])
 }
 
+/// The children of the box whose contents are `data`: each box's type and contents, as far
+/// as `data` holds them (a box cut short gives what there is of it).
+fn children(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        let size = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let kind = rest.get(4..8)?;
+        let end = size.clamp(8, rest.len());
+        let contents = &rest[8..end];
+        rest = &rest[end..];
+        Some((kind, contents))
+    })
+}
+
+/// What a reader of the stream needs of a fragment without reading it all: its sequence
+/// number and decode time (the capture time, Unix µs), from the first bytes of a `moof`.
+/// `None` for anything else (an initialisation segment, a cut or foreign box).
+pub fn fragment_times(data: &[u8]) -> Option<(u32, u64)> {
+    let (kind, moof) = children(data).next()?;
+    if kind != b"moof" {
+        return None;
+    }
+    let mut sequence = None;
+    let mut decode_time = None;
+    for (kind, contents) in children(moof) {
+        match kind {
+            b"mfhd" => sequence = Some(u32::from_be_bytes(contents.get(4..8)?.try_into().ok()?)),
+            b"traf" => {
+                for (kind, contents) in children(contents) {
+                    if kind == b"tfdt" {
+                        decode_time = Some(match contents.first()? {
+                            1 => u64::from_be_bytes(contents.get(4..12)?.try_into().ok()?),
+                            _ => {
+                                u64::from(u32::from_be_bytes(contents.get(4..8)?.try_into().ok()?))
+                            }
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some((sequence?, decode_time?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::annexb::tests::access_unit;
