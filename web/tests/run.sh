@@ -11,7 +11,7 @@
 # Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
 # from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
 # <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png,
-# viewer-detections.png, viewer-h264.png). Exits non-zero when a test fails.
+# viewer-detections.png, viewer-h264.png, viewer-mse.png). Exits non-zero when a test fails.
 # Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 set -euo pipefail
 
@@ -108,7 +108,7 @@ status=0
 wait "$test_pgid" || status=$?
 
 if [ "$status" -eq 0 ]; then
-    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png, viewer-h264.png)"
+    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png, viewer-h264.png, viewer-mse.png)"
 else
     log "Viewer tests FAILED (exit $status)"
 fi

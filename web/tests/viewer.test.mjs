@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 
 import { labelRgb } from '../js/boxes.js';
 import {
-  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
+  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, createLanLink, fetchBytes, fetchJson, freePort, leakTracker, sleep,
   readHello, slowDecoder, startDetector, startH264Sink, startPlainServer, startProtocolServer, startSink,
   stopAll, videoFrameTracker, waitFor,
 } from './helpers.mjs';
@@ -60,8 +60,8 @@ function recordSocketOpens() {
   };
 }
 
-async function openViewer(url, { context: contextOptions = {}, initScripts = [] } = {}) {
-  const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
+async function openViewer(url, { context: contextOptions = {}, initScripts = [], in: inBrowser = browser } = {}) {
+  const context = await inBrowser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
   await context.addInitScript(leakTracker);
   for (const script of initScripts) {
     if (Array.isArray(script)) await context.addInitScript(script[0], script[1]);
@@ -1308,8 +1308,20 @@ describe('viewer and H.264', () => {
   });
 
   for (const [label, script] of [['no VideoDecoder', noVideoDecoder], ['isConfigSupported says no', unsupportedVideoDecoder]]) {
-    it(`stays on JPEG when the browser cannot decode H.264 (${label})`, { timeout: 20000 }, async () => {
+    it(`plays H.264 through MSE when WebCodecs cannot decode it (${label})`, { timeout: 20000 }, async () => {
       view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [script] });
+      const { page } = view;
+      const s = await waitForMse(page, 10);
+      assert.equal(s.h264.configured, 0);
+      assert.ok(isMseUrl(view.sockets.at(-1)), view.sockets.join(', '));
+      await waitFor('the stats bar to say H.264 MSE', async () => (await text(page, '#video-codec')).trim() === 'H.264 MSE');
+      assert.equal(await page.getAttribute('#video-codec', 'title'), "H.264, played by this browser's video player (Media Source Extensions)");
+      await assertMoving(page, label);
+      assert.deepEqual(view.errors, []);
+    });
+
+    it(`stays on JPEG when the browser cannot play H.264 (${label}, no MSE)`, { timeout: 20000 }, async () => {
+      view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [script, noMediaSource] });
       const { page } = view;
       await waitForPictures(page, 10);
       await sleep(1500);
@@ -1405,6 +1417,229 @@ describe('viewer and a server without H.264', () => {
     await assertMoving(page, 'forced H.264 on a JPEG-only server');
     assert.deepEqual(view.errors, []);
   });
+});
+
+// ---- H.264 on a LAN page (plain http, not a secure context): Media Source Extensions -------------
+
+/** Installed in a page: a browser without Media Source Extensions (as iPhones before iOS 17.1). */
+function noMediaSource() {
+  delete window.MediaSource;
+  delete window.ManagedMediaSource;
+}
+
+/**
+ * Installed in a page: every SourceBuffer fails after `after` appends — appendBuffer() throws a
+ * QuotaExceededError (`mode` 'quota'), or is given bytes that are no fragment ('garbage'), which
+ * the player reports as an error.
+ */
+function failingSourceBuffer([mode, after]) {
+  if (typeof SourceBuffer !== 'function') return;
+  const append = SourceBuffer.prototype.appendBuffer;
+  const counts = new WeakMap();
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    const n = (counts.get(this) || 0) + 1;
+    counts.set(this, n);
+    if (n <= after) return append.call(this, data);
+    if (mode === 'quota') throw new DOMException('test: the buffer is full', 'QuotaExceededError');
+    return append.call(this, new Uint8Array(4096).fill(0x5a));
+  };
+}
+
+const isMseUrl = (url) => isH264Url(url) && new URL(url).searchParams.get('container') === 'fmp4';
+
+async function waitForMse(page, pictures = 10, timeout = 15000) {
+  return waitFor(`${pictures} H.264 pictures through MSE`, async () => {
+    const s = await stats(page);
+    return s.codec === 'h264' && s.codecPath === 'mse' && s.mse.pictures >= pictures && s.drawn > 0 ? s : null;
+  }, { timeout });
+}
+
+describe('viewer on a LAN address (not a secure context): H.264 through Media Source Extensions', () => {
+  const TOKEN = 'lan-det3ctor';
+  const BOX = [200, 150, 240, 180];
+  let link;         // a network namespace behind a veth pair: the browser there, the camera here
+  let lanBrowser;
+  let lanSink;      // the test pattern as JPEG and H.264 on the host's side of the veth pair
+  let detector;
+  let base;         // http://HOST_IP:PORT/
+  let view;
+  let skip = '';
+
+  before(async () => {
+    link = createLanLink();
+    if (link.skip) {
+      skip = link.skip;
+      return;
+    }
+    lanSink = await startH264Sink({ port: await freePort(), address: link.hostIp, sinkProps: [`detector-token=${TOKEN}`] });
+    base = `http://${link.hostIp}:${lanSink.port}/`;
+    lanBrowser = await chromium.launch({ executablePath: link.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, { timeout: 60000 });
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+  after(async () => {
+    if (lanBrowser) await lanBrowser.close().catch(() => {});
+    if (detector) await detector.stop();
+    if (lanSink) await lanSink.stop();
+    if (link && link.stop) await link.stop();
+  });
+
+  it('shows the moving H.264 picture through MSE, with its figures, and stays live', { timeout: 60000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    assert.equal(await page.evaluate(() => window.isSecureContext), false, 'a LAN address over http is no secure context');
+    assert.equal(await page.evaluate(() => typeof window.VideoDecoder), 'undefined', 'no WebCodecs here');
+    await waitForMse(page, 20);
+    await waitFor('overlay hidden', () => page.locator('#overlay').isHidden());
+    const summary = await canvasSummary(page);
+    assert.equal(summary.width, 640);
+    assert.equal(summary.height, 480);
+    await assertMoving(page, 'H.264 through MSE');
+    assert.ok(isMseUrl(view.sockets.at(-1)), `the stream on screen: ${view.sockets.at(-1)}`);
+    assert.ok(!view.sockets.slice(0, -1).some(isMseUrl), 'one fMP4 stream, no reconnecting');
+
+    await waitFor('the stats bar to say H.264 MSE with a bitrate and a latency', async () => {
+      const codec = (await text(page, '#video-codec')).trim();
+      const bitrate = (await text(page, '#bitrate')).trim();
+      return codec === 'H.264 MSE' && /^\d+(\.\d)? [kM]bit\/s$/.test(bitrate) && Number.isFinite(latencyMs(await text(page, '#latency')));
+    }, { timeout: 5000 });
+    assert.equal(await page.getAttribute('#video-codec', 'title'),
+      "H.264, played by this browser's video player (Media Source Extensions): WebCodecs needs a secure page (https, or localhost)");
+    assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: H\.264, played by this browser's video player/);
+    let s = await stats(page);
+    assert.equal(s.mse.failed, false);
+    assert.equal(s.mse.attached, 1);
+    assert.match(s.mse.mime, /^video\/mp4; codecs="avc1\.42/);
+    assert.ok(s.fps > 20 && s.fps < 40, `FPS ${s.fps} from a 30 fps source`);
+    assert.ok(s.bitsPerSecond > 100e3 && s.bitsPerSecond < 5e6, `bitrate ${s.bitsPerSecond} bit/s`);
+    assert.equal(s.badMessages, 0);
+
+    // Live: the latency stays low and does not grow, the player stays within a few frames of
+    // the newest picture, and played-out video is removed.
+    await sleep(1500);
+    const samples = [];
+    const ahead = [];
+    for (let i = 0; i < 16; i++) {
+      await sleep(500);
+      s = await stats(page);
+      if (Number.isFinite(s.latencyMs)) samples.push(s.latencyMs);
+      if (s.mse.aheadS !== null) ahead.push(s.mse.aheadS * 1000);
+    }
+    const sorted = [...samples].sort((a, b) => a - b);
+    const p90 = sorted[Math.floor(sorted.length * 0.9)];
+    console.log(`# MSE latency on the page, capture → presented: median ${median(samples).toFixed(1)} ms, p90 ${p90.toFixed(1)} ms; ` +
+      `buffered ahead of the playhead: median ${median(ahead).toFixed(1)} ms; jumps to the live edge ${s.mse.jumps}`);
+    assert.ok(samples.length >= 12, `only ${samples.length} latency figures`);
+    assert.ok(median(samples) > 0 && median(samples) < 250, `MSE latency median ${median(samples)} ms`);
+    assert.ok(median(ahead) < 150, `the player is ${median(ahead)} ms behind the newest picture`);
+    const span = s.mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+    assert.ok(s.mse.removed > 3 && span < 3, `buffered ${span.toFixed(2)} s after ${s.mse.removed} removes`);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-mse.png') });
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('pauses, saves the paused picture, and plays live again from a keyframe', { timeout: 40000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    await page.keyboard.press('p');
+    await waitFor('paused and the player let go', async () => {
+      const now = await stats(page);
+      return now.paused && now.mse.player === 'none';
+    });
+    const still = await canvasSummary(page);
+    assert.ok(still.lit > 0.3, 'the paused picture stays on the canvas');
+    await sleep(600);
+    assert.equal((await canvasSummary(page)).sum, still.sum, 'the paused picture does not change');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#snapshot').click()]);
+    const saved = await readFile(await download.path());
+    assert.ok(saved.length > 5000 && saved[0] === 0xff && saved[1] === 0xd8, 'a JPEG was saved');
+    assert.match(await text(page, '#toast'), /paused picture/);
+    const before = await stats(page);
+    await sleep(1200); // past a keyframe interval: the stream cannot go on where it stopped
+    await page.keyboard.press('p');
+    await waitFor('MSE pictures after the pause', async () => {
+      const now = await stats(page);
+      return now.mse.pictures > before.mse.pictures + 10 ? now : null;
+    });
+    const s = await stats(page);
+    assert.equal(s.codecPath, 'mse');
+    assert.equal(s.mse.failed, false);
+    assert.equal(s.mse.attached, before.mse.attached + 1, 'a pause lets the player go');
+    await assertMoving(page, 'after the pause');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('draws the boxes of detections over the MSE picture they belong to', { timeout: 30000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    detector = await startDetector({
+      port: lanSink.port, host: link.hostIp, token: TOKEN, objects: () => [{ label: 'person', score: 0.9, box: BOX }],
+    });
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    // Matched by capture time: the picture's, read from the fragment's decode time.
+    const state = await waitFor('detections drawn over the MSE picture', async () => {
+      const d = await page.evaluate(() => window.wsjpegViewer.detections());
+      return d.drawn && d.objects.length === 1 ? d : null;
+    }, { timeout: 8000 });
+    assert.deepEqual(state.objects[0].box, BOX);
+    assert.equal(await page.locator('#objects-figure').isVisible(), true);
+    await detector.stop();
+    detector = null;
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('shows JPEG, and says why, in a browser without Media Source Extensions', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [noMediaSource] });
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.deepEqual(view.sockets.filter(isH264Url), []);
+    assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+    const why = 'Showing JPEG: WebCodecs needs a secure page (https, or localhost) and this browser has no Media Source Extensions';
+    assert.equal(await page.getAttribute('#video-codec', 'title'), why);
+    assert.equal(s.codecTitle, why);
+    assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: Showing JPEG: WebCodecs needs a secure page/);
+    await assertMoving(page, 'without MSE');
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const [mode, reason] of [
+    ['quota', /^H\.264 failed in this browser \(the video player has no room for more \(QuotaExceededError\)\)$/],
+    ['garbage', /^H\.264 failed in this browser \(.+\)$/],
+  ]) {
+    it(`goes back to JPEG with the reason when the player fails (${mode === 'quota' ? 'an append throws' : 'it cannot read what it is given'})`, { timeout: 30000 }, async (t) => {
+      if (skip) return t.skip(skip);
+      view = await openViewer(base, { in: lanBrowser, initScripts: [[failingSourceBuffer, [mode, 40]]] });
+      const { page } = view;
+      const s = await waitFor('MSE to fail over to JPEG', async () => {
+        const now = await stats(page);
+        return now.mse.failed && now.codec === 'jpeg' && now.connection === 'connected' ? now : null;
+      }, { timeout: 20000 });
+      assert.ok(s.mse.pictures > 0, 'H.264 was shown before it failed');
+      assert.match(s.codecNote, reason);
+      assert.match(await text(page, '#toast'), /^H\.264 stopped \(.+\): showing JPEG$/);
+      await waitFor('the Codec figure to say why', async () =>
+        (await page.getAttribute('#video-codec', 'title')) === `Showing JPEG: ${s.codecNote}`, { timeout: 3000 });
+      const drawn = s.drawn;
+      await waitFor('JPEG pictures after the failure', async () => (await stats(page)).drawn > drawn + 10);
+      await assertMoving(page, 'after the failure');
+      assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+      const sockets = view.sockets.length;
+      assert.ok(isMseUrl(view.sockets[sockets - 2]) && !isH264Url(view.sockets[sockets - 1]), view.sockets.join(', '));
+      await sleep(1500);
+      assert.equal(view.sockets.length, sockets, 'no going back and forth');
+      assert.deepEqual(view.errors, []);
+    });
+  }
 });
 
 // ---- Offline-friendly: the page never reaches beyond its own server ------------------------------
