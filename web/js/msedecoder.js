@@ -271,9 +271,13 @@ export function createMseDecoder({ frames, host, onFailure }) {
 
     /** A binary message: an initialisation segment or a fragment. */
     receive(buffer) {
+      if (!frames.paused) silentUnits++;
       const segment = parseSegment(buffer);
       if (!segment) {
         frames.rejected();
+        // Nothing but MP4 comes on this connection: a server that sends something else from
+        // the start does not know fragmented MP4.
+        if (!init) fail('the server does not send fragmented MP4');
         return;
       }
       if (segment.kind === 'init') {
@@ -283,7 +287,6 @@ export function createMseDecoder({ frames, host, onFailure }) {
         if (player && !failed) player.queue.push(buffer);
         return;
       }
-      if (!frames.paused) silentUnits++;
       frames.arrived(segment.sequence);
       counts.fragments++;
       if (segment.durationUs > 0) frameS = segment.durationUs / 1e6;

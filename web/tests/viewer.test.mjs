@@ -1445,6 +1445,15 @@ function failingSourceBuffer([mode, after]) {
   };
 }
 
+/** Installed in a page: MediaSource.isTypeSupported says no to everything, and keeps what it was asked. */
+function rejectingMediaSource() {
+  const asked = [];
+  Object.defineProperty(window, '__typesAsked', { value: asked });
+  if (typeof MediaSource === 'function') {
+    MediaSource.isTypeSupported = (type) => { asked.push(type); return false; };
+  }
+}
+
 const isMseUrl = (url) => isH264Url(url) && new URL(url).searchParams.get('container') === 'fmp4';
 
 async function waitForMse(page, pictures = 10, timeout = 15000) {
@@ -1609,6 +1618,22 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.equal(s.codecTitle, why);
     assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: Showing JPEG: WebCodecs needs a secure page/);
     await assertMoving(page, 'without MSE');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('shows JPEG, and says why, when the browser rejects the codecs string', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [rejectingMediaSource] });
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.deepEqual(view.sockets.filter(isH264Url), []);
+    assert.equal(await page.getAttribute('#video-codec', 'title'), 'Showing JPEG: this browser cannot decode this H.264 stream');
+    const asked = await page.evaluate(() => window.__typesAsked);
+    assert.ok(asked.some((type) => /^video\/mp4; codecs="avc1\.42/.test(type)), `asked about ${asked}`);
+    await assertMoving(page, 'codecs string rejected');
     assert.deepEqual(view.errors, []);
   });
 
