@@ -464,6 +464,13 @@ export function createLanLink() {
     hostIp,
     viewerIp,
     chromium: path.join(dir, 'chromium-in-namespace'),
+    /** Sends from the camera's side at `rate` (tc's words: '10mbit'), with a home router's 50 ms queue; null: at full speed. */
+    shape(rate) {
+      const ok = rate === null
+        ? run('tc', 'qdisc', 'del', 'dev', hostSide, 'root')
+        : run('tc', 'qdisc', 'replace', 'dev', hostSide, 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '50ms');
+      if (!ok) throw new Error(`tc could not ${rate === null ? 'unshape' : `shape to ${rate}`} ${hostSide}`);
+    },
     async stop() {
       running.delete(link);
       run('ip', 'link', 'del', hostSide);

@@ -101,7 +101,7 @@ trap 'exit 143' TERM
 log "Running the viewer's tests"
 cd "$HERE"
 set -m
-timeout --kill-after=10 300 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
+timeout --kill-after=10 420 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
 test_pgid=$!
 set +m
 status=0

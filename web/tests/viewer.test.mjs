@@ -1429,8 +1429,10 @@ function noMediaSource() {
 
 /**
  * Installed in a page: every SourceBuffer fails after `after` appends — appendBuffer() throws a
- * QuotaExceededError (`mode` 'quota'), or is given bytes that are no fragment ('garbage'), which
- * the player reports as an error.
+ * QuotaExceededError (`mode` 'quota'); or it is given a moof with nothing of a fragment in it
+ * ('broken'), which the player reports as an error; or the start of a box of 1.5 GB
+ * ('swallowed'), which the player waits to be complete, taking every fragment after it for its
+ * contents and showing no picture.
  */
 function failingSourceBuffer([mode, after]) {
   if (typeof SourceBuffer !== 'function') return;
@@ -1441,7 +1443,9 @@ function failingSourceBuffer([mode, after]) {
     counts.set(this, n);
     if (n <= after) return append.call(this, data);
     if (mode === 'quota') throw new DOMException('test: the buffer is full', 'QuotaExceededError');
-    return append.call(this, new Uint8Array(4096).fill(0x5a));
+    const bytes = new Uint8Array(64).fill(0x5a);
+    if (mode === 'broken') bytes.set([0, 0, 0, 64, 0x6d, 0x6f, 0x6f, 0x66]); // 'moof', 64 bytes
+    return append.call(this, bytes);
   };
 }
 
@@ -1550,6 +1554,96 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.deepEqual(view.errors, []);
   });
 
+  it('plays on across the gaps the server leaves when the link is slower than the stream', { timeout: 60000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    // 1 Mbit/s of H.264 into 600 kbit/s: the server drops this viewer to the next keyframe
+    // again and again, each time a gap in decode times the player has to get over.
+    link.shape('600kbit');
+    try {
+      const before = await stats(page);
+      await sleep(8000);
+      const s = await stats(page);
+      console.log(`# MSE through 600 kbit/s: ${s.mse.pictures - before.mse.pictures} pictures in 8 s, ` +
+        `${s.gaps - before.gaps} units dropped by the server, ${s.mse.jumps - before.mse.jumps} jumps to the live edge, ` +
+        `latency ${s.latencyMs === null ? '—' : s.latencyMs.toFixed(0)} ms`);
+      assert.equal(s.mse.failed, false, `failed: ${s.codecNote}`);
+      assert.equal(s.codecPath, 'mse');
+      assert.ok(s.gaps > before.gaps, 'the server dropped units');
+      assert.ok(s.mse.jumps > before.mse.jumps, 'the player jumped the gaps');
+      assert.ok(s.mse.pictures > before.mse.pictures + 30, `${s.mse.pictures - before.mse.pictures} pictures in 8 s`);
+      const span = s.mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+      assert.ok(span < 4, `buffered ${span.toFixed(2)} s`);
+    } finally {
+      link.shape(null);
+    }
+    // At full speed again: back to a live picture.
+    const fast = await stats(page);
+    await waitFor('pictures at full speed', async () => (await stats(page)).mse.pictures > fast.mse.pictures + 30, { timeout: 8000 });
+    await assertMoving(page, 'after the slow link');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('keeps its latency through a 10 Mbit/s link', { timeout: 40000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    link.shape('10mbit');
+    try {
+      view = await openViewer(base, { in: lanBrowser });
+      const { page } = view;
+      await waitForMse(page, 10);
+      await sleep(1500);
+      const samples = await latencySamples(page, 5);
+      console.log(`# MSE latency through 10 Mbit/s, capture → presented: median ${median(samples).toFixed(1)} ms`);
+      assert.ok(samples.length >= 6, `only ${samples.length} latency figures`);
+      assert.ok(median(samples) < 250, `MSE latency median ${median(samples)} ms through 10 Mbit/s`);
+      assert.equal((await stats(page)).mse.failed, false);
+    } finally {
+      link.shape(null);
+    }
+  });
+
+  it(`keeps its memory flat over ${SOAK_SECONDS || 'N'} s of MSE playback`, {
+    skip: SOAK_SECONDS > 0 ? false : 'set WSJPEG_SOAK_SECONDS to run',
+    timeout: (SOAK_SECONDS + 60) * 1000,
+  }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    const cdp = await view.context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const measure = async () => {
+      await cdp.send('HeapProfiler.collectGarbage');
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const dom = await cdp.send('Memory.getDOMCounters');
+      const get = (name) => metrics.find((m) => m.name === name).value;
+      const { mse } = await stats(page);
+      const buffered = mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+      return { heap: get('JSHeapUsedSize'), nodes: dom.nodes, listeners: dom.jsEventListeners, buffered, pictures: mse.pictures };
+    };
+    await waitForMse(page, 30);
+    await sleep(5000);
+    const start = await measure();
+    let most = start.buffered;
+    for (let left = SOAK_SECONDS; left > 0; left -= 5) {
+      await sleep(Math.min(left, 5) * 1000);
+      const { mse } = await stats(page);
+      most = Math.max(most, mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0));
+    }
+    const end = await measure();
+    const pictures = end.pictures - start.pictures;
+    console.log(`# MSE soak: ${pictures} pictures in ${SOAK_SECONDS} s; heap ${start.heap} -> ${end.heap} bytes; ` +
+      `DOM nodes ${start.nodes} -> ${end.nodes}; listeners ${start.listeners} -> ${end.listeners}; ` +
+      `buffered ${start.buffered.toFixed(2)} -> ${end.buffered.toFixed(2)} s (at most ${most.toFixed(2)} s)`);
+    assert.ok(pictures > SOAK_SECONDS * 20, `only ${pictures} pictures`);
+    assert.ok(end.heap - start.heap < 2 * 1024 * 1024, `JS heap grew by ${end.heap - start.heap} bytes`);
+    assert.ok(end.nodes <= start.nodes + 20, 'DOM nodes grew');
+    assert.ok(end.listeners <= start.listeners + 5, 'event listeners grew');
+    assert.ok(most < 3, `the player held ${most.toFixed(2)} s of video`);
+    assert.equal((await stats(page)).mse.failed, false);
+  });
+
   it('pauses, saves the paused picture, and plays live again from a keyframe', { timeout: 40000 }, async (t) => {
     if (skip) return t.skip(skip);
     view = await openViewer(base, { in: lanBrowser });
@@ -1637,11 +1731,12 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.deepEqual(view.errors, []);
   });
 
-  for (const [mode, reason] of [
-    ['quota', /^H\.264 failed in this browser \(the video player has no room for more \(QuotaExceededError\)\)$/],
-    ['garbage', /^H\.264 failed in this browser \(.+\)$/],
+  for (const [mode, label, reason] of [
+    ['quota', 'an append throws', /^H\.264 failed in this browser \(the video player has no room for more \(QuotaExceededError\)\)$/],
+    ['broken', 'it cannot read a fragment', /^H\.264 failed in this browser \(the video player could not take a fragment\)$/],
+    ['swallowed', 'no picture comes', /^H\.264 failed in this browser \(no picture from \d+ fragments\)$/],
   ]) {
-    it(`goes back to JPEG with the reason when the player fails (${mode === 'quota' ? 'an append throws' : 'it cannot read what it is given'})`, { timeout: 30000 }, async (t) => {
+    it(`goes back to JPEG with the reason when the player fails (${label})`, { timeout: 30000 }, async (t) => {
       if (skip) return t.skip(skip);
       view = await openViewer(base, { in: lanBrowser, initScripts: [[failingSourceBuffer, [mode, 40]]] });
       const { page } = view;
@@ -1650,6 +1745,7 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
         return now.mse.failed && now.codec === 'jpeg' && now.connection === 'connected' ? now : null;
       }, { timeout: 20000 });
       assert.ok(s.mse.pictures > 0, 'H.264 was shown before it failed');
+      console.log(`# MSE failure (${mode}): ${s.codecNote}`);
       assert.match(s.codecNote, reason);
       assert.match(await text(page, '#toast'), /^H\.264 stopped \(.+\): showing JPEG$/);
       await waitFor('the Codec figure to say why', async () =>
