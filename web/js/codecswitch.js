@@ -14,9 +14,9 @@ const PREFERENCE_TITLES = {
 
 /**
  * Chooses between JPEG and H.264, and how H.264 is played (WebCodecs, else Media Source
- * Extensions). `ui`: the codec button (hidden until a server offers H.264), its label and the controls group
- * (class `with-codec` while the button shows). `preference`: where to start ('auto', 'jpeg' or
- * 'h264'). `onSwitch(name)` is called when the current connection carries the wrong codec or
+ * Extensions). `ui`: the codec button (hidden until a server offers H.264), its label and the
+ * controls group (class `with-codec` while the button shows). `preference`: where to start
+ * ('auto', 'jpeg' or 'h264'). `onSwitch(name)` is called when the current connection carries the wrong codec or
  * plays it the wrong way (reconnect for `name`, e.g. "H.264": `stream()` then says what to
  * ask for); `note(text)` shows a note.
  */
@@ -67,10 +67,15 @@ export function createCodecSwitch(ui, { preference: initial, onSwitch, note }) {
     const name = preferenceName(preference);
     setText(ui.label, name);
     setAttr(ui.button, 'aria-label', `Codec: ${name}`);
-    // What is shown is said too, so that the button and the Codec figure never disagree.
-    const shown = decision();
+    // What is shown is said too, in the Codec figure's words: the two never disagree.
     ui.button.title = `Codec: ${name} — ${PREFERENCE_TITLES[preference]}. ` +
-      `Now: ${codecTitle(shown, secure)}. Click to change (C)`;
+      `Now: ${shownTitle()}. Click to change (C)`;
+  }
+
+  // What the current connection shows, and why.
+  function shownTitle() {
+    const why = current === 'h264' ? '' : decision().why;
+    return codecTitle({ codec: current, path: currentPath, why }, secure);
   }
 
   function cycle() {
@@ -94,10 +99,7 @@ export function createCodecSwitch(ui, { preference: initial, onSwitch, note }) {
     /** The Codec figure: "JPEG", "H.264" or "H.264 MSE". */
     get shown() { return shownName(current, currentPath); },
     /** The Codec figure's title: what the pictures come as, and why. */
-    get title() {
-      const why = current === 'h264' ? '' : decision().why;
-      return codecTitle({ codec: current, path: currentPath, why }, secure);
-    },
+    get title() { return shownTitle(); },
     get preference() { return preference; },
     /** Why H.264 is not shown although asked for, or why it failed ('' if neither). */
     get note() { return decision().note || (failure ? `H.264 failed in this browser (${failure})` : ''); },

@@ -9,7 +9,7 @@
 /** Behind the newest buffered picture by more than this: jump to it at once. */
 export const BEHIND_LIMIT_S = 0.15;
 /** More than this many frames ahead of the playhead, for SETTLE_MS on end: jump too. */
-export const AHEAD_FRAMES = 2.5;
+export const AHEAD_FRAMES = 2;
 export const SETTLE_MS = 1000;
 /** Past the end of what is buffered by this much: that is no longer the stream. */
 const PAST_END_S = 1;

@@ -214,6 +214,10 @@ export function createMseDecoder({ frames, host, onFailure }) {
     p.video.currentTime = target;
     p.aheadSince = 0;
     counts.jumps++;
+    // The pictures jumped over are skipped by this viewer (those of a gap the server's: counted
+    // as gaps in the sequence numbers already).
+    const from = Math.max(time, ranges[ranges.length - 1][0]);
+    for (let n = Math.round((target - from) / frameS); n > 0; n--) frames.skipped();
   }
 
   // Each picture the player presents is drawn on the canvas, with its capture time.
