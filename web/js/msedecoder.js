@@ -198,9 +198,10 @@ export function createMseDecoder({ frames, host, onFailure }) {
     pump(p);
   }
 
-  // Moves the playhead to the newest picture when it has fallen behind or into a gap.
+  // Moves the playhead to the newest picture when it has fallen behind or into a gap; says
+  // whether it did.
   function keepLive(p) {
-    if (p.gone || !p.buffer) return;
+    if (p.gone || !p.buffer) return false;
     const ranges = rangesOf(p.buffer.buffered);
     const time = p.video.currentTime;
     const now = mono();
@@ -210,7 +211,7 @@ export function createMseDecoder({ frames, host, onFailure }) {
       p.aheadSince = 0;
     }
     const target = liveSeekTarget(ranges, time, frameS, p.aheadSince ? now - p.aheadSince : 0);
-    if (target === null || p.video.seeking) return;
+    if (target === null || p.video.seeking) return false;
     p.video.currentTime = target;
     p.aheadSince = 0;
     counts.jumps++;
@@ -218,16 +219,19 @@ export function createMseDecoder({ frames, host, onFailure }) {
     // as gaps in the sequence numbers already).
     const from = Math.max(time, ranges[ranges.length - 1][0]);
     for (let n = Math.round((target - from) / frameS); n > 0; n--) frames.skipped();
+    return true;
   }
 
-  // Each picture the player presents is drawn on the canvas, with its capture time.
+  // Each picture the player presents is drawn on the canvas, with its capture time — but one
+  // it is about to jump away from (the start of a join, a picture from before a gap): the
+  // screen skips that, not a live one.
   function present(p, mediaTime) {
     if (p.gone) return;
     counts.pictures++;
+    if (keepLive(p)) return;
     silentUnits = 0;
     lastPictureAt = mono();
     frames.present(p.video, { sequence: null, captureUs: Math.round((mediaTime + p.baseS) * 1e6), catchUp: false });
-    keepLive(p);
   }
 
   function watchPictures(p) {

@@ -1449,6 +1449,27 @@ function failingSourceBuffer([mode, after]) {
   };
 }
 
+/** Installed in a page: MediaSource under the name Safari gives it on iPhone, and no other. */
+function onlyManagedMediaSource() {
+  const Native = window.MediaSource;
+  if (typeof Native !== 'function') return;
+  let made = 0;
+  Object.defineProperty(window, '__managedMade', { get: () => made });
+  window.ManagedMediaSource = class extends Native {
+    constructor() {
+      super();
+      made++;
+    }
+  };
+  delete window.MediaSource;
+}
+
+/** Installed in a page: a browser without requestVideoFrameCallback. */
+function noVideoFrameCallback() {
+  delete HTMLVideoElement.prototype.requestVideoFrameCallback;
+  delete HTMLVideoElement.prototype.cancelVideoFrameCallback;
+}
+
 /** Installed in a page: MediaSource.isTypeSupported says no to everything, and keeps what it was asked. */
 function rejectingMediaSource() {
   const asked = [];
@@ -1696,6 +1717,47 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     detector = null;
     assert.deepEqual(view.errors, []);
   });
+
+  it('plays through ManagedMediaSource where only that exists, as on an iPhone', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [onlyManagedMediaSource] });
+    const { page } = view;
+    assert.equal(await page.evaluate(() => typeof window.MediaSource), 'undefined');
+    const s = await waitForMse(page, 10);
+    assert.equal(s.mse.failed, false);
+    assert.ok((await page.evaluate(() => window.__managedMade)) >= 1, 'the managed media source was used');
+    await assertMoving(page, 'ManagedMediaSource');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('draws the pictures without requestVideoFrameCallback, as older browsers', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [noVideoFrameCallback] });
+    const { page } = view;
+    const s = await waitForMse(page, 20);
+    assert.ok(s.fps > 20, `FPS ${s.fps}`);
+    await waitFor('a latency figure', async () => Number.isFinite(latencyMs(await text(page, '#latency'))), { timeout: 5000 });
+    await assertMoving(page, 'without frame callbacks');
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const width of [320, 390]) {
+    it(`fits the H.264 MSE figures on a ${width} px phone`, { timeout: 20000 }, async (t) => {
+      if (skip) return t.skip(skip);
+      view = await openViewer(base, {
+        in: lanBrowser,
+        context: { viewport: { width, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+      });
+      const { page } = view;
+      await waitForMse(page, 10);
+      await waitFor('every figure filled in', async () =>
+        (await text(page, '#video-codec')).trim() === 'H.264 MSE' && Number.isFinite(latencyMs(await text(page, '#latency'))));
+      const found = await page.evaluate(textLayout);
+      assert.deepEqual(found.overlaps, [], `overlapping text at ${width} px`);
+      assert.deepEqual(found.outside, [], `text cut off at ${width} px`);
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, `viewer-mse-${width}.png`) });
+    });
+  }
 
   it('shows JPEG, and says why, in a browser without Media Source Extensions', { timeout: 20000 }, async (t) => {
     if (skip) return t.skip(skip);
