@@ -479,6 +479,15 @@ export function createLanLink() {
     },
   };
   running.add(link);
+  // A namespace outlives a killed process: one stopped by a signal (run.sh's timeout, Ctrl-C)
+  // removes it first.
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    process.once(signal, () => {
+      run('ip', 'link', 'del', hostSide);
+      run('ip', 'netns', 'del', namespace);
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+    });
+  }
   if (!ok) {
     link.stop();
     throw new Error('setting up the veth pair failed');
