@@ -143,14 +143,18 @@ export function createMseDecoder({ frames, host, onFailure }) {
       const buffer = p.source.addSourceBuffer(mime);
       buffer.mode = 'segments';
       buffer.timestampOffset = -p.baseS;
-      // A live stream: the player keeps no more than it must before it shows a picture.
-      p.source.duration = Infinity;
       buffer.addEventListener('updateend', () => updated(p));
       buffer.addEventListener('error', () => { if (!p.gone) fail('the video player could not take a fragment'); });
       p.buffer = buffer;
     } catch (err) {
       fail(errorText(err));
       return;
+    }
+    try {
+      // A live stream: its end is not known.
+      p.source.duration = Infinity;
+    } catch (err) {
+      // The duration then follows what is appended: it plays the same.
     }
     pump(p);
   }
