@@ -80,13 +80,14 @@ const running = new Set();
  */
 export async function startSink({
   port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
+  address = '127.0.0.1',
 }) {
   return launchPipeline(port, sinkProps, [
     'videotestsrc', 'is-live=true', ...sourceProps,
     '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
     '!', 'jpegenc', 'quality=80',
-    '!', 'wsjpegsink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
-  ]);
+    '!', 'wsjpegsink', `address=${address}`, `port=${port}`, ...sinkProps,
+  ], address);
 }
 
 /**

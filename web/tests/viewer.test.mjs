@@ -1777,6 +1777,27 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.deepEqual(view.errors, []);
   });
 
+  it('says why it shows JPEG when ?codec=h264 asks a server without H.264 for fragmented MP4', { timeout: 30000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const jpegOnly = await startSink({ port: await freePort(), address: link.hostIp });
+    try {
+      view = await openViewer(`http://${link.hostIp}:${jpegOnly.port}/?codec=h264`, { in: lanBrowser });
+      const { page } = view;
+      await waitForPictures(page, 10);
+      const s = await stats(page);
+      assert.equal(s.codec, 'jpeg');
+      assert.equal(s.codecNote, 'Showing JPEG: the server offers no H.264');
+      assert.ok(isMseUrl(view.sockets[0]), `it asked for fragmented MP4 first: ${view.sockets[0]}`);
+      assert.ok(!isH264Url(view.sockets.at(-1)));
+      await waitFor('the Codec figure to say why', async () =>
+        (await page.getAttribute('#video-codec', 'title')) === 'Showing JPEG: the server offers no H.264', { timeout: 3000 });
+      await assertMoving(page, 'forced H.264 on a JPEG-only server');
+      assert.deepEqual(view.errors, []);
+    } finally {
+      await jpegOnly.stop();
+    }
+  });
+
   it('shows JPEG, and says why, when the browser rejects the codecs string', { timeout: 20000 }, async (t) => {
     if (skip) return t.skip(skip);
     view = await openViewer(base, { in: lanBrowser, initScripts: [rejectingMediaSource] });
