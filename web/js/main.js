@@ -4,7 +4,7 @@
 
 import { createBitrateMeter } from './bitrate.js';
 import { createClock, mono } from './clock.js';
-import { codecName, codecPreference } from './codecs.js';
+import { codecPreference } from './codecs.js';
 import { createCodecSwitch } from './codecswitch.js';
 import { createConnection } from './connection.js';
 import { bindKeys, createPause } from './controls.js';
@@ -13,6 +13,7 @@ import { createToast, setText } from './dom.js';
 import { formatServerInfo } from './format.js';
 import { createFullscreen } from './fullscreen.js';
 import { createH264Decoder } from './h264decoder.js';
+import { createMseDecoder } from './msedecoder.js';
 import { cameraState, helloCamera } from './protocol.js';
 import { createRecording } from './recording.js';
 import { createRenderer } from './render.js';
@@ -53,15 +54,21 @@ function startViewer() {
     controls: byId('controls'),
   }, {
     preference: codecPreference(location.search),
-    onSwitch() {
+    onSwitch(name) {
       // Not connected: the next attempt asks for the right codec by itself.
       if (connection.state !== 'connected') return;
-      switchingTo = codecName(codecs.current === 'h264' ? 'jpeg' : 'h264');
+      switchingTo = name;
       connection.restart();
     },
     note: (text) => toast(text),
   });
-  const h264 = createH264Decoder({ frames, onFailure: (reason) => codecs.fail(reason) });
+  // H.264 is decoded by WebCodecs or played by the video player (MSE): the rest of the page
+  // does not care which, `h264()` is the one of the current connection.
+  const decoders = {
+    webcodecs: createH264Decoder({ frames, onFailure: (reason) => codecs.fail(reason) }),
+    mse: createMseDecoder({ frames, host: stage, onFailure: (reason) => codecs.fail(reason) }),
+  };
+  const h264 = () => decoders[codecs.path] || decoders.webcodecs;
   const status = createStatusView({
     status: byId('status'),
     statusText: byId('status-text'),
@@ -84,7 +91,10 @@ function startViewer() {
     bitrate: byId('bitrate'),
   });
   const connection = createConnection({
-    url: () => streamUrl(location.href, token, codecs.streamCodec()),
+    url: () => {
+      const { codec, path } = codecs.stream();
+      return streamUrl(location.href, token, codec, path === 'mse' ? 'fmp4' : '');
+    },
     probeUrl: location.href,
     hasToken: !!token,
     on: {
@@ -98,7 +108,7 @@ function startViewer() {
         frames.restart();
         bitrate.restart(mono());
         const h264Stream = codecs.current === 'h264';
-        if (h264Stream) h264.start();
+        if (h264Stream) h264().start();
         detections.reset(h264Stream ? 'time' : 'frame');
         if (frames.paused) connection.send({ type: 'pause' });
         clock.start();
@@ -108,13 +118,14 @@ function startViewer() {
       message: onMessage,
       frame(buffer) {
         bitrate.add(buffer.byteLength, mono());
-        if (codecs.current === 'h264') h264.receive(buffer);
+        if (codecs.current === 'h264') h264().receive(buffer);
         else frames.receive(buffer);
       },
       healthy: () => status.announce(view()),
       closed() {
         clock.stop();
-        h264.stop();
+        decoders.webcodecs.stop();
+        decoders.mse.stop();
         frames.discard();
         detections.reset();
       },
@@ -148,7 +159,7 @@ function startViewer() {
     send: connection.send,
     hidden: () => document.visibilityState === 'hidden',
     onChange() {
-      h264.setPaused(frames.paused);
+      h264().setPaused(frames.paused);
       if (!frames.paused) bitrate.restart(mono());
       renderStatus();
       renderOverlay();
@@ -219,8 +230,8 @@ function startViewer() {
       clockAssumed: clock.assumed,
       gaps: counters.gaps,
       skippedLocally: counters.skippedLocally,
-      codec: codecName(codecs.current),
-      codecNote: codecs.note,
+      codec: codecs.shown,
+      codecTitle: codecs.title,
       bitsPerSecond: bitrate.bitsPerSecond(mono()),
       detections: detections.figures(),
     });
@@ -264,7 +275,7 @@ function startViewer() {
         detections.receive(msg);
         break;
       case 'h264':
-        if (codecs.current === 'h264') h264.configure(msg);
+        if (codecs.current === 'h264') h264().configure(msg);
         break;
       default:
         break; // 'error' and anything newer: nothing to do
@@ -273,7 +284,7 @@ function startViewer() {
 
   function tick() {
     connection.checkSilence(frames.paused);
-    h264.check();
+    if (codecs.current === 'h264') h264().check();
     renderFigures();
     renderOverlay();
     renderStatus();
@@ -313,11 +324,15 @@ function startViewer() {
           pending: frames.pending,
           recording: recording.state,
           codec: codecs.current,
+          codecPath: codecs.path,
+          codecShown: codecs.shown,
           codecPreference: codecs.preference,
           codecNote: codecs.note,
+          codecTitle: codecs.title,
           bitsPerSecond: bitrate.bitsPerSecond(mono()),
           latencyMs: latestLatencyMs,
-          h264: h264.state(),
+          h264: decoders.webcodecs.state(),
+          mse: decoders.mse.state(),
         };
       },
       /** The detections that apply to the picture on screen, and whether they are drawn. */

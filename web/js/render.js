@@ -41,9 +41,13 @@ export function fpsFromCaptureTimes(captures) {
   return spanUs > 0 ? ((captures.length - 1) * 1e6) / spanUs : 0;
 }
 
-// An ImageBitmap has a width; a VideoFrame a display width (its coded size may be padded).
-const pictureWidth = (picture) => picture.displayWidth || picture.width;
-const pictureHeight = (picture) => picture.displayHeight || picture.height;
+// An ImageBitmap has a width; a VideoFrame a display width (its coded size may be padded); a
+// <video> the size of its current picture.
+const pictureWidth = (picture) => picture.displayWidth || picture.videoWidth || picture.width;
+const pictureHeight = (picture) => picture.displayHeight || picture.videoHeight || picture.height;
+// ImageBitmaps and VideoFrames are closed once drawn over; a <video> (a live source that
+// presents its own next picture) or a canvas is not.
+const release = (picture) => { if (typeof picture.close === 'function') picture.close(); };
 
 /**
  * Draws frames on `canvas`. `clockOffsetUs()` is the server's clock minus ours (null while
@@ -127,14 +131,15 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     }
   }
 
-  // Takes a decoded picture (it closes it) and draws it at once, as a JPEG. A picture older than
+  // Takes a decoded picture (it closes it), or a <video> showing its newest picture, and draws
+  // it at once, as a JPEG. A picture older than
   // a unit already received (`frame.catchUp`: the decoder working through the units since a
   // keyframe, after a join or a resume) waits for the next animation frame instead, and a newer
   // one replaces it: the screen skips the catch-up, not a live picture.
   function present(next, frame) {
     dropDecoded();
     if (paused) {
-      next.close();
+      if (next !== picture) release(next);
       return;
     }
     if (!frame.catchUp) {
@@ -161,7 +166,7 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
   }
 
   function draw(next, frame) {
-    if (picture) picture.close();
+    if (picture && picture !== next) release(picture);
     picture = next;
     shown = { sequence: frame.sequence, captureUs: frame.captureUs };
     const w = pictureWidth(next);
@@ -256,6 +261,19 @@ export function createRenderer(canvas, { clockOffsetUs, onDrawn, decorate }) {
     /** Paints the picture on the canvas again, with what `decorate` draws over it now. */
     repaint() {
       if (picture) paint();
+    },
+
+    /**
+     * The live source of the picture on screen (a <video>) is going away: a still copy of its
+     * picture is kept instead, to paint again (boxes turned on or off while paused).
+     */
+    detach(source) {
+      if (!picture || picture !== source) return;
+      const still = document.createElement('canvas');
+      still.width = canvas.width;
+      still.height = canvas.height;
+      still.getContext('2d').drawImage(source, 0, 0);
+      picture = still;
     },
 
     /** A new connection: counting and timing start afresh. */

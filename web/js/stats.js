@@ -9,8 +9,8 @@ const LATENCY_HOLD_MS = 2000;     // keep the last latency figure through a shor
 
 /**
  * Renders `figures`: { connected, paused, hasPicture, fps, width, height, latencyMs (the mean
- * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally, codec ('JPEG'
- * or 'H.264'), codecNote (why, when it is not what was asked for), bitsPerSecond (or null),
+ * since the last render, or null), metaSeen, clockAssumed, gaps, skippedLocally, codec ('JPEG',
+ * 'H.264' or 'H.264 MSE'), codecTitle (what that is, and why), bitsPerSecond (or null),
  * detections: { seen, count, delayMs } }. The objects figure stays hidden until detections
  * arrive.
  */
@@ -39,8 +39,7 @@ export function createStatsBar(ui) {
       `${f.skippedLocally} skipped by this browser (decoding too slowly, or waiting for a keyframe)`;
 
     setText(ui.codec, f.connected ? f.codec : DASH);
-    ui.codec.title = f.codecNote ||
-      (f.codec === 'H.264' ? 'Pictures come as H.264, decoded by this browser' : 'Pictures come as JPEG');
+    ui.codec.title = f.codecTitle;
     setText(ui.bitrate, live ? formatBitrate(f.bitsPerSecond) : DASH);
 
     const d = f.detections;

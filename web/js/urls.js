@@ -15,11 +15,13 @@ export function endpointUrl(path, pageHref, token, params) {
 
 /**
  * The WebSocket stream with capture times and object detections (ws: or wss: as the page), as
- * H.264 when `codec` is 'h264'. A server without detections ignores the parameter.
+ * H.264 when `codec` is 'h264', in fragmented MP4 when `container` is 'fmp4'. A server without
+ * detections ignores the parameter.
  */
-export function streamUrl(pageHref, token, codec = 'jpeg') {
+export function streamUrl(pageHref, token, codec = 'jpeg', container = '') {
   const params = { meta: '1', detections: '1' };
   if (codec === 'h264') params.codec = 'h264';
+  if (codec === 'h264' && container) params.container = container;
   const url = endpointUrl('stream', pageHref, token, params);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;

@@ -2,10 +2,11 @@
 // plain JPEG-only WebSocket server, and small polling helpers. Everything started here is
 // stopped by stopAll().
 
-import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -79,13 +80,14 @@ const running = new Set();
  */
 export async function startSink({
   port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
+  address = '127.0.0.1',
 }) {
   return launchPipeline(port, sinkProps, [
     'videotestsrc', 'is-live=true', ...sourceProps,
     '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
     '!', 'jpegenc', 'quality=80',
-    '!', 'wsjpegsink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
-  ]);
+    '!', 'wsjpegsink', `address=${address}`, `port=${port}`, ...sinkProps,
+  ], address);
 }
 
 /**
@@ -96,24 +98,25 @@ export async function startSink({
  */
 export async function startH264Sink({
   port, sinkProps = [], sourceProps = ['pattern=smpte', 'horizontal-speed=4'], width = 640, height = 480, fps = 30,
+  address = '127.0.0.1',
 }) {
   return launchPipeline(port, sinkProps, [
     'videotestsrc', 'is-live=true', ...sourceProps,
     '!', `video/x-raw,width=${width},height=${height},framerate=${fps}/1`,
     '!', 'tee', 'name=t',
     't.', '!', 'queue', '!', 'jpegenc', 'quality=80',
-    '!', 'wsjpegsink', 'name=sink', 'address=127.0.0.1', `port=${port}`, ...sinkProps,
+    '!', 'wsjpegsink', 'name=sink', `address=${address}`, `port=${port}`, ...sinkProps,
     't.', '!', 'queue', '!', 'videoconvert',
     '!', 'x264enc', 'tune=zerolatency', 'speed-preset=ultrafast', 'bframes=0', 'key-int-max=30', 'bitrate=1000',
     '!', 'video/x-h264,profile=constrained-baseline',
     '!', 'h264parse', 'config-interval=-1',
     '!', 'video/x-h264,stream-format=byte-stream,alignment=au',
     '!', 'wsh264sink', 'sink=sink',
-  ]);
+  ], address);
 }
 
 /** Runs gst-launch-1.0 with `pipeline`, its wsjpegsink on `port`, until /status counts frames. */
-async function launchPipeline(port, sinkProps, pipeline) {
+async function launchPipeline(port, sinkProps, pipeline, address = '127.0.0.1') {
   const proc = spawn('gst-launch-1.0', ['-q', ...pipeline], {
     env: { ...process.env, GST_PLUGIN_PATH: PLUGIN_DIR },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,7 +145,7 @@ async function launchPipeline(port, sinkProps, pipeline) {
   try {
     await waitFor(`wsjpegsink on port ${port} to stream`, async () => {
       if (proc.exitCode !== null) throw new Error(`gst-launch exited with ${proc.exitCode}: ${output}`);
-      const status = await fetchJson(`http://127.0.0.1:${port}/status${query}`);
+      const status = await fetchJson(`http://${address}:${port}/status${query}`);
       return status.frames && status.frames.in > 0;
     }, { timeout: 15000, interval: 150 });
   } catch (err) {
@@ -303,8 +306,8 @@ export async function startProtocolServer({
  * sequence numbers it pushed for, when it last pushed (Date.now()) and any `error` the server
  * answers.
  */
-export async function startDetector({ port, token, objects, delayMs = 0 }) {
-  const url = `ws://127.0.0.1:${port}/stream?meta=1&detector_token=${encodeURIComponent(token)}`;
+export async function startDetector({ port, token, objects, delayMs = 0, host = '127.0.0.1' }) {
+  const url = `ws://${host}:${port}/stream?meta=1&detector_token=${encodeURIComponent(token)}`;
   const socket = new WebSocket(url);
   const detector = {
     pushing: true,
@@ -375,6 +378,9 @@ process.on('exit', () => {
     if (s.proc && s.proc.exitCode === null) {
       try { s.proc.kill('SIGKILL'); } catch { /* gone */ }
     }
+    if (s.namespace) {
+      spawnSync('ip', ['netns', 'del', s.namespace], { stdio: 'ignore' });
+    }
   }
 });
 
@@ -418,4 +424,76 @@ export function slowDecoder(delayMs) {
   window.createImageBitmap = function (...args) {
     return new Promise((resolve) => setTimeout(resolve, delayMs)).then(() => create.apply(this, args));
   };
+}
+
+/**
+ * A LAN in a box: a network namespace with a veth pair to this one, `hostIp` on this side and
+ * `viewerIp` in the namespace. A page from `http://hostIp:…/` is not a secure context, as a
+ * camera on the LAN is not (127.0.0.1 and localhost are). `chromium` is a script that starts
+ * Chromium inside the namespace, for playwright's `executablePath`. Needs root: without it,
+ * returns { skip: why } — unless WSJPEG_REQUIRE_NETNS or CI is set, where it throws.
+ */
+export function createLanLink() {
+  const id = `${process.pid % 10000}`;
+  const namespace = `wsjpeg-lan-${id}`;
+  const hostSide = `wsjlh${id}`;
+  const viewerSide = `wsjlv${id}`;
+  const subnet = 40 + (process.pid % 200);
+  const hostIp = `10.214.${subnet}.1`;
+  const viewerIp = `10.214.${subnet}.2`;
+  const run = (...args) => spawnSync(args[0], args.slice(1), { stdio: 'ignore' }).status === 0;
+  const cannot = (why) => {
+    if (process.env.WSJPEG_REQUIRE_NETNS || process.env.CI) throw new Error(`the LAN tests must run here, but: ${why}`);
+    if (process.env.WSJPEG_SKIP_LOG) appendFileSync(process.env.WSJPEG_SKIP_LOG, `viewer LAN (MSE) tests: ${why}\n`);
+    return { skip: why };
+  };
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return cannot('a network namespace needs root');
+  if (!run('ip', 'netns', 'add', namespace)) return cannot('cannot make a network namespace (ip netns add failed)');
+  const netns = `/var/run/netns/${namespace}`;
+  // nsenter, not `ip netns exec`: that remounts /sys, which fails where / is not a mount point.
+  const inside = (...args) => run('nsenter', `--net=${netns}`, ...args);
+  const ok = run('ip', 'link', 'add', hostSide, 'type', 'veth', 'peer', 'name', viewerSide)
+    && run('ip', 'link', 'set', viewerSide, 'netns', namespace)
+    && run('ip', 'addr', 'add', `${hostIp}/30`, 'dev', hostSide)
+    && run('ip', 'link', 'set', hostSide, 'up')
+    && inside('ip', 'addr', 'add', `${viewerIp}/30`, 'dev', viewerSide)
+    && inside('ip', 'link', 'set', viewerSide, 'up')
+    && inside('ip', 'link', 'set', 'lo', 'up');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'wsjpeg-lan-'));
+  const link = {
+    namespace,
+    hostIp,
+    viewerIp,
+    chromium: path.join(dir, 'chromium-in-namespace'),
+    /** Sends from the camera's side at `rate` (tc's words: '10mbit'), with a home router's 50 ms queue; null: at full speed. */
+    shape(rate) {
+      const ok = rate === null
+        ? run('tc', 'qdisc', 'del', 'dev', hostSide, 'root')
+        : run('tc', 'qdisc', 'replace', 'dev', hostSide, 'root', 'tbf', 'rate', rate, 'burst', '32kbit', 'latency', '50ms');
+      if (!ok) throw new Error(`tc could not ${rate === null ? 'unshape' : `shape to ${rate}`} ${hostSide}`);
+    },
+    async stop() {
+      running.delete(link);
+      run('ip', 'link', 'del', hostSide);
+      run('ip', 'netns', 'del', namespace);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  running.add(link);
+  // A namespace outlives a killed process: one stopped by a signal (run.sh's timeout, Ctrl-C)
+  // removes it first.
+  for (const signal of ['SIGTERM', 'SIGINT']) {
+    process.once(signal, () => {
+      run('ip', 'link', 'del', hostSide);
+      run('ip', 'netns', 'del', namespace);
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+    });
+  }
+  if (!ok) {
+    link.stop();
+    throw new Error('setting up the veth pair failed');
+  }
+  writeFileSync(link.chromium, `#!/bin/sh\nexec nsenter --net=${netns} -- ${CHROMIUM} "$@"\n`);
+  chmodSync(link.chromium, 0o755);
+  return link;
 }

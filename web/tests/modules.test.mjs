@@ -9,7 +9,8 @@ import { BITRATE_WINDOW_MS, createBitrateMeter } from '../js/bitrate.js';
 import { boxStyle, labelHue, labelRgb, objectCaption, scaleBox } from '../js/boxes.js';
 import { CLOCK_KEEP, captureLatencyMs, clockSample, keepSample } from '../js/clock.js';
 import {
-  FALLBACK_H264_CODEC, chooseCodec, codecName, codecPreference, codecToCheck, nextPreference, preferenceName,
+  FALLBACK_H264_CODEC, chooseCodec, codecName, codecPreference, codecTitle, codecToCheck, mp4MimeOf, nextPreference,
+  preferenceName, shownName,
 } from '../js/codecs.js';
 import { RETRY_FIRST_MS, RETRY_MAX_MS, lossReason, nextRetryDelay, refusalReason } from '../js/connection.js';
 import { keyAction } from '../js/controls.js';
@@ -19,6 +20,10 @@ import {
   formatServerInfo, snapshotFileName,
 } from '../js/format.js';
 import { MAX_DECODE_QUEUE, createKeyframeGate } from '../js/keyframes.js';
+import {
+  AHEAD_FRAMES, BEHIND_LIMIT_S, MIN_REMOVE_S, SETTLE_MS, aheadOfPlayhead, liveSeekTarget, playedOutEnd, rangesOf,
+} from '../js/liveedge.js';
+import { parseSegment } from '../js/mp4.js';
 import {
   cameraState, closeReason, h264DecoderConfig, helloCamera, parseAccessUnit, parseFrame, recordingState,
 } from '../js/protocol.js';
@@ -197,43 +202,77 @@ describe('H.264 keyframes', () => {
 });
 
 describe('codec choice', () => {
-  const works = { preference: 'auto', secure: true, decoder: true, offered: true, supported: true, failure: '' };
+  const works = {
+    preference: 'auto', secure: true, decoder: true, mse: true, offered: true, supported: true, mseSupported: true, failure: '',
+  };
   const choose = (facts) => chooseCodec({ ...works, ...facts });
+  const jpeg = (why = '', note = '') => ({ codec: 'jpeg', path: '', why, note });
+  const h264 = (path) => ({ codec: 'h264', path, why: '', note: '' });
+  // A page from a LAN address over plain http: no WebCodecs there, MSE is all H.264 can use.
+  const lan = { secure: false, decoder: false, supported: null };
+
+  it('takes WebCodecs first, then Media Source Extensions, then JPEG', () => {
+    assert.deepEqual(choose({}), h264('webcodecs'));
+    assert.deepEqual(choose(lan), h264('mse'));
+    assert.deepEqual(choose({ secure: false }), h264('mse'), 'VideoDecoder is not there outside a secure page');
+    assert.deepEqual(choose({ supported: false }), h264('mse'), 'WebCodecs cannot decode this stream, MSE can');
+    assert.deepEqual(choose({ mse: false }), h264('webcodecs'));
+    assert.deepEqual(choose({ ...lan, mse: false }),
+      jpeg('WebCodecs needs a secure page (https, or localhost) and this browser has no Media Source Extensions'));
+    assert.deepEqual(choose({ decoder: false, mse: false }),
+      jpeg('this browser can play H.264 neither with WebCodecs nor with Media Source Extensions'));
+    assert.deepEqual(choose({ ...lan, mseSupported: false }), jpeg('this browser cannot decode this H.264 stream'));
+    assert.deepEqual(choose({ supported: false, mseSupported: false }), jpeg('this browser cannot decode this H.264 stream'));
+  });
 
   it('takes H.264 by itself only when everything says it works', () => {
-    assert.deepEqual(choose({}), { codec: 'h264', note: '' });
     const table = [
       [{ offered: null }, 'before any hello'],
-      [{ offered: false }, 'the server offers none'],
       [{ supported: null }, 'isConfigSupported has not answered yet'],
-      [{ supported: false }, 'this browser cannot decode it'],
-      [{ secure: false }, 'not a secure context'],
-      [{ decoder: false }, 'no VideoDecoder'],
-      [{ failure: 'EncodingError: Decoding error.' }, 'it failed on this page before'],
+      [{ ...lan, mseSupported: null }, 'isTypeSupported has not been asked yet'],
     ];
     for (const [facts, why] of table) {
-      assert.deepEqual(choose(facts), { codec: 'jpeg', note: '' }, `auto: ${why}`);
+      assert.deepEqual(choose(facts), jpeg(), `auto: ${why}`);
     }
+    assert.deepEqual(choose({ offered: false }), jpeg(), 'a server without H.264 needs no word');
+    assert.deepEqual(choose({ failure: 'EncodingError: Decoding error.' }),
+      jpeg('H.264 failed in this browser (EncodingError: Decoding error.)'), 'it failed on this page before');
   });
 
   it('stays on JPEG when JPEG is asked for, whatever else is true', () => {
-    assert.deepEqual(choose({ preference: 'jpeg' }), { codec: 'jpeg', note: '' });
+    assert.deepEqual(choose({ preference: 'jpeg' }), jpeg());
+    assert.deepEqual(choose({ preference: 'jpeg', ...lan }), jpeg());
   });
 
   it('tries a forced H.264 while something is unknown, and says why when it cannot work', () => {
-    assert.deepEqual(choose({ preference: 'h264', offered: null, supported: null }), { codec: 'h264', note: '' });
-    assert.deepEqual(choose({ preference: 'h264', supported: null }), { codec: 'h264', note: '' });
-    assert.deepEqual(choose({ preference: 'h264' }), { codec: 'h264', note: '' });
+    assert.deepEqual(choose({ preference: 'h264', offered: null, supported: null }), h264('webcodecs'));
+    assert.deepEqual(choose({ preference: 'h264', supported: null }), h264('webcodecs'));
+    assert.deepEqual(choose({ preference: 'h264' }), h264('webcodecs'));
+    assert.deepEqual(choose({ preference: 'h264', ...lan, offered: null, mseSupported: null }), h264('mse'));
     const notes = [
-      [{ offered: false }, 'Showing JPEG: the server offers no H.264'],
-      [{ supported: false }, 'Showing JPEG: this browser cannot decode this H.264 stream'],
-      [{ secure: false, offered: null }, 'Showing JPEG: H.264 needs a secure page (https, or localhost)'],
-      [{ decoder: false }, 'Showing JPEG: this browser cannot decode H.264 (no WebCodecs)'],
-      [{ failure: 'no picture' }, 'Showing JPEG: H.264 failed in this browser (no picture)'],
+      [{ offered: false }, 'the server offers no H.264'],
+      [{ supported: false, mseSupported: false }, 'this browser cannot decode this H.264 stream'],
+      [{ ...lan, mse: false, offered: null },
+        'WebCodecs needs a secure page (https, or localhost) and this browser has no Media Source Extensions'],
+      [{ decoder: false, mse: false }, 'this browser can play H.264 neither with WebCodecs nor with Media Source Extensions'],
+      [{ failure: 'no picture' }, 'H.264 failed in this browser (no picture)'],
     ];
-    for (const [facts, note] of notes) {
-      assert.deepEqual(choose({ preference: 'h264', ...facts }), { codec: 'jpeg', note });
+    for (const [facts, why] of notes) {
+      assert.deepEqual(choose({ preference: 'h264', ...facts }), jpeg(why, `Showing JPEG: ${why}`));
     }
+  });
+
+  it('names what is shown, and why, for the Codec figure', () => {
+    assert.equal(shownName('jpeg', ''), 'JPEG');
+    assert.equal(shownName('h264', 'webcodecs'), 'H.264');
+    assert.equal(shownName('h264', 'mse'), 'H.264 MSE');
+    assert.equal(codecTitle(h264('webcodecs'), true), 'H.264, decoded by this browser (WebCodecs)');
+    assert.equal(codecTitle(h264('mse'), false),
+      "H.264, played by this browser's video player (Media Source Extensions): WebCodecs needs a secure page (https, or localhost)");
+    assert.equal(codecTitle(h264('mse'), true), "H.264, played by this browser's video player (Media Source Extensions)");
+    assert.equal(codecTitle(jpeg(), false), 'Pictures come as JPEG');
+    assert.equal(codecTitle(jpeg('the server offers no H.264'), false), 'Showing JPEG: the server offers no H.264');
+    assert.equal(mp4MimeOf('avc1.42C01F'), 'video/mp4; codecs="avc1.42C01F"');
   });
 
   it('reads ?codec= and cycles Auto, JPEG, H.264', () => {
@@ -252,6 +291,111 @@ describe('codec choice', () => {
     assert.equal(codecToCheck({ codec: 'avc1.640029', width: 1280, height: 720 }), 'avc1.640029');
     assert.equal(codecToCheck({ codec: null, width: null, height: null }), FALLBACK_H264_CODEC);
     assert.equal(FALLBACK_H264_CODEC, 'avc1.42E01F');
+  });
+});
+
+// ---- fragmented MP4, as the server writes it (media/fmp4.rs) -------------------------------------
+
+/** A box: size, type, then the payload (arrays of bytes). */
+function box(type, ...payload) {
+  const body = payload.flatMap((p) => [...p]);
+  const size = 8 + body.length;
+  return [size >>> 24, (size >>> 16) & 255, (size >>> 8) & 255, size & 255, ...[...type].map((c) => c.charCodeAt(0)), ...body];
+}
+const u32 = (v) => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+const u64 = (v) => [...u32(Math.floor(v / 4294967296)), ...u32(v % 4294967296)];
+const fullBox = (type, version, flags, ...payload) => box(type, [version, ...u32(flags).slice(1)], ...payload);
+const bufferOf = (bytes) => new Uint8Array(bytes).buffer;
+
+/** A moof + mdat of one sample, as the server makes it (or with the variations given). */
+function fragmentBytes({
+  sequence = 7, decodeUs = 1_700_000_000_123_456, durationUs = 33_333, keyframe = true, tfdtVersion = 1,
+  tfhdDefaults = false, mdat = true,
+} = {}) {
+  const flags = keyframe ? 0x02000000 : 0x01010000;
+  const tfhd = tfhdDefaults
+    ? fullBox('tfhd', 0, 0x020028, u32(1), u32(durationUs), u32(flags))  // default duration and flags
+    : fullBox('tfhd', 0, 0x020000, u32(1));
+  const tfdt = tfdtVersion === 1 ? fullBox('tfdt', 1, 0, u64(decodeUs)) : fullBox('tfdt', 0, 0, u32(decodeUs));
+  const trun = tfhdDefaults
+    ? fullBox('trun', 0, 0x000201, u32(1), u32(0), u32(7))
+    : fullBox('trun', 0, 0x000701, u32(1), u32(0), u32(durationUs), u32(7), u32(flags));
+  const moof = box('moof', fullBox('mfhd', 0, 0, u32(sequence)), box('traf', tfhd, tfdt, trun));
+  return mdat ? [...moof, ...box('mdat', [0, 0, 0, 3, 0x65, 0x88, 0x84])] : moof;
+}
+
+describe('fragmented MP4 messages', () => {
+  it('reads a fragment: sequence, capture time, duration, keyframe', () => {
+    assert.deepEqual(parseSegment(bufferOf(fragmentBytes())),
+      { kind: 'fragment', sequence: 7, decodeUs: 1_700_000_000_123_456, durationUs: 33_333, keyframe: true });
+    assert.equal(parseSegment(bufferOf(fragmentBytes({ keyframe: false }))).keyframe, false);
+    assert.deepEqual(parseSegment(bufferOf(fragmentBytes({ tfdtVersion: 0, decodeUs: 90_000, sequence: 8 }))),
+      { kind: 'fragment', sequence: 8, decodeUs: 90_000, durationUs: 33_333, keyframe: true });
+  });
+
+  it('takes the duration and flags from tfhd when trun does not have them', () => {
+    const delta = parseSegment(bufferOf(fragmentBytes({ tfhdDefaults: true, keyframe: false, durationUs: 40_000 })));
+    assert.equal(delta.durationUs, 40_000);
+    assert.equal(delta.keyframe, false);
+    assert.equal(parseSegment(bufferOf(fragmentBytes({ tfhdDefaults: true }))).keyframe, true);
+  });
+
+  it('knows an initialisation segment', () => {
+    const init = [...box('ftyp', [...'iso6'].map((c) => c.charCodeAt(0)), u32(0)), ...box('moov', box('mvhd', u32(0)))];
+    assert.deepEqual(parseSegment(bufferOf(init)), { kind: 'init' });
+  });
+
+  it('rejects what is not a fragment or an init segment', () => {
+    const whole = fragmentBytes();
+    assert.equal(parseSegment(bufferOf([])), null);
+    assert.equal(parseSegment(bufferOf([0xff, 0xd8, 0xff, 0xe0, 0, 16, 1, 2, 3])), null, 'a JPEG');
+    assert.equal(parseSegment(bufferOf(whole.slice(0, whole.length - 3))), null, 'cut short');
+    assert.equal(parseSegment(bufferOf(fragmentBytes({ mdat: false }))), null, 'no mdat');
+    assert.equal(parseSegment(bufferOf(box('free', [1, 2, 3]))), null, 'neither');
+    const tooBig = whole.slice();
+    tooBig[3] += 50; // the moof claims more than there is
+    assert.equal(parseSegment(bufferOf(tooBig)), null);
+  });
+});
+
+describe('MSE live edge', () => {
+  const frame = 1 / 30;
+
+  it('lets a player within its limit play, and moves one that fell behind to the newest picture', () => {
+    assert.equal(liveSeekTarget([], 0, frame), null, 'nothing buffered');
+    assert.equal(liveSeekTarget([[10, 11]], 10.95, frame), null, 'within two frames');
+    assert.equal(liveSeekTarget([[10, 11]], 11, frame), null, 'at the end: waiting for the next picture');
+    assert.equal(liveSeekTarget([[10, 11]], 11 - BEHIND_LIMIT_S + 0.01, frame), null);
+    assert.equal(liveSeekTarget([[10, 11]], 11 - BEHIND_LIMIT_S - 0.01, frame), 11 - frame, 'more than 150 ms behind');
+    assert.equal(liveSeekTarget([[10.5, 11]], 0, frame), 11 - frame, 'a new player starts at the newest picture');
+    assert.equal(liveSeekTarget([[10.99, 11]], 0, frame), 10.99, 'never before the newest range');
+    assert.equal(liveSeekTarget([[5, 6], [8, 8.5]], 5.98, frame), 8.5 - frame, 'a gap: the server dropped to a keyframe');
+    assert.equal(liveSeekTarget([[5, 6], [8, 8.5]], 6, frame), 8.5 - frame, 'waiting at the end of an older range');
+    assert.equal(liveSeekTarget([[5, 6]], 9, frame), 6 - frame, 'far past the end');
+  });
+
+  it('jumps when it stays more than a few frames behind, not at once', () => {
+    const time = 11 - (AHEAD_FRAMES + 1) * frame;
+    assert.equal(aheadOfPlayhead([[10, 11]], time, frame), true);
+    assert.equal(aheadOfPlayhead([[10, 11]], 11 - frame, frame), false);
+    assert.equal(aheadOfPlayhead([], 0, frame), false);
+    assert.equal(liveSeekTarget([[10, 11]], time, frame, 0), null);
+    assert.equal(liveSeekTarget([[10, 11]], time, frame, SETTLE_MS - 1), null);
+    assert.equal(liveSeekTarget([[10, 11]], time, frame, SETTLE_MS), 11 - frame);
+  });
+
+  it('removes what has been played, up to the keyframe the next pictures need', () => {
+    assert.equal(playedOutEnd([], 3, [1, 2]), null);
+    assert.equal(playedOutEnd([[0.2, 3.1]], 3, [0.2, 1.2, 2.2]), 2.2);
+    assert.equal(playedOutEnd([[0.2, 3.1]], 2.1, [0.2, 1.2, 2.2]), 1.2, 'the picture on screen still needs 1.2');
+    assert.equal(playedOutEnd([[0.2, 0.9]], 0.8, [0.2]), null, 'nothing before the keyframe of the picture on screen');
+    assert.equal(playedOutEnd([[1, 1 + MIN_REMOVE_S + 0.3]], 1.6, [1, 1 + MIN_REMOVE_S - 0.01]), null, 'too little to bother');
+    assert.equal(playedOutEnd([[5, 6], [8, 8.5]], 8.2, [5, 8]), 8, 'an older range entirely');
+  });
+
+  it('reads TimeRanges', () => {
+    const ranges = { length: 2, start: (i) => [1, 5][i], end: (i) => [2, 6][i] };
+    assert.deepEqual(rangesOf(ranges), [[1, 2], [5, 6]]);
   });
 });
 
@@ -482,6 +626,10 @@ describe('URLs and keys', () => {
     assert.equal(streamUrl('http://127.0.0.1:3003/', null), 'ws://127.0.0.1:3003/stream?meta=1&detections=1');
     assert.equal(streamUrl(page, token, 'h264'), 'wss://cam.example/proxy/viewer/stream?meta=1&detections=1&codec=h264&token=t0k');
     assert.equal(streamUrl('http://127.0.0.1:3003/', null, 'jpeg'), 'ws://127.0.0.1:3003/stream?meta=1&detections=1');
+    assert.equal(streamUrl('http://192.168.1.20:3003/', null, 'h264', 'fmp4'),
+      'ws://192.168.1.20:3003/stream?meta=1&detections=1&codec=h264&container=fmp4');
+    assert.equal(streamUrl('http://192.168.1.20:3003/', null, 'jpeg', 'fmp4'), 'ws://192.168.1.20:3003/stream?meta=1&detections=1',
+      'a container only for H.264');
   });
 
   it('maps S, P, F, D and Escape, and leaves other keys and form fields alone', () => {

@@ -11,7 +11,7 @@
 # Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
 # from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
 # <repo>/artifacts/ (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png,
-# viewer-detections.png, viewer-h264.png). Exits non-zero when a test fails.
+# viewer-detections.png, viewer-h264.png, viewer-mse.png). Exits non-zero when a test fails.
 # Environment: CHROMIUM_PATH (default /usr/bin/chromium).
 set -euo pipefail
 
@@ -101,14 +101,14 @@ trap 'exit 143' TERM
 log "Running the viewer's tests"
 cd "$HERE"
 set -m
-timeout --kill-after=10 300 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
+timeout --kill-after=10 420 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
 test_pgid=$!
 set +m
 status=0
 wait "$test_pgid" || status=$?
 
 if [ "$status" -eq 0 ]; then
-    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png, viewer-h264.png)"
+    log "Viewer tests passed; screenshots in $WSJPEG_ARTIFACTS_DIR (viewer.png, viewer-phone.png, viewer-disconnected.png, viewer-recording.png, viewer-detections.png, viewer-h264.png, viewer-mse.png)"
 else
     log "Viewer tests FAILED (exit $status)"
 fi

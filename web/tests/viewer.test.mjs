@@ -12,7 +12,7 @@ import { chromium } from 'playwright-core';
 
 import { labelRgb } from '../js/boxes.js';
 import {
-  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, fetchBytes, fetchJson, freePort, leakTracker, sleep,
+  ARTIFACTS_DIR, CHROMIUM, WEB_DIR, createLanLink, fetchBytes, fetchJson, freePort, leakTracker, sleep,
   readHello, slowDecoder, startDetector, startH264Sink, startPlainServer, startProtocolServer, startSink,
   stopAll, videoFrameTracker, waitFor,
 } from './helpers.mjs';
@@ -60,8 +60,8 @@ function recordSocketOpens() {
   };
 }
 
-async function openViewer(url, { context: contextOptions = {}, initScripts = [] } = {}) {
-  const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
+async function openViewer(url, { context: contextOptions = {}, initScripts = [], in: inBrowser = browser } = {}) {
+  const context = await inBrowser.newContext({ viewport: DESKTOP, acceptDownloads: true, ...contextOptions });
   await context.addInitScript(leakTracker);
   for (const script of initScripts) {
     if (Array.isArray(script)) await context.addInitScript(script[0], script[1]);
@@ -1308,8 +1308,20 @@ describe('viewer and H.264', () => {
   });
 
   for (const [label, script] of [['no VideoDecoder', noVideoDecoder], ['isConfigSupported says no', unsupportedVideoDecoder]]) {
-    it(`stays on JPEG when the browser cannot decode H.264 (${label})`, { timeout: 20000 }, async () => {
+    it(`plays H.264 through MSE when WebCodecs cannot decode it (${label})`, { timeout: 20000 }, async () => {
       view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [script] });
+      const { page } = view;
+      const s = await waitForMse(page, 10);
+      assert.equal(s.h264.configured, 0);
+      assert.ok(isMseUrl(view.sockets.at(-1)), view.sockets.join(', '));
+      await waitFor('the stats bar to say H.264 MSE', async () => (await text(page, '#video-codec')).trim() === 'H.264 MSE');
+      assert.equal(await page.getAttribute('#video-codec', 'title'), "H.264, played by this browser's video player (Media Source Extensions)");
+      await assertMoving(page, label);
+      assert.deepEqual(view.errors, []);
+    });
+
+    it(`stays on JPEG when the browser cannot play H.264 (${label}, no MSE)`, { timeout: 20000 }, async () => {
+      view = await openViewer(`http://127.0.0.1:${h264Sink.port}/`, { initScripts: [script, noMediaSource] });
       const { page } = view;
       await waitForPictures(page, 10);
       await sleep(1500);
@@ -1405,6 +1417,433 @@ describe('viewer and a server without H.264', () => {
     await assertMoving(page, 'forced H.264 on a JPEG-only server');
     assert.deepEqual(view.errors, []);
   });
+});
+
+// ---- H.264 on a LAN page (plain http, not a secure context): Media Source Extensions -------------
+
+/** Installed in a page: a browser without Media Source Extensions (as iPhones before iOS 17.1). */
+function noMediaSource() {
+  delete window.MediaSource;
+  delete window.ManagedMediaSource;
+}
+
+/**
+ * Installed in a page: every SourceBuffer fails after `after` appends — appendBuffer() throws a
+ * QuotaExceededError (`mode` 'quota'); or it is given a moof with nothing of a fragment in it
+ * ('broken'), which the player reports as an error; or the start of a box of 1.5 GB
+ * ('swallowed'), which the player waits to be complete, taking every fragment after it for its
+ * contents and showing no picture.
+ */
+function failingSourceBuffer([mode, after]) {
+  if (typeof SourceBuffer !== 'function') return;
+  const append = SourceBuffer.prototype.appendBuffer;
+  const counts = new WeakMap();
+  SourceBuffer.prototype.appendBuffer = function (data) {
+    const n = (counts.get(this) || 0) + 1;
+    counts.set(this, n);
+    if (n <= after) return append.call(this, data);
+    if (mode === 'quota') throw new DOMException('test: the buffer is full', 'QuotaExceededError');
+    const bytes = new Uint8Array(64).fill(0x5a);
+    if (mode === 'broken') bytes.set([0, 0, 0, 64, 0x6d, 0x6f, 0x6f, 0x66]); // 'moof', 64 bytes
+    return append.call(this, bytes);
+  };
+}
+
+/** Installed in a page: MediaSource under the name Safari gives it on iPhone, and no other. */
+function onlyManagedMediaSource() {
+  const Native = window.MediaSource;
+  if (typeof Native !== 'function') return;
+  let made = 0;
+  Object.defineProperty(window, '__managedMade', { get: () => made });
+  window.ManagedMediaSource = class extends Native {
+    constructor() {
+      super();
+      made++;
+    }
+  };
+  delete window.MediaSource;
+}
+
+/** Installed in a page: a browser without requestVideoFrameCallback. */
+function noVideoFrameCallback() {
+  delete HTMLVideoElement.prototype.requestVideoFrameCallback;
+  delete HTMLVideoElement.prototype.cancelVideoFrameCallback;
+}
+
+/** Installed in a page: MediaSource.isTypeSupported says no to everything, and keeps what it was asked. */
+function rejectingMediaSource() {
+  const asked = [];
+  Object.defineProperty(window, '__typesAsked', { value: asked });
+  if (typeof MediaSource === 'function') {
+    MediaSource.isTypeSupported = (type) => { asked.push(type); return false; };
+  }
+}
+
+const isMseUrl = (url) => isH264Url(url) && new URL(url).searchParams.get('container') === 'fmp4';
+
+async function waitForMse(page, pictures = 10, timeout = 15000) {
+  return waitFor(`${pictures} H.264 pictures through MSE`, async () => {
+    const s = await stats(page);
+    return s.codec === 'h264' && s.codecPath === 'mse' && s.mse.pictures >= pictures && s.drawn > 0 ? s : null;
+  }, { timeout });
+}
+
+describe('viewer on a LAN address (not a secure context): H.264 through Media Source Extensions', () => {
+  const TOKEN = 'lan-det3ctor';
+  const BOX = [200, 150, 240, 180];
+  let link;         // a network namespace behind a veth pair: the browser there, the camera here
+  let lanBrowser;
+  let lanSink;      // the test pattern as JPEG and H.264 on the host's side of the veth pair
+  let detector;
+  let base;         // http://HOST_IP:PORT/
+  let view;
+  let skip = '';
+
+  before(async () => {
+    link = createLanLink();
+    if (link.skip) {
+      skip = link.skip;
+      return;
+    }
+    lanSink = await startH264Sink({ port: await freePort(), address: link.hostIp, sinkProps: [`detector-token=${TOKEN}`] });
+    base = `http://${link.hostIp}:${lanSink.port}/`;
+    lanBrowser = await chromium.launch({ executablePath: link.chromium, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, { timeout: 60000 });
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+  after(async () => {
+    if (lanBrowser) await lanBrowser.close().catch(() => {});
+    if (detector) await detector.stop();
+    if (lanSink) await lanSink.stop();
+    if (link && link.stop) await link.stop();
+  });
+
+  it('shows the moving H.264 picture through MSE, with its figures, and stays live', { timeout: 60000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    assert.equal(await page.evaluate(() => window.isSecureContext), false, 'a LAN address over http is no secure context');
+    assert.equal(await page.evaluate(() => typeof window.VideoDecoder), 'undefined', 'no WebCodecs here');
+    await waitForMse(page, 20);
+    await waitFor('overlay hidden', () => page.locator('#overlay').isHidden());
+    const summary = await canvasSummary(page);
+    assert.equal(summary.width, 640);
+    assert.equal(summary.height, 480);
+    await assertMoving(page, 'H.264 through MSE');
+    assert.ok(isMseUrl(view.sockets.at(-1)), `the stream on screen: ${view.sockets.at(-1)}`);
+    assert.ok(!view.sockets.slice(0, -1).some(isMseUrl), 'one fMP4 stream, no reconnecting');
+
+    await waitFor('the stats bar to say H.264 MSE with a bitrate and a latency', async () => {
+      const codec = (await text(page, '#video-codec')).trim();
+      const bitrate = (await text(page, '#bitrate')).trim();
+      return codec === 'H.264 MSE' && /^\d+(\.\d)? [kM]bit\/s$/.test(bitrate) && Number.isFinite(latencyMs(await text(page, '#latency')));
+    }, { timeout: 5000 });
+    assert.equal(await page.getAttribute('#video-codec', 'title'),
+      "H.264, played by this browser's video player (Media Source Extensions): WebCodecs needs a secure page (https, or localhost)");
+    assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: H\.264, played by this browser's video player/);
+    let s = await stats(page);
+    assert.equal(s.mse.failed, false);
+    assert.equal(s.mse.attached, 1);
+    assert.match(s.mse.mime, /^video\/mp4; codecs="avc1\.42/);
+    assert.ok(s.fps > 20 && s.fps < 40, `FPS ${s.fps} from a 30 fps source`);
+    assert.ok(s.bitsPerSecond > 100e3 && s.bitsPerSecond < 5e6, `bitrate ${s.bitsPerSecond} bit/s`);
+    assert.equal(s.badMessages, 0);
+
+    // Live: the latency stays low and does not grow, the player stays within a few frames of
+    // the newest picture, and played-out video is removed.
+    await sleep(1500);
+    const samples = [];
+    const ahead = [];
+    for (let i = 0; i < 16; i++) {
+      await sleep(500);
+      s = await stats(page);
+      if (Number.isFinite(s.latencyMs)) samples.push(s.latencyMs);
+      if (s.mse.aheadS !== null) ahead.push(s.mse.aheadS * 1000);
+    }
+    const sorted = [...samples].sort((a, b) => a - b);
+    const p90 = sorted[Math.floor(sorted.length * 0.9)];
+    console.log(`# MSE latency on the page, capture → presented: median ${median(samples).toFixed(1)} ms, p90 ${p90.toFixed(1)} ms; ` +
+      `buffered ahead of the playhead: median ${median(ahead).toFixed(1)} ms; jumps to the live edge ${s.mse.jumps}`);
+    assert.ok(samples.length >= 12, `only ${samples.length} latency figures`);
+    assert.ok(median(samples) > 0 && median(samples) < 250, `MSE latency median ${median(samples)} ms`);
+    assert.ok(median(ahead) < 150, `the player is ${median(ahead)} ms behind the newest picture`);
+    const span = s.mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+    assert.ok(s.mse.removed > 3 && span < 3, `buffered ${span.toFixed(2)} s after ${s.mse.removed} removes`);
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-mse.png') });
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('plays on across the gaps the server leaves when the link is slower than the stream', { timeout: 60000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    // 1 Mbit/s of H.264 into 600 kbit/s: the server drops this viewer to the next keyframe
+    // again and again, each time a gap in decode times the player has to get over.
+    link.shape('600kbit');
+    try {
+      const before = await stats(page);
+      await sleep(8000);
+      const s = await stats(page);
+      console.log(`# MSE through 600 kbit/s: ${s.mse.pictures - before.mse.pictures} pictures in 8 s, ` +
+        `${s.gaps - before.gaps} units dropped by the server, ${s.mse.jumps - before.mse.jumps} jumps to the live edge, ` +
+        `latency ${s.latencyMs === null ? '—' : s.latencyMs.toFixed(0)} ms`);
+      assert.equal(s.mse.failed, false, `failed: ${s.codecNote}`);
+      assert.equal(s.codecPath, 'mse');
+      assert.ok(s.gaps > before.gaps, 'the server dropped units');
+      assert.ok(s.mse.jumps > before.mse.jumps, 'the player jumped the gaps');
+      assert.ok(s.mse.pictures > before.mse.pictures + 30, `${s.mse.pictures - before.mse.pictures} pictures in 8 s`);
+      const span = s.mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+      assert.ok(span < 4, `buffered ${span.toFixed(2)} s`);
+    } finally {
+      link.shape(null);
+    }
+    // At full speed again: back to a live picture.
+    const fast = await stats(page);
+    await waitFor('pictures at full speed', async () => (await stats(page)).mse.pictures > fast.mse.pictures + 30, { timeout: 8000 });
+    await assertMoving(page, 'after the slow link');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('keeps its latency through a 10 Mbit/s link', { timeout: 40000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    link.shape('10mbit');
+    try {
+      view = await openViewer(base, { in: lanBrowser });
+      const { page } = view;
+      await waitForMse(page, 10);
+      await sleep(1500);
+      const samples = await latencySamples(page, 5);
+      console.log(`# MSE latency through 10 Mbit/s, capture → presented: median ${median(samples).toFixed(1)} ms`);
+      assert.ok(samples.length >= 6, `only ${samples.length} latency figures`);
+      assert.ok(median(samples) < 250, `MSE latency median ${median(samples)} ms through 10 Mbit/s`);
+      assert.equal((await stats(page)).mse.failed, false);
+    } finally {
+      link.shape(null);
+    }
+  });
+
+  it(`keeps its memory flat over ${SOAK_SECONDS || 'N'} s of MSE playback`, {
+    skip: SOAK_SECONDS > 0 ? false : 'set WSJPEG_SOAK_SECONDS to run',
+    timeout: (SOAK_SECONDS + 60) * 1000,
+  }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    const cdp = await view.context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const measure = async () => {
+      await cdp.send('HeapProfiler.collectGarbage');
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const dom = await cdp.send('Memory.getDOMCounters');
+      const get = (name) => metrics.find((m) => m.name === name).value;
+      const { mse } = await stats(page);
+      const buffered = mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0);
+      return { heap: get('JSHeapUsedSize'), nodes: dom.nodes, listeners: dom.jsEventListeners, buffered, pictures: mse.pictures };
+    };
+    await waitForMse(page, 30);
+    await sleep(5000);
+    const start = await measure();
+    let most = start.buffered;
+    for (let left = SOAK_SECONDS; left > 0; left -= 5) {
+      await sleep(Math.min(left, 5) * 1000);
+      const { mse } = await stats(page);
+      most = Math.max(most, mse.buffered.reduce((sum, [a, b]) => sum + (b - a), 0));
+    }
+    const end = await measure();
+    const pictures = end.pictures - start.pictures;
+    console.log(`# MSE soak: ${pictures} pictures in ${SOAK_SECONDS} s; heap ${start.heap} -> ${end.heap} bytes; ` +
+      `DOM nodes ${start.nodes} -> ${end.nodes}; listeners ${start.listeners} -> ${end.listeners}; ` +
+      `buffered ${start.buffered.toFixed(2)} -> ${end.buffered.toFixed(2)} s (at most ${most.toFixed(2)} s)`);
+    assert.ok(pictures > SOAK_SECONDS * 20, `only ${pictures} pictures`);
+    assert.ok(end.heap - start.heap < 2 * 1024 * 1024, `JS heap grew by ${end.heap - start.heap} bytes`);
+    assert.ok(end.nodes <= start.nodes + 20, 'DOM nodes grew');
+    assert.ok(end.listeners <= start.listeners + 5, 'event listeners grew');
+    assert.ok(most < 3, `the player held ${most.toFixed(2)} s of video`);
+    assert.equal((await stats(page)).mse.failed, false);
+  });
+
+  it('pauses, saves the paused picture, and plays live again from a keyframe', { timeout: 40000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    await page.keyboard.press('p');
+    await waitFor('paused and the player let go', async () => {
+      const now = await stats(page);
+      return now.paused && now.mse.player === 'none';
+    });
+    const still = await canvasSummary(page);
+    assert.ok(still.lit > 0.3, 'the paused picture stays on the canvas');
+    await sleep(600);
+    assert.equal((await canvasSummary(page)).sum, still.sum, 'the paused picture does not change');
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('#snapshot').click()]);
+    const saved = await readFile(await download.path());
+    assert.ok(saved.length > 5000 && saved[0] === 0xff && saved[1] === 0xd8, 'a JPEG was saved');
+    assert.match(await text(page, '#toast'), /paused picture/);
+    const before = await stats(page);
+    await sleep(1200); // past a keyframe interval: the stream cannot go on where it stopped
+    await page.keyboard.press('p');
+    await waitFor('MSE pictures after the pause', async () => {
+      const now = await stats(page);
+      return now.mse.pictures > before.mse.pictures + 10 ? now : null;
+    });
+    const s = await stats(page);
+    assert.equal(s.codecPath, 'mse');
+    assert.equal(s.mse.failed, false);
+    assert.equal(s.mse.attached, before.mse.attached + 1, 'a pause lets the player go');
+    await assertMoving(page, 'after the pause');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('draws the boxes of detections over the MSE picture they belong to', { timeout: 30000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    detector = await startDetector({
+      port: lanSink.port, host: link.hostIp, token: TOKEN, objects: () => [{ label: 'person', score: 0.9, box: BOX }],
+    });
+    view = await openViewer(base, { in: lanBrowser });
+    const { page } = view;
+    await waitForMse(page, 10);
+    // Matched by capture time: the picture's, read from the fragment's decode time.
+    const state = await waitFor('detections drawn over the MSE picture', async () => {
+      const d = await page.evaluate(() => window.wsjpegViewer.detections());
+      return d.drawn && d.objects.length === 1 ? d : null;
+    }, { timeout: 8000 });
+    assert.deepEqual(state.objects[0].box, BOX);
+    assert.equal(await page.locator('#objects-figure').isVisible(), true);
+    await detector.stop();
+    detector = null;
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('plays through ManagedMediaSource where only that exists, as on an iPhone', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [onlyManagedMediaSource] });
+    const { page } = view;
+    assert.equal(await page.evaluate(() => typeof window.MediaSource), 'undefined');
+    const s = await waitForMse(page, 10);
+    assert.equal(s.mse.failed, false);
+    assert.ok((await page.evaluate(() => window.__managedMade)) >= 1, 'the managed media source was used');
+    await assertMoving(page, 'ManagedMediaSource');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('draws the pictures without requestVideoFrameCallback, as older browsers', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [noVideoFrameCallback] });
+    const { page } = view;
+    const s = await waitForMse(page, 20);
+    assert.ok(s.fps > 20, `FPS ${s.fps}`);
+    await waitFor('a latency figure', async () => Number.isFinite(latencyMs(await text(page, '#latency'))), { timeout: 5000 });
+    await assertMoving(page, 'without frame callbacks');
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const width of [320, 390]) {
+    it(`fits the H.264 MSE figures on a ${width} px phone`, { timeout: 20000 }, async (t) => {
+      if (skip) return t.skip(skip);
+      view = await openViewer(base, {
+        in: lanBrowser,
+        context: { viewport: { width, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true },
+      });
+      const { page } = view;
+      await waitForMse(page, 10);
+      await waitFor('every figure filled in', async () =>
+        (await text(page, '#video-codec')).trim() === 'H.264 MSE' && Number.isFinite(latencyMs(await text(page, '#latency'))));
+      const found = await page.evaluate(textLayout);
+      assert.deepEqual(found.overlaps, [], `overlapping text at ${width} px`);
+      assert.deepEqual(found.outside, [], `text cut off at ${width} px`);
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, `viewer-mse-${width}.png`) });
+    });
+  }
+
+  it('shows JPEG, and says why, in a browser without Media Source Extensions', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [noMediaSource] });
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.deepEqual(view.sockets.filter(isH264Url), []);
+    assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+    const why = 'Showing JPEG: WebCodecs needs a secure page (https, or localhost) and this browser has no Media Source Extensions';
+    assert.equal(await page.getAttribute('#video-codec', 'title'), why);
+    assert.equal(s.codecTitle, why);
+    assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: Showing JPEG: WebCodecs needs a secure page/);
+    await assertMoving(page, 'without MSE');
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('says why it shows JPEG when ?codec=h264 asks a server without H.264 for fragmented MP4', { timeout: 30000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    const jpegOnly = await startSink({ port: await freePort(), address: link.hostIp });
+    try {
+      view = await openViewer(`http://${link.hostIp}:${jpegOnly.port}/?codec=h264`, { in: lanBrowser });
+      const { page } = view;
+      await waitForPictures(page, 10);
+      const s = await stats(page);
+      assert.equal(s.codec, 'jpeg');
+      assert.equal(s.codecNote, 'Showing JPEG: the server offers no H.264');
+      assert.ok(isMseUrl(view.sockets[0]), `it asked for fragmented MP4 first: ${view.sockets[0]}`);
+      assert.ok(!isH264Url(view.sockets.at(-1)));
+      await waitFor('the Codec figure to say why', async () =>
+        (await page.getAttribute('#video-codec', 'title')) === 'Showing JPEG: the server offers no H.264', { timeout: 3000 });
+      await assertMoving(page, 'forced H.264 on a JPEG-only server');
+      assert.deepEqual(view.errors, []);
+    } finally {
+      await jpegOnly.stop();
+    }
+  });
+
+  it('shows JPEG, and says why, when the browser rejects the codecs string', { timeout: 20000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    view = await openViewer(base, { in: lanBrowser, initScripts: [rejectingMediaSource] });
+    const { page } = view;
+    await waitForPictures(page, 10);
+    await sleep(1500);
+    const s = await stats(page);
+    assert.equal(s.codec, 'jpeg');
+    assert.deepEqual(view.sockets.filter(isH264Url), []);
+    assert.equal(await page.getAttribute('#video-codec', 'title'), 'Showing JPEG: this browser cannot decode this H.264 stream');
+    const asked = await page.evaluate(() => window.__typesAsked);
+    assert.ok(asked.some((type) => /^video\/mp4; codecs="avc1\.42/.test(type)), `asked about ${asked}`);
+    await assertMoving(page, 'codecs string rejected');
+    assert.deepEqual(view.errors, []);
+  });
+
+  for (const [mode, label, reason] of [
+    ['quota', 'an append throws', /^H\.264 failed in this browser \(the video player has no room for more \(QuotaExceededError\)\)$/],
+    ['broken', 'it cannot read a fragment', /^H\.264 failed in this browser \(the video player could not take a fragment\)$/],
+    ['swallowed', 'no picture comes', /^H\.264 failed in this browser \(no picture from \d+ fragments\)$/],
+  ]) {
+    it(`goes back to JPEG with the reason when the player fails (${label})`, { timeout: 30000 }, async (t) => {
+      if (skip) return t.skip(skip);
+      view = await openViewer(base, { in: lanBrowser, initScripts: [[failingSourceBuffer, [mode, 40]]] });
+      const { page } = view;
+      const s = await waitFor('MSE to fail over to JPEG', async () => {
+        const now = await stats(page);
+        return now.mse.failed && now.codec === 'jpeg' && now.connection === 'connected' ? now : null;
+      }, { timeout: 20000 });
+      assert.ok(s.mse.pictures > 0, 'H.264 was shown before it failed');
+      console.log(`# MSE failure (${mode}): ${s.codecNote}`);
+      assert.match(s.codecNote, reason);
+      assert.match(await text(page, '#toast'), /^H\.264 stopped \(.+\): showing JPEG$/);
+      await waitFor('the Codec figure to say why', async () =>
+        (await page.getAttribute('#video-codec', 'title')) === `Showing JPEG: ${s.codecNote}`, { timeout: 3000 });
+      const drawn = s.drawn;
+      await waitFor('JPEG pictures after the failure', async () => (await stats(page)).drawn > drawn + 10);
+      await assertMoving(page, 'after the failure');
+      assert.equal((await text(page, '#video-codec')).trim(), 'JPEG');
+      const sockets = view.sockets.length;
+      assert.ok(isMseUrl(view.sockets[sockets - 2]) && !isH264Url(view.sockets[sockets - 1]), view.sockets.join(', '));
+      await sleep(1500);
+      assert.equal(view.sockets.length, sockets, 'no going back and forth');
+      assert.deepEqual(view.errors, []);
+    });
+  }
 });
 
 // ---- Offline-friendly: the page never reaches beyond its own server ------------------------------
