@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use wsjpeg_server::protocol::parse_meta_header;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -20,32 +20,6 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn next_sequence(ws: &mut WebSocket) -> u64 {
     let frame = next_frame(ws, 5 * SECOND).await.expect("a frame");
     parse_meta_header(&frame).expect("a meta header").sequence
-}
-
-/// What a viewer receives for a while: detections messages and frame sequence numbers, in
-/// order.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Detections(Value),
-    Frame(u64),
-}
-
-async fn watch(ws: &mut WebSocket, duration: Duration) -> Vec<Seen> {
-    let deadline = std::time::Instant::now() + duration;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match next_message(ws, left).await {
-            Some(Received::Binary(data)) => seen.push(Seen::Frame(
-                parse_meta_header(&data).expect("meta").sequence,
-            )),
-            Some(Received::Text(value)) if value["type"] == "detections" => {
-                seen.push(Seen::Detections(value))
-            }
-            Some(Received::Text(_)) => {}
-            Some(Received::Closed(_)) | None => break,
-        }
-    }
-    seen
 }
 
 /// A pipeline whose frames carry the region-of-interest metas a detector upstream would attach.

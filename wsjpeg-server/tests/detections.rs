@@ -31,32 +31,6 @@ fn person(bbox: [f64; 4]) -> Value {
     json!({"label": "person", "score": 0.9, "box": bbox})
 }
 
-/// What a viewer receives for a while: detections messages and frame sequence numbers, in
-/// order.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Detections(Value),
-    Frame(u64),
-}
-
-async fn watch(ws: &mut WebSocket, duration: Duration) -> Vec<Seen> {
-    let deadline = std::time::Instant::now() + duration;
-    let mut seen = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        match next_message(ws, left).await {
-            Some(Received::Binary(data)) => seen.push(Seen::Frame(
-                parse_meta_header(&data).expect("meta").sequence,
-            )),
-            Some(Received::Text(value)) if value["type"] == "detections" => {
-                seen.push(Seen::Detections(value))
-            }
-            Some(Received::Text(_)) => {}
-            Some(Received::Closed(_)) | None => break,
-        }
-    }
-    seen
-}
-
 fn detections_in(seen: &[Seen]) -> Vec<&Value> {
     seen.iter()
         .filter_map(|s| match s {

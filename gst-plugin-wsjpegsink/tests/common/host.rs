@@ -310,14 +310,7 @@ impl Host {
 
     /// Resident memory of the process the element runs in.
     pub fn rss_bytes(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or(0)
+        super::rss_bytes_of(&self.pid().to_string())
     }
 
     /// After a suite: no panic on the element's threads; a process host must still run, and

@@ -572,3 +572,29 @@ pub fn status_blocking(port: u16) -> serde_json::Value {
     let (_, body) = get_blocking(port, "/status");
     serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)
 }
+
+/// What a viewer receives for a while: detections messages and frame sequence numbers, in
+/// order.
+#[derive(Debug, PartialEq)]
+pub enum Seen {
+    Detections(serde_json::Value),
+    Frame(u64),
+}
+
+pub async fn watch(ws: &mut WebSocket, duration: Duration) -> Vec<Seen> {
+    let deadline = std::time::Instant::now() + duration;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match next_message(ws, left).await {
+            Some(Received::Binary(data)) => seen.push(Seen::Frame(
+                parse_meta_header(&data).expect("meta").sequence,
+            )),
+            Some(Received::Text(value)) if value["type"] == "detections" => {
+                seen.push(Seen::Detections(value))
+            }
+            Some(Received::Text(_)) => {}
+            Some(Received::Closed(_)) | None => break,
+        }
+    }
+    seen
+}

@@ -165,7 +165,12 @@ pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
 
 /// The server process's resident memory, from /proc.
 pub fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    rss_bytes_of("self")
+}
+
+/// The resident memory of process `pid` (or `self`), from /proc.
+pub fn rss_bytes_of(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
