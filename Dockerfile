@@ -26,7 +26,7 @@ ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config curl ca-certificates \
-        libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev \
+        libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV RUSTUP_HOME=/usr/local/rustup \
     CARGO_HOME=/usr/local/cargo \
@@ -71,7 +71,7 @@ FROM ${BASE_IMAGE} AS runtime
 ARG GST_PLUGINS_DIR=/usr/lib/aarch64-linux-gnu/gstreamer-1.0
 ENV DEBIAN_FRONTEND=noninteractive
 # base: videoconvert/videoscale/videorate/videotestsrc; good: v4l2src, jpegenc;
-# bad: jpegparse (MJPEG passthrough). nvjpegenc/nvvidconv come from the L4T
+# bad: jpegparse (MJPEG passthrough), h264parse; libgstrtspserver: the RTSP server. nvjpegenc/nvvidconv come from the L4T
 # multimedia libraries that the NVIDIA runtime mounts from the host (gpu entitlement).
 # hadolint ignore=DL3008
 RUN apt-get update \
@@ -80,6 +80,7 @@ RUN apt-get update \
         gstreamer1.0-plugins-base \
         gstreamer1.0-plugins-good \
         gstreamer1.0-plugins-bad \
+        libgstrtspserver-1.0-0 \
         v4l-utils \
  && rm -rf /var/lib/apt/lists/*
 
@@ -102,7 +103,8 @@ WORKDIR /home/wsjpeg
 
 ENV WSJPEG_PORT=3003 \
     RUST_LOG=info
-EXPOSE 3003
+# 8554: RTSP (--rtsp-port); RTP over UDP needs host networking, else clients use TCP.
+EXPOSE 3003 8554
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["wsjpeg-launcher", "healthcheck"]
 CMD ["wsjpeg-launcher"]

@@ -72,11 +72,17 @@ RUNTIME=(
     gstreamer1.0-plugins-base:arm64
     gstreamer1.0-plugins-good:arm64
 )
+# arm64 runtime that cannot be installed beside the amd64 one (Debian 12's gst-rtsp-server
+# library is not Multi-Arch: same; installing it would remove the native build's): unpacked
+# into the sysroot for linking and into a folder of its own that the launcher under qemu loads
+# it from (LD_LIBRARY_PATH).
+UNPACKED_RUNTIME=(libgstrtspserver-1.0-0)
 # arm64 -dev packages for the sysroot; the -dev packages they depend on come along (but
 # not libc6-dev: libc6-dev-arm64-cross is the C library the cross linker uses).
-DEV_ROOTS=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libglib2.0-dev)
+DEV_ROOTS=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev libglib2.0-dev)
 # What the crates ask pkg-config for (gstreamer-rs and glib -sys crates).
-PC_MODULES=(gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-app-1.0 glib-2.0 gobject-2.0 gio-2.0)
+PC_MODULES=(gstreamer-1.0 gstreamer-base-1.0 gstreamer-video-1.0 gstreamer-app-1.0 glib-2.0 gobject-2.0 gio-2.0
+    gstreamer-rtsp-server-1.0 gstreamer-rtsp-1.0 gstreamer-sdp-1.0 gstreamer-net-1.0)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { printf '[arm64-check] %s\n' "$*" >&2; }
@@ -165,7 +171,7 @@ fi
 # ---------------------------------------------------------------------------
 # The -dev packages must match the arm64 runtime they link against: a runtime upgrade
 # rebuilds the sysroot.
-want_stamp="dev=${DEV_ROOTS[*]} runtime=$(dpkg-query -W -f='${Package}=${Version} ' "${RUNTIME[@]:0:3}")"
+want_stamp="dev=${DEV_ROOTS[*]} unpacked=${UNPACKED_RUNTIME[*]} runtime=$(dpkg-query -W -f='${Package}=${Version} ' "${RUNTIME[@]:0:3}")"
 if [[ ${WSJPEG_ARM64_REBUILD:-0} == 1 && -d $SYSROOT ]]; then
     log "WSJPEG_ARM64_REBUILD=1: removing $SYSROOT"
     rm -rf --one-file-system "$SYSROOT"
@@ -207,6 +213,14 @@ else
         (cd "$CACHE/debs" && apt-get download "${dev[@]/%/:arm64}") >>"$APT_LOG" 2>&1 ||
             cannot_run "apt-get download of the arm64 -dev packages failed (no mirror?), see $APT_LOG"
     fi
+    if ! (cd "$CACHE/debs" && apt-get download "${UNPACKED_RUNTIME[@]/%/:arm64}") >>"$APT_LOG" 2>&1; then
+        cannot_run "apt-get download of ${UNPACKED_RUNTIME[*]} (arm64) failed (no mirror?), see $APT_LOG"
+    fi
+    rm -rf --one-file-system "$CACHE/unpacked"
+    mkdir -p "$CACHE/unpacked"
+    for name in "${UNPACKED_RUNTIME[@]}"; do
+        for deb in "$CACHE/debs/${name}_"*.deb; do dpkg -x "$deb" "$CACHE/unpacked"; done
+    done
     for deb in "$CACHE"/debs/*.deb; do dpkg -x "$deb" "$SYSROOT.partial"; done
     # The .so links of the -dev packages point at runtime libraries the sysroot lacks:
     # point them at the arm64 ones multiarch installed.
@@ -266,7 +280,8 @@ LOG="$RUN/launcher.log"
 # A clean environment: no WSJPEG_* setting of the caller's, no amd64 GST_PLUGIN_PATH, no
 # QEMU_* option. No plugin scanner process (it would be an arm64 binary run without qemu).
 qemu_env=(env -i PATH=/usr/bin:/bin HOME="$RUN" LANG=C.UTF-8
-    GST_REGISTRY_FORK=no GST_REGISTRY="$CACHE/gst-registry-aarch64.bin" RUST_LOG=info)
+    GST_REGISTRY_FORK=no GST_REGISTRY="$CACHE/gst-registry-aarch64.bin" RUST_LOG=info
+    LD_LIBRARY_PATH="$CACHE/unpacked/usr/lib/$MULTIARCH")
 qemu=(qemu-aarch64-static -L /)
 if ! out=$(timeout 120 "${qemu_env[@]}" "${qemu[@]}" "$launcher" --help 2>&1); then
     printf '%s\n' "$out" | tail -n 20 >&2

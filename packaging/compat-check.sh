@@ -47,6 +47,7 @@ STAMP="$ROOT/.wsjpeg-compat-ready"
 PACKAGES=(
     libgstreamer1.0-dev
     libgstreamer-plugins-base1.0-dev
+    libgstrtspserver-1.0-dev
     gstreamer1.0-tools
     gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good

@@ -9,15 +9,16 @@ want_test=0
 
 packages=(
     pkg-config gcc curl ca-certificates
-    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+    libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-tools gstreamer1.0-plugins-ugly
 )
 if [[ $want_test == 1 ]]; then
     # python3: the packaging checks; procps: kill(1) and ps in the launcher tests;
     # gstreamer1.0-libav: avdec_h264 behind qtdemux, reading the fragmented MP4.
+    # vlc-bin, vlc-plugin-base: VLC as an HLS player (cvlc).
     packages+=(chromium nodejs npm nginx ffmpeg gstreamer1.0-opencv opencv-data systemd iproute2
-        python3 procps gstreamer1.0-libav)
+        python3 procps gstreamer1.0-libav vlc-bin vlc-plugin-base)
 fi
 
 missing=()

@@ -32,6 +32,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 # The reverse-proxy test must not skip in CI: install-deps.sh --test installs nginx.
 export WSJPEG_REQUIRE_NGINX=1
+# Nor may the HLS tests' players (ffmpeg, VLC): install-deps.sh --test installs them.
+export WSJPEG_REQUIRE_PLAYERS=1
 # Nor may the real-detector tests (facedetect): install-deps.sh --test installs OpenCV's plugin.
 export WSJPEG_REQUIRE_OPENCV=1
 # The slow-link tests make a network namespace and shape a veth pair: root only. CI runs as

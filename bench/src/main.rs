@@ -11,6 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use wsjpeg_bench::hls_edge;
 use wsjpeg_bench::load::{self, LoadConfig};
 use wsjpeg_bench::procfs;
 use wsjpeg_bench::relay::Relay;
@@ -27,6 +28,7 @@ use wsjpeg_bench::util::Target;
 ///   wsjpeg-bench serve --port 3003                      # a server to point other tools at
 ///   wsjpeg-bench load --url ws://127.0.0.1:3003/stream --viewers 100 --server-pid PID
 ///   wsjpeg-bench idle --pid PID                         # CPU and memory of an idle server
+///   wsjpeg-bench hls-edge --players 1,100,1000          # LL-HLS players through nginx
 #[derive(Parser, Debug)]
 #[command(version, about, long_about, verbatim_doc_comment)]
 struct Cli {
@@ -46,6 +48,14 @@ enum Cmd {
     Run(RunArgs),
     /// Measure the CPU and memory of an idle server (no viewer).
     Idle(IdleArgs),
+    /// Low-Latency HLS players through nginx running the committed edge configuration in front
+    /// of the origin (a server fed pre-encoded H.264 in a child process); what the origin, the
+    /// edge and the players did, one run per number of players.
+    HlsEdge(HlsEdgeArgs),
+    /// RTSP clients next to WebSocket H.264 viewers of one `wsjpeg-launcher` (test pattern,
+    /// its H.264 encoder): the launcher's CPU with 1, 10, 50 of each, alternating, and the
+    /// capture → received latency of one of each side by side.
+    Rtsp(RtspArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -424,6 +434,83 @@ struct IdleArgs {
     command: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+struct HlsEdgeArgs {
+    /// Players per run; several (comma-separated) make several runs, each with a fresh origin
+    /// and edge.
+    #[arg(long, value_delimiter = ',', default_value = "100")]
+    players: Vec<usize>,
+    /// Seconds from the first player's start to the end of the run.
+    #[arg(long, default_value_t = 20.0)]
+    duration: f64,
+    /// Seconds over which the players start, one after the other.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    /// Seconds the origin runs before the first player (its CPU then is reported as the
+    /// share of feeding the pipeline).
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Seconds a request may take before it counts as unanswered (the edge may hold one 5 s).
+    #[arg(long, default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Players straight to the origin, no edge (what the edge saves).
+    #[arg(long)]
+    no_edge: bool,
+    /// nginx (default: on PATH, or /usr/sbin/nginx).
+    #[arg(long)]
+    nginx: Option<std::path::PathBuf>,
+    /// The edge configuration to run (its device address, port and cache folder are replaced).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/nginx/wsjpeg-hls-edge.conf"))]
+    edge_conf: std::path::PathBuf,
+    /// On a shared machine: before each run wait until the machine is busy less than this
+    /// (% of one core).
+    #[arg(long)]
+    quiet_below: Option<f64>,
+    /// Longest wait for a quiet machine before running anyway (seconds).
+    #[arg(long, default_value_t = 300.0)]
+    quiet_wait: f64,
+    /// Write the runs as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct RtspArgs {
+    /// The launcher to measure.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/wsjpeg-launcher"))]
+    launcher: std::path::PathBuf,
+    /// Clients per phase; each number is measured with WebSocket viewers and with RTSP clients.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
+    clients: Vec<usize>,
+    /// Rounds of every phase (medians are reported); the kinds alternate within a round.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// RTSP transports to measure.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "tcp")]
+    transport: Vec<wsjpeg_bench::rtsp::Transport>,
+    /// Seconds from the clients' start to the measurement (camera, encoder, first keyframe).
+    #[arg(long, default_value_t = 4.0)]
+    settle: f64,
+    /// Seconds measured per phase.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds of the latency run (0: none).
+    #[arg(long, default_value_t = 20.0)]
+    latency_seconds: f64,
+    /// `rtspsrc latency` (its jitter buffer, ms) of the latency run's RTSP client.
+    #[arg(long, default_value_t = 200)]
+    jitter_buffer_ms: u32,
+    /// More launcher arguments (the bench passes --test-pattern, --address, --port,
+    /// --rtsp-port and --max-clients), e.g. `-- --h264-encoder x264enc`.
+    #[arg(last = true)]
+    launcher_args: Vec<String>,
+    /// Write the phases and latencies as JSON to this file ("-" for stdout).
+    #[arg(long)]
+    json: Option<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -431,6 +518,8 @@ fn main() -> ExitCode {
         Cmd::Load(args) => load_cmd(args),
         Cmd::Run(args) => run_cmd(args),
         Cmd::Idle(args) => idle_cmd(args).map(|_| true),
+        Cmd::HlsEdge(args) => hls_edge_cmd(args),
+        Cmd::Rtsp(args) => rtsp_cmd(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -917,4 +1006,160 @@ fn measure_idle(pid: u32, duration: Duration) -> Result<(f64, f64, f64, f64)> {
     let last = rss.last().copied().unwrap_or(0.0);
     let max = rss.iter().copied().fold(0.0, f64::max);
     Ok(((c1 - c0) / secs * 100.0, last, max, secs))
+}
+
+fn hls_edge_cmd(mut args: HlsEdgeArgs) -> Result<bool> {
+    wsjpeg_bench::util::raise_fd_limit();
+    if args.source.h264_bitrate == 0 {
+        args.source.h264_bitrate = 2000;
+    }
+    let secs = |name: &str, v: f64| -> Result<Duration> {
+        Duration::try_from_secs_f64(v).map_err(|_| anyhow!("--{name} must be >= 0 seconds"))
+    };
+    let nginx = match (&args.nginx, args.no_edge) {
+        (_, true) => None,
+        (Some(path), false) => Some(path.clone()),
+        (None, false) => Some(
+            hls_edge::find_nginx()
+                .context("nginx is not installed (apt-get install nginx), or give --nginx")?,
+        ),
+    };
+    let committed = std::fs::read_to_string(&args.edge_conf)
+        .with_context(|| format!("reading {}", args.edge_conf.display()))?;
+    let rt = runtime()?;
+    let mut runs = Vec::new();
+    for &players in &args.players {
+        let options = hls_edge::RunOptions {
+            players,
+            duration: secs("duration", args.duration)?,
+            ramp: secs("ramp", args.ramp)?,
+            warmup: secs("warmup", args.warmup)?,
+            request_timeout: secs("request-timeout", args.request_timeout)?,
+        };
+        if let Some(limit) = args.quiet_below {
+            wait_quiet(limit, secs("quiet-wait", args.quiet_wait)?);
+        }
+        let origin = ChildServer::start(ServerKind::Wsjpeg, &args.source, "", false, 0.0)?;
+        let edge = match &nginx {
+            Some(binary) => {
+                // The players, nginx's connections to the origin, and room.
+                let connections = (players as u32).saturating_mul(2).max(512) + 256;
+                match hls_edge::Edge::start(binary, &committed, origin.port, connections) {
+                    Ok(edge) => Some(edge),
+                    Err(e) => {
+                        origin.stop();
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let run = hls_edge::run(&rt, origin.port, origin.pid, edge.as_ref(), &options);
+        let log = edge
+            .as_ref()
+            .map(hls_edge::Edge::error_log)
+            .unwrap_or_default();
+        drop(edge);
+        origin.stop();
+        let run = run?;
+        print!("{}", hls_edge::describe(&run));
+        if !log.trim().is_empty() {
+            println!("nginx logged:\n{}", log.trim_end());
+        }
+        println!();
+        runs.push(run);
+        // Let sockets in TIME_WAIT and the last processes' exit settle.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    print!("{}", hls_edge::table(&runs));
+    if let Some(path) = &args.json {
+        write_json(path, &serde_json::to_value(&runs)?)?;
+    }
+    Ok(runs.iter().all(|r| r.failed() == 0))
+}
+
+fn rtsp_cmd(args: RtspArgs) -> Result<bool> {
+    use wsjpeg_bench::rtsp;
+    wsjpeg_bench::util::raise_fd_limit();
+    gst::init().context("initialising GStreamer")?;
+    let secs = |name: &str, v: f64| -> Result<Duration> {
+        Duration::try_from_secs_f64(v).map_err(|_| anyhow!("--{name} must be >= 0 seconds"))
+    };
+    let window = rtsp::Window {
+        settle: secs("settle", args.settle)?,
+        duration: secs("duration", args.duration)?,
+    };
+    let rt = runtime()?;
+    let launcher = rtsp::Launcher::start(&args.launcher, &args.launcher_args)?;
+    println!(
+        "launcher {} (PID {}), {} rounds, {:.0} s per phase",
+        args.launcher.display(),
+        launcher.pid(),
+        args.rounds,
+        args.duration
+    );
+    let mut phases = Vec::new();
+    for round in 1..=args.rounds {
+        for &clients in &args.clients {
+            // Alternate which kind goes first, so neither always follows the other.
+            let mut kinds: Vec<Option<rtsp::Transport>> = std::iter::once(None)
+                .chain(args.transport.iter().copied().map(Some))
+                .collect();
+            if round % 2 == 0 {
+                kinds.reverse();
+            }
+            for kind in kinds {
+                let phase = match kind {
+                    None => rtsp::websocket_phase(&rt, &launcher, clients, round, window)?,
+                    Some(t) => rtsp::rtsp_phase(&launcher, clients, t, round, window)?,
+                };
+                println!(
+                    "round {round}: {clients:>3} {:<9} launcher {:5.1} % · clients {:5.1} % · \
+                     fps min {:4.1} median {:4.1} · failed {}",
+                    phase.kind,
+                    phase.launcher_cpu_percent,
+                    phase.clients_cpu_percent,
+                    phase.min_fps,
+                    phase.median_fps,
+                    phase.failed
+                );
+                phases.push(phase);
+            }
+        }
+    }
+    print!("\n{}", rtsp::table(&phases));
+    let mut latencies = Vec::new();
+    if args.latency_seconds > 0.0 {
+        for &transport in &args.transport {
+            let window = rtsp::Window {
+                settle: window.settle,
+                duration: secs("latency-seconds", args.latency_seconds)?,
+            };
+            let l = rtsp::latency(&rt, &launcher, transport, args.jitter_buffer_ms, window)?;
+            let show = |d: &Option<wsjpeg_bench::report::Distribution>| match d {
+                Some(d) => format!(
+                    "p50 {:.1} ms · p90 {:.1} · p99 {:.1} · max {:.1} ({} pictures)",
+                    d.p50, d.p90, d.p99, d.max, d.samples
+                ),
+                None => "no pictures".into(),
+            };
+            println!(
+                "capture → received, RTSP over {}: {}",
+                transport.as_str(),
+                show(&l.rtsp)
+            );
+            println!(
+                "capture → received, WebSocket H.264 beside it: {}",
+                show(&l.websocket)
+            );
+            latencies.push(l);
+        }
+    }
+    if let Some(path) = &args.json {
+        write_json(
+            path,
+            &serde_json::json!({ "phases": phases, "latency": latencies }),
+        )?;
+    }
+    Ok(phases.iter().all(|p| p.failed == 0))
 }

@@ -102,6 +102,11 @@ pub struct RunArgs {
     #[arg(long, env = "WSJPEG_PORT", default_value_t = 3003)]
     pub port: u16,
 
+    /// RTSP port: rtsp://<address>:<port>/cam<n> for each camera (cam0 first), H.264 from the
+    /// same encoder as the browsers' (0 turns RTSP off).
+    #[arg(long, env = "WSJPEG_RTSP_PORT", default_value_t = 8554)]
+    pub rtsp_port: u16,
+
     /// Keep the camera running this long after the last viewer leaves, so a page reload does
     /// not restart it (e.g. 5s, 500ms, 1m).
     #[arg(long, env = "WSJPEG_LINGER", default_value = "5s", value_parser = humantime::parse_duration)]

@@ -17,6 +17,7 @@ use crate::h264::H264Settings;
 use crate::h264_slot::H264Slot;
 use crate::recorder::{RecordingConfig, Writing};
 use crate::recording_slot::RecordingSlot;
+use crate::rtsp::{Mount, RtspConfig, RtspServer};
 use crate::server::{ServerPipeline, ServerSettings};
 use crate::sidecar;
 use crate::source::Source;
@@ -39,6 +40,8 @@ pub struct Config {
     pub recording: Option<RecordingConfig>,
     pub detection: Option<DetectionConfig>,
     pub h264: H264Settings,
+    /// The RTSP server; `None`: no RTSP.
+    pub rtsp: Option<RtspConfig>,
 }
 
 /// What a camera is doing, as tests and logs see it.
@@ -93,6 +96,7 @@ pub struct Launcher {
     events: Receiver<Event>,
     sender: Sender<Event>,
     observer: Observer,
+    rtsp: Option<RtspServer>,
 }
 
 impl Launcher {
@@ -158,6 +162,14 @@ impl Launcher {
                 );
             }
         }
+        let rtsp = match &config.rtsp {
+            Some(rtsp) if offer_h264 => start_rtsp(rtsp, &config.server, &cameras)?,
+            Some(_) => {
+                log::warn!("No RTSP: it needs an H.264 encoder");
+                None
+            }
+            None => None,
+        };
         let observer = Arc::new(Mutex::new(vec![CameraView::default(); cameras.len()]));
         Ok(Launcher {
             config,
@@ -165,11 +177,17 @@ impl Launcher {
             events,
             sender,
             observer,
+            rtsp,
         })
     }
 
     pub fn ports(&self) -> Vec<u16> {
         self.cameras.iter().map(|c| c.server.port).collect()
+    }
+
+    /// The RTSP server's port, while it serves.
+    pub fn rtsp_port(&self) -> Option<u16> {
+        self.rtsp.as_ref().map(RtspServer::port)
     }
 
     pub fn sources(&self) -> Vec<String> {
@@ -279,6 +297,8 @@ impl Launcher {
             }
         }
         log::info!("Shutting down");
+        // RTSP clients go first: they are viewers of the servers stopped below.
+        self.rtsp.take();
         for mut camera in self.cameras.drain(..) {
             camera.stop_recording();
             if let Phase::Running(pipeline) = camera.phase {
@@ -311,6 +331,45 @@ impl Launcher {
             view.h264_starts = camera.h264.generation();
         }
     }
+}
+
+/// The RTSP server for every camera whose server it can reach. A port that is taken is an
+/// error; a `wsjpegsink` from another build of the plugin (loaded from the plugin path) only
+/// means no RTSP.
+fn start_rtsp(
+    config: &RtspConfig,
+    settings: &ServerSettings,
+    cameras: &[Camera],
+) -> Result<Option<RtspServer>> {
+    use gst::prelude::*;
+    let mut mounts = Vec::new();
+    for camera in cameras {
+        let server = camera
+            .server
+            .sink
+            .downcast_ref::<gstwsjpeg::WsJpegSink>()
+            .and_then(gstwsjpeg::WsJpegSink::server);
+        match server {
+            Some(server) => mounts.push(Mount {
+                camera: camera.index,
+                server,
+            }),
+            None => {
+                log::warn!(
+                    "No RTSP: camera {}'s wsjpegsink is not this program's own",
+                    camera.index
+                );
+                return Ok(None);
+            }
+        }
+    }
+    RtspServer::start(
+        config,
+        &settings.address,
+        settings.auth_token.as_deref(),
+        mounts,
+    )
+    .map(Some)
 }
 
 impl Camera {

@@ -15,6 +15,7 @@ mod h264_slot;
 pub mod healthcheck;
 pub mod recorder;
 mod recording_slot;
+pub mod rtsp;
 pub mod server;
 mod sidecar;
 pub mod source;
@@ -126,6 +127,10 @@ pub fn config_from_args(args: &cli::RunArgs) -> Result<Config> {
         recording,
         detection,
         h264,
+        rtsp: (args.rtsp_port != 0).then_some(rtsp::RtspConfig {
+            port: args.rtsp_port,
+            session_timeout: rtsp::DEFAULT_SESSION_TIMEOUT,
+        }),
     })
 }
 

@@ -42,6 +42,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             display_host(&cli.run.address)
         );
     }
+    if let Some(port) = launcher.rtsp_port() {
+        for camera in 0..launcher.sources().len() {
+            log::info!(
+                "Serving camera {camera} on rtsp://{}:{port}/cam{camera}",
+                display_host(&cli.run.address)
+            );
+        }
+    }
     let events = launcher.sender();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

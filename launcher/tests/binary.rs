@@ -15,6 +15,7 @@ const SECOND: Duration = Duration::from_secs(1);
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -27,6 +28,7 @@ fn spawn(args: &[&str]) -> Child {
 /// once the program has exited.
 fn spawn_logged(args: &[&str]) -> (Child, JoinHandle<String>) {
     let mut child = Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -91,7 +93,11 @@ fn bad_flags_get_a_one_line_error_and_exit_2() {
             "--device",
         ),
     ] {
-        let output = Command::new(LAUNCHER).args(&args).output().unwrap();
+        let output = Command::new(LAUNCHER)
+            .env("WSJPEG_RTSP_PORT", "0")
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         let first = stderr.lines().next().unwrap_or("");
@@ -118,6 +124,7 @@ fn help_explains_every_flag() {
     let mut checked = 0;
     for (path, command) in commands {
         let output = Command::new(LAUNCHER)
+            .env("WSJPEG_RTSP_PORT", "0")
             .args(&path)
             .arg("--help")
             .output()
@@ -155,6 +162,7 @@ fn taken_port_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let output = Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(["--test-pattern", "--address", "127.0.0.1", "--port", &port])
         .output()
         .unwrap();
@@ -162,6 +170,23 @@ fn taken_port_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&port) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn taken_rtsp_port_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(LAUNCHER)
+        .args(["--test-pattern", "--address", "127.0.0.1", "--port", "0"])
+        .args(["--h264-encoder", "x264enc", "--rtsp-port", &port])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("RTSP") && stderr.contains(&port) && stderr.contains("in use"),
         "{stderr}"
     );
 }
@@ -221,6 +246,7 @@ async fn healthcheck_subcommand_reports_the_server() {
     let (port, port_text) = (reserved.port, reserved.text());
     let check = |port: &str| {
         Command::new(LAUNCHER)
+            .env("WSJPEG_RTSP_PORT", "0")
             .args(["healthcheck", "--port", port])
             .output()
             .unwrap()
@@ -246,6 +272,7 @@ async fn healthcheck_subcommand_reports_the_server() {
 
 fn healthcheck(port: u16) -> std::process::Output {
     Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(["healthcheck", "--port", &port.to_string()])
         .output()
         .unwrap()
@@ -345,7 +372,11 @@ async fn tls_flags_serve_https_and_the_healthcheck_follows() {
         if tls {
             args.push("--tls");
         }
-        Command::new(LAUNCHER).args(&args).output().unwrap()
+        Command::new(LAUNCHER)
+            .env("WSJPEG_RTSP_PORT", "0")
+            .args(&args)
+            .output()
+            .unwrap()
     };
     let with_tls = check(true);
     let without_tls = check(false);
@@ -366,6 +397,7 @@ async fn tls_flags_serve_https_and_the_healthcheck_follows() {
 #[test]
 fn tls_certificate_without_key_is_a_flag_error() {
     let output = Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(["--test-pattern", "--tls-certificate", "/tmp/cert.pem"])
         .output()
         .unwrap();

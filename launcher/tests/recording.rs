@@ -86,6 +86,7 @@ fn probe(file: &Path) -> Option<(String, String, f64, u64)> {
 /// The launcher binary recording the test pattern into `dir` in `segment`-second files.
 fn spawn_recording(dir: &Path, segment: &str) -> std::process::Child {
     Command::new(LAUNCHER)
+        .env("WSJPEG_RTSP_PORT", "0")
         .args(["--test-pattern", "--width", "320", "--height", "240"])
         .args([
             "--address",
@@ -404,6 +405,7 @@ fn bad_recording_flags_are_refused() {
         ),
     ] {
         let output = Command::new(LAUNCHER)
+            .env("WSJPEG_RTSP_PORT", "0")
             .arg("--test-pattern")
             .args(&args)
             .output()

@@ -33,6 +33,21 @@ function serveViewer(req, res) {
   return true;
 }
 
+/** The median of `values` (NaN for none). */
+export function median(values) {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The `p` quantile of `values` (0 < p < 1; NaN for none), the nearest sample below. */
+export function percentile(values, p) {
+  if (!values.length) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `fn` until it returns a truthy value; throws with `what` after `timeout` ms. */

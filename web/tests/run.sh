@@ -2,11 +2,16 @@
 # Tests for the viewer page: unit tests of its modules (web/js/, modules.test.mjs) and browser
 # tests of the page the element serves (web/index.html, web/viewer.css and web/js/ built into
 # the server as they are), in headless Chromium against real wsjpegsink pipelines
-# (viewer.test.mjs, and unbundled.test.mjs for the same files from document-root).
+# (viewer.test.mjs, and unbundled.test.mjs for the same files from document-root), and hls.js
+# playing the LL-HLS origin under /hls/ (hls.test.mjs).
 # Callable from any directory:
 #
 #   web/tests/run.sh                      # everything
 #   web/tests/run.sh --test-name-pattern=phone   # extra arguments go to `node --test`
+#   web/tests/run.sh --bench [--rounds 3] [--seconds 8] [--rates none,10mbit]
+#                                         # the page's latency on its three paths (BENCHMARKS.md), as root
+#   web/tests/run.sh --hls-bench [--rounds 3] [--seconds 15]
+#                                         # hls.js's live latency, direct and through the nginx edge
 #
 # Installs what is missing (Debian's chromium, nodejs/npm, GStreamer tools, the npm packages
 # from package-lock.json), builds the plugin, runs the tests, and leaves screenshots in
@@ -59,7 +64,7 @@ fi
 node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 15) ? 0 : 1)' \
     || die "Node.js 18.15 or newer is needed (found $(node --version))"
 
-# ---- npm packages (playwright-core without its browser download, ws) ------------------------
+# ---- npm packages (playwright-core without its browser download, ws, hls.js) ----------------
 stamp="$HERE/node_modules/.package-lock.json"
 if [ ! -f "$stamp" ] || [ "$HERE/package-lock.json" -nt "$stamp" ]; then
     log "Installing npm packages"
@@ -98,10 +103,29 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log "Running the viewer's tests"
 cd "$HERE"
+if [ "${1:-}" = "--bench" ]; then
+    shift
+    log "Measuring the page's latency"
+    exec node page-latency.mjs "$@"
+fi
+if [ "${1:-}" = "--hls-bench" ]; then
+    shift
+    # The edge half of the benchmark runs Debian's nginx with packaging/nginx's configuration.
+    if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+        log "Installing nginx"
+        export DEBIAN_FRONTEND=noninteractive
+        as_root apt-get install -y -qq --no-install-recommends nginx
+    fi
+    log "Measuring hls.js's latency on the LL-HLS origin"
+    exec node hls-latency.mjs "$@"
+fi
+
+log "Running the viewer's tests"
 set -m
-timeout --kill-after=10 420 node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs &
+# The soak tests (WSJPEG_SOAK_SECONDS each: JPEG, MSE) run on top of the suite's own time.
+budget=$((420 + 2 * ${WSJPEG_SOAK_SECONDS:-0}))
+timeout --kill-after=10 "$budget" node --test --test-reporter=spec "$@" modules.test.mjs unbundled.test.mjs viewer.test.mjs hls.test.mjs &
 test_pgid=$!
 set +m
 status=0

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::detections::{DetectedObject, DetectionBoard, DetectionError, DetectionSet, FrameRef};
 use crate::events::Events;
+use crate::hls;
 use crate::media::VideoTrack;
 use crate::protocol::{self, CameraState, CameraStatus, META_HEADER_LEN, RecordingStatus};
 use crate::rate::RateWindow;
@@ -100,6 +101,8 @@ pub struct Hub {
     pub detections: DetectionBoard,
     /// The H.264 stream viewers may ask for, offered while a producer feeds it.
     pub h264: Arc<VideoTrack>,
+    /// The LL-HLS origin of that stream.
+    pub hls: hls::Origin,
     /// Fires when the server stops; every viewer task ends with close code 1001.
     pub shutdown: CancellationToken,
 }
@@ -129,6 +132,7 @@ impl Hub {
             events,
             started: Instant::now(),
             detections: DetectionBoard::default(),
+            hls: hls::Origin::new(h264.clone()),
             h264,
             shutdown: CancellationToken::new(),
         })

@@ -187,6 +187,37 @@ pub fn metrics_text(snapshot: &Snapshot) -> String {
             .map(|us| format!("{:.3}", us as f64 / 1e6))
             .unwrap_or_else(|| "NaN".to_string()),
     );
+    let h = &s.hls;
+    metric(
+        "hls_running",
+        "gauge",
+        "1 while HLS players keep the origin's window running.",
+        u8::from(h.running).to_string(),
+    );
+    metric(
+        "hls_playlist_requests_total",
+        "counter",
+        "HLS playlist requests answered or refused, blocking reloads included.",
+        h.playlists.to_string(),
+    );
+    metric(
+        "hls_blocking_playlist_requests_total",
+        "counter",
+        "HLS playlist requests with _HLS_msn (blocking reloads).",
+        h.blocked_playlists.to_string(),
+    );
+    metric(
+        "hls_media_requests_total",
+        "counter",
+        "HLS segments, parts and initialisation segments served.",
+        h.media.to_string(),
+    );
+    metric(
+        "hls_media_bytes_total",
+        "counter",
+        "Bytes of HLS segments, parts and initialisation segments served.",
+        h.media_bytes.to_string(),
+    );
     // Only while the application reports a recorder: no recording metrics means no recorder.
     if let Some(recording) = &s.recording {
         metric(

@@ -25,7 +25,7 @@ use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
 use crate::viewers::ClientKind;
 use crate::websocket::{self, Codec, Container, ViewerOptions};
-use crate::{files, mjpeg, page, recordings, report};
+use crate::{files, hls_http, mjpeg, page, recordings, report};
 
 #[derive(Debug)]
 struct Unauthorized;
@@ -171,6 +171,17 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
                 )
             });
 
+    let hls = warp::path!("hls" / String)
+        .and(get)
+        .and(with_ctx.clone())
+        .and(query)
+        .and(peer)
+        .then(
+            |name: String, ctx: Arc<ServerContext>, query: String, peer: Peer| {
+                hls_http::answer(ctx, name, query, peer)
+            },
+        );
+
     let recording_list = warp::path!("api" / "recordings")
         .and(get)
         .and(with_ctx.clone())
@@ -245,6 +256,8 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
             .or(status)
             .unify()
             .or(metrics)
+            .unify()
+            .or(hls)
             .unify()
             .or(recording_list)
             .unify()

@@ -22,6 +22,7 @@ use crate::settings::Settings;
 use crate::snapshot::Snapshot;
 use crate::sync::lock;
 use crate::tls;
+use crate::viewers::{ClientGuard, ClientKind};
 
 /// One runtime for every server in the process. Two workers: at many viewers the fan-out
 /// needs both cores of a small device.
@@ -277,6 +278,15 @@ impl Server {
 
     pub fn n_clients(&self) -> u32 {
         self.ctx.hub.viewers.n_clients()
+    }
+
+    /// Counts a viewer the application serves itself (an RTSP client of its own server):
+    /// it wakes the camera as any viewer does, shows in `/status` and `/metrics` under its
+    /// kind, and counts against `max-clients` (`None`: refused, the limit is reached). It
+    /// stays counted until the guard is dropped.
+    pub fn register_viewer(&self, kind: ClientKind, address: SocketAddr) -> Option<ClientGuard> {
+        let max_clients = self.ctx.config().max_clients;
+        self.ctx.hub.viewers.register(kind, address, max_clients)
     }
 
     pub fn snapshot(&self) -> Snapshot {

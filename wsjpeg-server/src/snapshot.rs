@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::context::ServerContext;
 pub use crate::detections::DetectionFigures;
+pub use crate::hls::HlsFigures;
 pub use crate::hub::VideoInfo;
 use crate::protocol::{CameraStatus, RecordingStatus};
 pub use crate::viewers::ClientKind;
@@ -34,6 +35,7 @@ pub struct Snapshot {
     pub video: VideoInfo,
     pub recording: Option<RecordingStatus>,
     pub detections: DetectionFigures,
+    pub hls: HlsFigures,
     pub clients: Vec<ClientSnapshot>,
 }
 
@@ -96,6 +98,7 @@ impl Snapshot {
             video: hub.video_info(),
             recording: hub.recording_status(),
             detections: hub.detections.figures(),
+            hls: hub.hls.figures(),
             clients,
         }
     }

@@ -25,6 +25,11 @@ pub enum ClientKind {
     Snapshot,
     /// A WebSocket viewer of the H.264 stream.
     H264,
+    /// The LL-HLS origin while players ask for it: one for all of them.
+    Hls,
+    /// An RTSP client of the application's own RTSP server (the launcher's), registered
+    /// through [`crate::Server::register_viewer`].
+    Rtsp,
 }
 
 impl ClientKind {
@@ -34,6 +39,8 @@ impl ClientKind {
             ClientKind::Mjpeg => "mjpeg",
             ClientKind::Snapshot => "snapshot",
             ClientKind::H264 => "h264",
+            ClientKind::Hls => "hls",
+            ClientKind::Rtsp => "rtsp",
         }
     }
 }

@@ -9,47 +9,26 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bytes::Bytes;
 use common::fixture;
 use wsjpeg_server::media::fmp4::{self, ParameterSets};
-use wsjpeg_server::media::{AccessUnit, nal_units};
+use wsjpeg_server::media::{self, AccessUnit};
 
 const FRAME_US: u64 = 33_333;
 const FIRST_CAPTURE_US: u64 = 1_765_000_000_000_000;
 
-/// The access units of an Annex B stream: a unit ends where a NAL unit that is not a slice,
-/// or the first slice of a picture (first_mb_in_slice 0: its first bit set), follows a slice.
+/// The fixture's access units, 30 fps from a fixed capture time.
 fn access_units(stream: &[u8]) -> Vec<AccessUnit> {
-    let mut units = Vec::new();
-    let mut pending = Vec::new();
-    let mut keyframe = None;
-    let mut flush = |pending: &mut Vec<u8>, keyframe: &mut Option<bool>| {
-        if let Some(idr) = keyframe.take() {
-            let n = units.len() as u64;
-            units.push(AccessUnit {
-                sequence: n + 1,
-                keyframe: idr,
-                capture_time_us: FIRST_CAPTURE_US + n * FRAME_US,
-                duration_us: FRAME_US as u32,
-                data: Bytes::from(std::mem::take(pending)),
-            });
-        }
-    };
-    for nal in nal_units(stream) {
-        let kind = nal[0] & 0x1F;
-        let slice = kind == 1 || kind == 5;
-        let starts_picture = slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
-        if !slice || starts_picture {
-            flush(&mut pending, &mut keyframe);
-        }
-        pending.extend_from_slice(&[0, 0, 0, 1]);
-        pending.extend_from_slice(nal);
-        if slice {
-            keyframe = Some(keyframe.unwrap_or(false) || kind == 5);
-        }
-    }
-    flush(&mut pending, &mut keyframe);
-    units
+    media::access_units(stream)
+        .into_iter()
+        .enumerate()
+        .map(|(n, data)| AccessUnit {
+            sequence: n as u64 + 1,
+            keyframe: media::is_keyframe(&data),
+            capture_time_us: FIRST_CAPTURE_US + n as u64 * FRAME_US,
+            duration_us: FRAME_US as u32,
+            data,
+        })
+        .collect()
 }
 
 fn temp_file(label: &str) -> PathBuf {
@@ -61,7 +40,7 @@ fn as_viewer_receives(units: &[AccessUnit], from: usize) -> Vec<u8> {
     let sets = ParameterSets::of(&units[from].data).expect("a keyframe with SPS and PPS");
     let mut file = fmp4::init_segment(&sets).expect("an init segment").to_vec();
     for unit in &units[from..] {
-        file.extend_from_slice(fmp4::fragment(unit).parts()[0]);
+        file.extend_from_slice(&fmp4::fragment(unit).parts()[0]);
     }
     file
 }

@@ -159,6 +159,35 @@ async fn status_reports_clients_camera_and_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_the_owner_serves_itself_are_counted_and_capped() {
+    let settings = Settings {
+        max_clients: 1,
+        ..Settings::default()
+    };
+    let server = Live::idle(settings);
+    let address: std::net::SocketAddr = "192.0.2.7:5000".parse().unwrap();
+    let guard = server
+        .server
+        .register_viewer(wsjpeg_server::ClientKind::Rtsp, address)
+        .expect("room for one");
+    assert_eq!(server.server.n_clients(), 1);
+    let status = http_get(server.port, "/status", &[], usize::MAX)
+        .await
+        .json();
+    assert_eq!(status["clients"][0]["kind"], "rtsp");
+    assert_eq!(status["clients"][0]["address"], "192.0.2.7:5000");
+    assert!(
+        server
+            .server
+            .register_viewer(wsjpeg_server::ClientKind::Rtsp, address)
+            .is_none(),
+        "max-clients holds"
+    );
+    drop(guard);
+    assert_eq!(server.server.n_clients(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_valid_prometheus_text() {
     let server = Live::test_pattern(320, 240, 30, Settings::default());
     let mut ws = connect(server.port, "/stream").await;

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -20,27 +19,6 @@ use wsjpeg_server::{AllowedOrigins, Settings};
 
 const SECOND: Duration = Duration::from_secs(1);
 const FPS: u32 = 30;
-
-fn nginx_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("nginx"))
-        .find(|candidate| candidate.is_file())
-}
-
-/// nginx, or `None` (after saying why) when it is not installed and not required.
-fn find_nginx(test: &str) -> Option<PathBuf> {
-    let found = nginx_binary();
-    if found.is_none() {
-        cannot_run(
-            "nginx tests",
-            &format!("{test}: nginx is not installed (apt-get install nginx)"),
-            "WSJPEG_REQUIRE_NGINX",
-        );
-    }
-    found
-}
 
 /// The configuration under test. `/` is the recommended setup; the other locations show what
 /// happens when part of it is left out.
@@ -115,82 +93,11 @@ http {{
     )
 }
 
-/// An nginx process proxying to `upstream`; killed on drop.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-    /// The port, kept from the start (nginx binds it with SO_REUSEADDR beside this).
-    _reserved: ReservedPort,
-}
-
-impl Nginx {
-    fn start(binary: &Path, upstream: u16) -> Nginx {
-        let dir =
-            std::env::temp_dir().join(format!("wsjpeg-nginx-{}-{upstream}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let reserved = ReservedPort::any();
-            let port = reserved.port;
-            let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, config(&dir, port, upstream)).unwrap();
-            let mut child = Command::new(binary)
-                .arg("-p")
-                .arg(&dir)
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(dir.join("error.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("nginx starts");
-            let deadline = Instant::now() + 10 * SECOND;
-            while Instant::now() < deadline {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let mut stderr = String::new();
-                    if let Some(mut err) = child.stderr.take() {
-                        use std::io::Read;
-                        let _ = err.read_to_string(&mut stderr);
-                    }
-                    last_error = format!(
-                        "nginx exited with {status}: {stderr}{}",
-                        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-                    );
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Nginx {
-                        child,
-                        dir,
-                        port,
-                        _reserved: reserved,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("nginx did not start: {last_error}");
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "nginx error log:\n{}",
-                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-            );
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// nginx with the configuration under test, proxying to `upstream`.
+fn start_nginx(binary: &Path, upstream: u16) -> Nginx {
+    Nginx::start(binary, "nginx", 1, |dir, ports| {
+        config(dir, ports[0], upstream)
+    })
 }
 
 fn unix_now_us() -> u64 {
@@ -206,9 +113,9 @@ async fn websocket_viewer_through_nginx_gets_every_frame() {
         return;
     };
     let server = Live::test_pattern(320, 240, FPS, Settings::default());
-    let nginx = Nginx::start(&binary, server.port);
+    let nginx = start_nginx(&binary, server.port);
 
-    let mut ws = connect(nginx.port, "/stream?meta=1").await;
+    let mut ws = connect(nginx.port(), "/stream?meta=1").await;
     let hello = next_text_of_type(&mut ws, "hello", 5 * SECOND)
         .await
         .expect("hello through nginx");
@@ -318,10 +225,10 @@ async fn mjpeg_through_nginx_arrives_frame_by_frame() {
     // One small frame a second: a proxy that waited for its buffers to fill would hold
     // several back; passed through, each arrives before the next is even captured.
     let server = Live::test_pattern(160, 120, 1, Settings::default());
-    let nginx = Nginx::start(&binary, server.port);
+    let nginx = start_nginx(&binary, server.port);
 
     for path in ["/stream.mjpg", "/buffered/stream.mjpg", "/?action=stream"] {
-        let parts = mjpeg_parts(nginx.port, path, 4, 10 * SECOND).await;
+        let parts = mjpeg_parts(nginx.port(), path, 4, 10 * SECOND).await;
         eprintln!("{path}: (captured, arrived) {parts:?}");
         assert_eq!(parts.len(), 4, "{path}: parts arrived in time");
         for pair in parts.windows(2) {
@@ -358,14 +265,17 @@ async fn origin_check_works_behind_nginx() {
         return;
     };
     let server = Live::test_pattern(160, 120, 10, Settings::default());
-    let nginx = Nginx::start(&binary, server.port);
-    let own = format!("http://127.0.0.1:{}", nginx.port);
+    let nginx = start_nginx(&binary, server.port);
+    let own = format!("http://127.0.0.1:{}", nginx.port());
 
     assert_eq!(
-        upgrade_status(nginx.port, "/stream", Some(&own)).await,
+        upgrade_status(nginx.port(), "/stream", Some(&own)).await,
         Some(101)
     );
-    assert_eq!(upgrade_status(nginx.port, "/stream", None).await, Some(101));
+    assert_eq!(
+        upgrade_status(nginx.port(), "/stream", None).await,
+        Some(101)
+    );
     for foreign in [
         "http://evil.example",
         "http://127.0.0.1",
@@ -373,18 +283,18 @@ async fn origin_check_works_behind_nginx() {
         "null",
     ] {
         assert_eq!(
-            upgrade_status(nginx.port, "/stream", Some(foreign)).await,
+            upgrade_status(nginx.port(), "/stream", Some(foreign)).await,
             Some(403),
             "{foreign}"
         );
     }
     // Host not forwarded: even the proxy's own pages are refused.
     assert_eq!(
-        upgrade_status(nginx.port, "/no-host/stream", Some(&own)).await,
+        upgrade_status(nginx.port(), "/no-host/stream", Some(&own)).await,
         Some(403)
     );
     assert_eq!(
-        upgrade_status(nginx.port, "/no-host/stream", None).await,
+        upgrade_status(nginx.port(), "/no-host/stream", None).await,
         Some(101)
     );
     drop(nginx);
@@ -400,17 +310,22 @@ async fn origin_check_works_behind_nginx() {
             ..Settings::default()
         },
     );
-    let nginx = Nginx::start(&binary, server.port);
+    let nginx = start_nginx(&binary, server.port);
     assert_eq!(
-        upgrade_status(nginx.port, "/no-host/stream", Some("https://cam.example")).await,
+        upgrade_status(nginx.port(), "/no-host/stream", Some("https://cam.example")).await,
         Some(101)
     );
     assert_eq!(
-        upgrade_status(nginx.port, "/no-host/stream", Some("https://evil.example")).await,
+        upgrade_status(
+            nginx.port(),
+            "/no-host/stream",
+            Some("https://evil.example")
+        )
+        .await,
         Some(403)
     );
     assert_eq!(
-        upgrade_status(nginx.port, "/stream", Some("https://evil.example")).await,
+        upgrade_status(nginx.port(), "/stream", Some("https://evil.example")).await,
         Some(403)
     );
 }

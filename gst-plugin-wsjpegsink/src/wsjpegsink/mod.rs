@@ -2,6 +2,7 @@
 
 use gst::glib;
 use gst::prelude::*;
+use gst::subclass::prelude::*;
 
 mod events;
 mod imp;
@@ -19,4 +20,13 @@ pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
         gst::Rank::NONE,
         WsJpegSink::static_type(),
     )
+}
+
+impl WsJpegSink {
+    /// The element's server while it runs (from READY on), for an application that serves the
+    /// same camera by other means (the launcher's RTSP server): it follows the server's H.264
+    /// track and registers its clients there, so they wake the camera and show in `/status`.
+    pub fn server(&self) -> Option<std::sync::Arc<wsjpeg_server::Server>> {
+        self.imp().server()
+    }
 }

@@ -8,6 +8,8 @@ mod clients;
 #[path = "../../../wsjpeg-server/tests/common/feeder.rs"]
 mod feeder;
 mod host;
+#[path = "../../../wsjpeg-server/tests/common/players.rs"]
+mod players;
 #[path = "../../../wsjpeg-server/tests/common/process.rs"]
 mod process;
 #[allow(unused_imports)]
@@ -16,6 +18,8 @@ pub use clients::*;
 pub use feeder::Feeder;
 #[allow(unused_imports)]
 pub use host::*;
+#[allow(unused_imports)]
+pub use players::*;
 #[allow(unused_imports)]
 pub use process::*;
 

@@ -15,6 +15,7 @@ use wsjpeg_launcher::controller::{CameraView, Observer};
 use wsjpeg_launcher::encoder::EncoderChoice;
 use wsjpeg_launcher::encoder::Format;
 use wsjpeg_launcher::h264::{H264Choice, H264Settings};
+use wsjpeg_launcher::rtsp::RtspConfig;
 use wsjpeg_launcher::server::ServerSettings;
 use wsjpeg_launcher::source::Source;
 use wsjpeg_launcher::{Config, Event, Launcher};
@@ -58,6 +59,15 @@ pub fn config(source: Source) -> Config {
             keyframe_interval: Duration::from_secs(1),
             fps: 30,
         },
+        rtsp: None,
+    }
+}
+
+/// An RTSP server on a free port (`port: 0`), with sessions that time out quickly.
+pub fn rtsp_config() -> RtspConfig {
+    RtspConfig {
+        port: 0,
+        session_timeout: Duration::from_secs(2),
     }
 }
 
@@ -67,6 +77,8 @@ pub struct Running {
     pub port: u16,
     /// Every camera's port, in the order of `Config::sources`.
     pub ports: Vec<u16>,
+    /// The RTSP server's port, when `Config::rtsp` asks for one.
+    pub rtsp_port: Option<u16>,
     pub observer: Observer,
     events: Sender<Event>,
     thread: Option<JoinHandle<()>>,
@@ -77,12 +89,14 @@ impl Running {
         client::init();
         let launcher = Launcher::new(config).expect("launcher starts");
         let ports = launcher.ports();
+        let rtsp_port = launcher.rtsp_port();
         let observer = launcher.observer();
         let events = launcher.sender();
         let thread = std::thread::spawn(move || launcher.run());
         Running {
             port: ports[0],
             ports,
+            rtsp_port,
             observer,
             events,
             thread: Some(thread),

@@ -44,6 +44,30 @@ pub fn is_keyframe(access_unit: &[u8]) -> bool {
     nal_units(access_unit).any(|unit| nal_type(unit) == Some(5))
 }
 
+/// An Annex B elementary stream (a `.h264` file) cut into access units, each with 4-byte
+/// start codes: a unit ends where a NAL unit that is not a slice, or the first slice of a
+/// picture (`first_mb_in_slice` 0: its first bit set), follows a slice.
+pub fn access_units(stream: &[u8]) -> Vec<bytes::Bytes> {
+    let mut units = Vec::new();
+    let mut pending = Vec::new();
+    let mut has_slice = false;
+    for nal in nal_units(stream) {
+        let slice = matches!(nal_type(nal), Some(1 | 5));
+        let starts_picture = slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
+        if has_slice && (!slice || starts_picture) {
+            units.push(bytes::Bytes::from(std::mem::take(&mut pending)));
+            has_slice = false;
+        }
+        pending.extend_from_slice(&[0, 0, 0, 1]);
+        pending.extend_from_slice(nal);
+        has_slice |= slice;
+    }
+    if has_slice {
+        units.push(bytes::Bytes::from(pending));
+    }
+    units
+}
+
 /// The codec string browsers want (`avc1.PPCCLL`: profile, constraint flags and level of the
 /// sequence parameter set), if the access unit carries an SPS.
 pub fn codec_string(access_unit: &[u8]) -> Option<String> {

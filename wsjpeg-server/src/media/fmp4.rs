@@ -355,7 +355,7 @@ mod tests {
             data: access_unit(true),
         };
         let packet = fragment(&unit);
-        let data = &packet.parts()[0].to_vec();
+        let data = &packet.parts()[0];
         let kinds: Vec<String> = boxes_of(data).into_iter().map(|(k, _)| k).collect();
         assert_eq!(kinds, ["moof", "mdat"]);
         let moof_len = boxes_of(data)[0].1;

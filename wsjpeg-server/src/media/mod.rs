@@ -15,7 +15,7 @@ mod track;
 mod unit;
 mod wsj;
 
-pub use annexb::{codec_string, is_keyframe, nal_units};
+pub use annexb::{access_units, codec_string, is_keyframe, nal_units};
 pub use packager::{Format, PackagedUnit};
 pub use packet::Packet;
 pub use track::{Following, MAX_BACKLOG, Next, Producer, ProducerTaken, TrackInfo, VideoTrack};

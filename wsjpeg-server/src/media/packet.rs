@@ -15,8 +15,8 @@ impl Packet {
         Packet { parts }
     }
 
-    pub fn parts(&self) -> Vec<&[u8]> {
-        self.parts.iter().map(|part| &part[..]).collect()
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
     }
 
     pub fn len(&self) -> usize {

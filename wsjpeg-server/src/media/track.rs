@@ -471,7 +471,7 @@ mod tests {
         );
         assert_eq!(
             first.parts()[1],
-            &units[0].data[..],
+            units[0].data,
             "the unit itself, not a copy"
         );
     }

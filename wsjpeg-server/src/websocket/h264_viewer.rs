@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::codec::OPCODE_BINARY;
-use super::viewer::{Container, mp4_mime};
+use super::container::{Container, mp4_mime};
 use super::writer::FrameWriter;
 use crate::media::{Following, Format, Next, PackagedUnit, TrackInfo, VideoTrack};
 use crate::protocol::ServerMessage;
@@ -25,7 +26,7 @@ pub(super) struct H264Follower {
     /// How its units are packaged.
     format: Format,
     /// The fragmented MP4 initialisation segment it was sent last.
-    init_sent: Option<Vec<u8>>,
+    init_sent: Option<Bytes>,
 }
 
 impl H264Follower {
@@ -93,7 +94,7 @@ impl H264Follower {
                         continue;
                     }
                     let packet = unit.packet(self.format);
-                    writer.send(OPCODE_BINARY, &packet.parts()).await?;
+                    writer.send(OPCODE_BINARY, packet.parts()).await?;
                     guard.record_sent(packet.len());
                 }
             }
@@ -114,7 +115,7 @@ impl H264Follower {
             return Ok(self.init_sent.is_some());
         }
         let init = unit.packet(Format::Fmp4Init);
-        let Some(segment) = init.parts().first().map(|part| part.to_vec()) else {
+        let Some(segment) = init.parts().first().cloned() else {
             return Ok(self.init_sent.is_some());
         };
         if self.init_sent.as_ref() != Some(&segment) {
@@ -123,7 +124,7 @@ impl H264Follower {
                 self.announced = None;
                 self.announce(track, writer).await?;
             }
-            writer.send(OPCODE_BINARY, &init.parts()).await?;
+            writer.send(OPCODE_BINARY, init.parts()).await?;
             self.init_sent = Some(segment);
         }
         Ok(true)

@@ -5,10 +5,12 @@
 
 pub mod codec;
 mod connection;
+mod container;
 mod h264_viewer;
 mod reader;
 mod viewer;
 mod writer;
 
 pub(crate) use connection::serve_upgraded;
-pub(crate) use viewer::{Codec, Container, ViewerOptions};
+pub(crate) use container::Container;
+pub(crate) use viewer::{Codec, ViewerOptions};

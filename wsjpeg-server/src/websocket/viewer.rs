@@ -14,6 +14,7 @@ use super::codec::{
     CLOSE_GOING_AWAY, CLOSE_NORMAL, CLOSE_UNSUPPORTED, ClientInput, OPCODE_BINARY, OPCODE_PING,
     OPCODE_PONG,
 };
+use super::container::{Container, mp4_mime};
 use super::h264_viewer::H264Follower;
 use super::reader::ClientReader;
 use super::writer::FrameWriter;
@@ -36,32 +37,6 @@ pub enum Codec {
     Jpeg,
     /// One H.264 access unit each, in order from a keyframe, packaged as `container` says.
     H264,
-}
-
-/// How an H.264 viewer's units are packaged (`?container=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Container {
-    /// wsjpeg's 32-byte header and the unit in Annex B (no `container`).
-    Wsj,
-    /// Fragmented MP4 for Media Source Extensions (`container=fmp4`): an initialisation
-    /// segment, then a `moof` + `mdat` per unit.
-    Fmp4,
-    /// A value the server does not know: refused with a message saying which it knows.
-    Unknown,
-}
-
-impl Container {
-    pub fn from_query(value: Option<&str>) -> Container {
-        match value {
-            None | Some("") => Container::Wsj,
-            Some("fmp4") => Container::Fmp4,
-            Some(_) => Container::Unknown,
-        }
-    }
-
-    fn name(self) -> Option<&'static str> {
-        (self == Container::Fmp4).then_some("fmp4")
-    }
 }
 
 impl Codec {
@@ -99,11 +74,6 @@ impl ViewerOptions {
             _ => None,
         }
     }
-}
-
-/// The MIME type of fragmented MP4 with this H.264 codec string.
-pub(super) fn mp4_mime(codec: &str) -> String {
-    format!("video/mp4; codecs=\"{codec}\"")
 }
 
 type DetectionsRx = watch::Receiver<Option<Arc<DetectionSet>>>;
@@ -445,7 +415,7 @@ impl Viewer {
         if reached(self.last_heard.max(self.last_probe), Some(ka)) {
             // A protocol ping: every WebSocket client answers it, even ones that ignore JSON.
             self.last_probe = now;
-            writer.send(OPCODE_PING, &[]).await?;
+            writer.send::<&[u8]>(OPCODE_PING, &[]).await?;
         }
         Ok(None)
     }
@@ -458,7 +428,7 @@ impl Viewer {
     ) -> std::io::Result<Option<Ending>> {
         match input {
             ClientInput::Alive | ClientInput::Message(ClientMessage::Pong) => {}
-            ClientInput::Ping(payload) => writer.send(OPCODE_PONG, &[&payload]).await?,
+            ClientInput::Ping(payload) => writer.send(OPCODE_PONG, &[&payload[..]]).await?,
             ClientInput::Close(code) => {
                 let reply = if code == CLOSE_GOING_AWAY {
                     code

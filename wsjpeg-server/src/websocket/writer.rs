@@ -23,13 +23,22 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Writes one frame whose payload is the concatenation of `parts`, without copying them.
-    pub(super) async fn send(&mut self, opcode: u8, parts: &[&[u8]]) -> std::io::Result<()> {
-        let len = parts.iter().map(|p| p.len()).sum();
+    pub(super) async fn send<P: AsRef<[u8]>>(
+        &mut self,
+        opcode: u8,
+        parts: &[P],
+    ) -> std::io::Result<()> {
+        let len = parts.iter().map(|p| p.as_ref().len()).sum();
         let (header, header_len) = frame_header(opcode, len);
         let mut slices = [IoSlice::new(&[]); 4];
         slices[0] = IoSlice::new(&header[..header_len]);
         let mut n = 1;
-        for part in parts.iter().filter(|p| !p.is_empty()).take(3) {
+        for part in parts
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| !p.is_empty())
+            .take(3)
+        {
             slices[n] = IoSlice::new(part);
             n += 1;
         }
@@ -51,7 +60,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub(super) async fn send_close(&mut self, code: u16, reason: &str) {
         let code = code.to_be_bytes();
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-            self.send(OPCODE_CLOSE, &[&code, reason.as_bytes()]).await?;
+            self.send(OPCODE_CLOSE, &[&code[..], reason.as_bytes()])
+                .await?;
             self.writer.flush().await?;
             self.writer.shutdown().await
         })
