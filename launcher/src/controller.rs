@@ -88,6 +88,8 @@ struct Camera {
     detector_error: Option<String>,
     record: RecordingSlot,
     h264: H264Slot,
+    /// The RTSP port that serves this camera as `/cam<index>`, told in `/status`.
+    rtsp_port: Option<u16>,
 }
 
 pub struct Launcher {
@@ -145,6 +147,7 @@ impl Launcher {
                 error: None,
                 detector_error: None,
                 h264: H264Slot::default(),
+                rtsp_port: None,
                 record: RecordingSlot::new(
                     config.recording.as_ref().is_some_and(|r| r.autostart),
                     writing.clone(),
@@ -170,6 +173,12 @@ impl Launcher {
             }
             None => None,
         };
+        if let Some(rtsp) = &rtsp {
+            for camera in &mut cameras {
+                camera.rtsp_port = Some(rtsp.port());
+                camera.server.set_source_info(camera.idle_source_info());
+            }
+        }
         let observer = Arc::new(Mutex::new(vec![CameraView::default(); cameras.len()]));
         Ok(Launcher {
             config,
@@ -373,6 +382,20 @@ fn start_rtsp(
 }
 
 impl Camera {
+    /// The RTSP port and mount of this camera, when RTSP serves it.
+    fn rtsp(&self) -> Option<(u16, usize)> {
+        self.rtsp_port.map(|port| (port, self.index))
+    }
+
+    /// What `/status` says of the source before the camera first runs.
+    fn idle_source_info(&self) -> gst::Structure {
+        let mut info = gst::Structure::builder("source")
+            .field("device", self.source.name())
+            .build();
+        add_rtsp(&mut info, self.rtsp());
+        info
+    }
+
     fn set_viewers(&mut self, n: u32) {
         if n == 0 && self.viewers > 0 {
             self.left_at = Some(Instant::now());
@@ -492,8 +515,13 @@ impl Camera {
                 }
                 self.last_path = Some(pipeline.path);
                 self.detector_error = None;
-                self.server
-                    .set_source_info(source_info(&self.source, pipeline.path, config, None));
+                self.server.set_source_info(source_info(
+                    &self.source,
+                    Some(pipeline.path),
+                    config,
+                    None,
+                    self.rtsp(),
+                ));
                 self.phase = Phase::Running(pipeline);
                 self.starts += 1;
                 self.error = None;
@@ -557,9 +585,10 @@ impl Camera {
             pipeline.stop_detector();
             self.server.set_source_info(source_info(
                 &self.source,
-                pipeline.path,
+                Some(pipeline.path),
                 config,
                 Some(reason),
+                self.rtsp(),
             ));
         }
         self.detector_error = Some(reason.to_string());
@@ -602,17 +631,21 @@ pub fn retry_delay(attempt: u32) -> Duration {
 /// What `/status` says under `source`: the encoder, the device, the detector and how it fares.
 fn source_info(
     source: &Source,
-    path: JpegPath,
+    path: Option<JpegPath>,
     config: &Config,
     detector_error: Option<&str>,
+    rtsp: Option<(u16, usize)>,
 ) -> gst::Structure {
     let mut info = gst::Structure::builder("source")
-        .field("encoder", path.encoder_name())
         .field("device", source.name())
         .build();
-    if matches!(path, JpegPath::Hardware | JpegPath::Software) {
-        info.set("jpeg-quality", config.format.quality);
+    if let Some(path) = path {
+        info.set("encoder", path.encoder_name());
+        if matches!(path, JpegPath::Hardware | JpegPath::Software) {
+            info.set("jpeg-quality", config.format.quality);
+        }
     }
+    add_rtsp(&mut info, rtsp);
     if let Some(detection) = &config.detection {
         info.set("detector", detection.fragment.as_str());
         info.set("detect-fps", detection.fps);
@@ -621,6 +654,15 @@ fn source_info(
         }
     }
     info
+}
+
+/// The RTSP port and path that serve the camera (`rtsp-port`, `rtsp-path`), for the page's list
+/// of addresses: the host is the one the page was opened with.
+fn add_rtsp(info: &mut gst::Structure, rtsp: Option<(u16, usize)>) {
+    if let Some((port, camera)) = rtsp {
+        info.set("rtsp-port", u32::from(port));
+        info.set("rtsp-path", format!("/cam{camera}"));
+    }
 }
 
 #[cfg(test)]

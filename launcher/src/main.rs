@@ -36,9 +36,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     init_gstreamer()?;
     let config = config_from_args(&cli.run)?;
     let launcher = Launcher::new(config)?;
+    // With a certificate the port speaks https (plain http there is sent over to it).
+    let scheme = if cli.run.tls_certificate.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     for (port, source) in launcher.ports().into_iter().zip(launcher.sources()) {
         log::info!(
-            "Serving {source} on http://{}:{port}/",
+            "Serving {source} on {scheme}://{}:{port}/",
             display_host(&cli.run.address)
         );
     }

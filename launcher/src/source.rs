@@ -83,7 +83,17 @@ impl Source {
     }
 
     /// Opens the source just far enough (READY) to ask what it can produce, then closes it.
+    /// A device that cannot be opened is said in words a viewer understands (the page shows
+    /// them); the log has GStreamer's own.
     pub fn probe(&self) -> Result<Offer> {
+        if let Source::Device(path) = self
+            && std::fs::metadata(path).is_err()
+        {
+            return Err(anyhow!(
+                "No camera at {} — is it plugged in?",
+                path.display()
+            ));
+        }
         let bin = fragment_bin(&self.launch_text())
             .with_context(|| format!("cannot build source {}", self.name()))?;
         let pad = bin
@@ -97,12 +107,36 @@ impl Source {
         let reason = crate::gst_util::take_error(&pipeline);
         let _ = pipeline.set_state(gst::State::Null);
         if result.is_err() {
-            return Err(match reason {
-                Some(reason) => anyhow!("cannot open {}: {reason}", self.name()),
-                None => anyhow!("cannot open {}", self.name()),
-            });
+            if let Some(reason) = &reason {
+                log::debug!("Opening {}: {reason}", self.name());
+            }
+            return Err(self.open_failure(reason.as_deref()));
         }
         Ok(Offer { caps })
+    }
+
+    fn open_failure(&self, reason: Option<&str>) -> anyhow::Error {
+        let name = self.name();
+        let Some(reason) = reason else {
+            return anyhow!("Cannot open {name}");
+        };
+        let lower = reason.to_ascii_lowercase();
+        if matches!(self, Source::Device(_)) {
+            if lower.contains("busy") {
+                return anyhow!(
+                    "{name} is in use by another program — close it, or use another camera"
+                );
+            }
+            if lower.contains("permission denied") {
+                return anyhow!(
+                    "No permission to open {name} — add the user to the \"video\" group ({reason})"
+                );
+            }
+            if lower.contains("no such device") || lower.contains("cannot identify device") {
+                return anyhow!("No camera at {name} — is it plugged in?");
+            }
+        }
+        anyhow!("Cannot open {name}: {reason}")
     }
 }
 
@@ -111,4 +145,50 @@ impl Source {
 /// two elements.
 pub fn fragment_bin(text: &str) -> Result<gst::Bin, gst::glib::Error> {
     gst::parse::bin_from_description(&format!("{text} ! identity"), true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(source: &Source, reason: &str) -> String {
+        source.open_failure(Some(reason)).to_string()
+    }
+
+    #[test]
+    fn a_device_that_cannot_open_is_said_in_plain_words() {
+        let device = Source::Device("/dev/video0".into());
+        assert_eq!(
+            said(
+                &device,
+                "Could not open device '/dev/video0' for reading and writing. Device or resource busy"
+            ),
+            "/dev/video0 is in use by another program — close it, or use another camera"
+        );
+        assert!(said(&device, "Permission denied").starts_with(
+            "No permission to open /dev/video0 — add the user to the \"video\" group"
+        ));
+        assert_eq!(
+            said(&device, "Cannot identify device '/dev/video0'."),
+            "No camera at /dev/video0 — is it plugged in?"
+        );
+        assert_eq!(
+            said(&device, "Something else"),
+            "Cannot open /dev/video0: Something else"
+        );
+        assert_eq!(
+            device.open_failure(None).to_string(),
+            "Cannot open /dev/video0"
+        );
+    }
+
+    #[test]
+    fn a_missing_device_is_said_before_gstreamer_is_asked() {
+        let missing = Source::Device("/dev/video-not-here".into());
+        let error = missing.probe().expect_err("no such device");
+        assert_eq!(
+            error.to_string(),
+            "No camera at /dev/video-not-here — is it plugged in?"
+        );
+    }
 }

@@ -176,11 +176,9 @@ async fn missing_device_is_retried_not_fatal() {
     let error = wait_camera_state(&mut ws, "error", 5 * SECOND)
         .await
         .expect("an error status");
-    assert!(
-        error["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("/dev/video-does-not-exist")),
-        "the message names the device: {error}"
+    assert_eq!(
+        error["message"], "No camera at /dev/video-does-not-exist — is it plugged in?",
+        "the message names the device in plain words: {error}"
     );
     let health = http_get(running.port, "/healthz", &[], usize::MAX).await;
     assert_eq!(health.status, 503);

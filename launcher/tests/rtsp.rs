@@ -673,3 +673,14 @@ mod base64_encoding {
         out
     }
 }
+
+/// The page's "?" panel lists the RTSP address from `/status`: the port and path are there
+/// before the camera ever runs, and stay while it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_tells_the_rtsp_port_and_path() {
+    let running = rtsp_launcher(None);
+    let port = running.rtsp_port.expect("RTSP serves");
+    let status = status_blocking(running.port);
+    assert_eq!(status["source"]["rtsp-port"], port, "{status}");
+    assert_eq!(status["source"]["rtsp-path"], "/cam0", "{status}");
+}

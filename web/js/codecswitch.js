@@ -101,6 +101,12 @@ export function createCodecSwitch(ui, { preference: initial, onSwitch, note }) {
     /** The Codec figure's title: what the pictures come as, and why. */
     get title() { return shownTitle(); },
     get preference() { return preference; },
+    /** Whether the server's last hello offered H.264. */
+    get offered() { return offered === true; },
+    /** Why this connection shows JPEG although the server offers H.264 ('' if it does not). */
+    get why() { return current === 'h264' || offered !== true ? '' : decision().why; },
+    /** Whether this page is a secure context (WebCodecs exists only there). */
+    get secure() { return secure; },
     /** Why H.264 is not shown although asked for, or why it failed ('' if neither). */
     get note() { return decision().note || (failure ? `H.264 failed in this browser (${failure})` : ''); },
 

@@ -1,11 +1,11 @@
 // wsjpeg viewer: Pause/Resume (the button, the P key, and a hidden tab) and the keyboard
-// shortcuts S, P, F, D, C and Escape.
+// shortcuts S, P, F, D, C, ? and Escape.
 
 import { setAttr, setText } from './dom.js';
 
 /**
  * The action a key press asks for: 'fullscreen', 'snapshot', 'pause', 'detections', 'codec',
- * 'escape', or null for keys that are not ours (with a modifier, held down, or typed into a
+ * 'help', 'escape', or null for keys that are not ours (with a modifier, held down, or typed into a
  * form field).
  */
 export function keyAction(event) {
@@ -18,6 +18,7 @@ export function keyAction(event) {
     case 'p': case 'P': return 'pause';
     case 'd': case 'D': return 'detections';
     case 'c': case 'C': return 'codec';
+    case '?': return 'help';
     case 'Escape': return 'escape';
     default: return null;
   }
@@ -69,12 +70,13 @@ export function createPause({ button, label, frames, send, hidden, onChange }) {
 
 /**
  * Binds the shortcuts to `actions`: { fullscreen(), snapshot(), pause(), detections(), codec(),
- * escape() → handled }.
+ * help(), escape() → handled, modal() → a dialog is open (then only help and Escape work) }.
  */
 export function bindKeys(actions) {
   document.addEventListener('keydown', (event) => {
     const action = keyAction(event);
     if (!action) return;
+    if (actions.modal && actions.modal() && action !== 'help') return;
     if (action === 'escape') {
       if (!actions.escape()) return;
     } else {

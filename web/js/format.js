@@ -34,10 +34,13 @@ export function formatResolution(width, height) {
   return width && height ? `${width}×${height}` : DASH;
 }
 
-/** Objects detected and the detector's delay ("2 · 85 ms"), or a dash for none (count null). */
+/**
+ * Objects detected and the detector's delay after capture ("2 · found in 85 ms"), or a dash for
+ * none (count null).
+ */
 export function formatObjects(count, delayMs) {
   if (count === null) return DASH;
-  return delayMs === null ? String(count) : `${count} · ${formatLatency(delayMs)}`;
+  return delayMs === null ? String(count) : `${count} · found in ${formatLatency(delayMs)}`;
 }
 
 /** The small print after the title: the server's name (unless it is wsjpeg) and version. */

@@ -13,14 +13,18 @@ import { createToast, setText } from './dom.js';
 import { formatServerInfo } from './format.js';
 import { createFullscreen } from './fullscreen.js';
 import { createH264Decoder } from './h264decoder.js';
+import { addressList, createHelp, rtspOf } from './help.js';
+import { createLinkHealth } from './linkhealth.js';
 import { createMseDecoder } from './msedecoder.js';
+import { createNotice, noticeFor } from './notice.js';
 import { cameraState, helloCamera } from './protocol.js';
 import { createRecording } from './recording.js';
+import { createRecordingsDrawer } from './recordings.js';
 import { createRenderer } from './render.js';
 import { createSnapshot } from './snapshot.js';
 import { createStatsBar } from './stats.js';
 import { createStatusView } from './status.js';
-import { endpointUrl, pageToken, streamUrl } from './urls.js';
+import { endpointUrl, pageToken, streamUrl, withoutToken } from './urls.js';
 
 const UI_TICK_MS = 500;
 
@@ -29,6 +33,9 @@ function startViewer() {
   const canvas = byId('view');
   const stage = byId('stage');
   const token = pageToken(location.search);
+  // The server set the token as a cookie with this page (HttpOnly): a reload works without it,
+  // so it leaves the address bar and the history, where it would be seen and shared.
+  if (token !== null) history.replaceState(history.state, '', withoutToken(location.href));
   const endpoint = (path, params) => endpointUrl(path, location.href, token, params);
   const toast = createToast(byId('toast'));
 
@@ -46,6 +53,14 @@ function startViewer() {
     repaint: () => frames.repaint(),
   });
   const bitrate = createBitrateMeter();
+  const link = createLinkHealth();
+  let cameraFps = 0;            // the camera's rate, from the hello (0: not said)
+  const notice = createNotice({
+    box: byId('notice'),
+    text: byId('notice-text'),
+    help: byId('notice-help'),
+    close: byId('notice-close'),
+  });
   let latestLatencyMs = null;   // the last latency figure, for the test hook
   let switchingTo = '';         // the codec a reconnect is for, until it is open
   const codecs = createCodecSwitch({
@@ -78,7 +93,9 @@ function startViewer() {
     overlay: byId('overlay'),
     spinner: byId('spinner'),
     overlayText: byId('overlay-text'),
+    retry: byId('retry'),
   });
+  byId('retry').addEventListener('click', () => connection.retryNow());
   const renderStats = createStatsBar({
     stats: byId('stats'),
     fps: byId('fps'),
@@ -107,6 +124,7 @@ function startViewer() {
         recording.reset();
         frames.restart();
         bitrate.restart(mono());
+        link.reset();
         const h264Stream = codecs.current === 'h264';
         if (h264Stream) h264().start();
         detections.reset(h264Stream ? 'time' : 'frame');
@@ -179,7 +197,41 @@ function startViewer() {
     exitButton: byId('fs-exit'),
     canvas,
   });
+  const recordings = createRecordingsDrawer({
+    dialog: byId('recordings'),
+    list: byId('recordings-list'),
+    player: byId('recordings-player'),
+    status: byId('recordings-status'),
+    close: byId('recordings-close'),
+    button: byId('recordings-button'),
+  }, { endpoint });
+  const help = createHelp({
+    dialog: byId('help'),
+    shortcuts: byId('help-shortcuts'),
+    addresses: byId('help-addresses'),
+    button: byId('help-button'),
+    close: byId('help-close'),
+  }, {
+    async addresses() {
+      // The device says in /status whether it serves RTSP, and where.
+      let rtsp = null;
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), 3000);
+      try {
+        const response = await fetch(endpoint('status'), { cache: 'no-store', signal: abort.signal });
+        if (response.ok) rtsp = rtspOf(await response.json());
+      } catch (err) {
+        // No /status (a plain server) or no answer: the list goes without RTSP.
+      } finally {
+        clearTimeout(timer);
+      }
+      return addressList({ pageHref: location.href, token, h264Offered: codecs.offered, rtsp });
+    },
+    toast,
+  });
   bindKeys({
+    help: help.toggle,
+    modal: () => help.shown || recordings.shown,
     fullscreen: fullscreen.toggle,
     snapshot: takeSnapshot,
     pause: pause.toggle,
@@ -202,7 +254,34 @@ function startViewer() {
       hasPicture: frames.hasPicture,
       quietMs: frames.quietMs(),
       switchingTo,
+      link: link.state,
     };
+  }
+
+  // Counted while pictures are live: a pause or a lull is no slow link.
+  function judgeLink() {
+    const live = connection.state === 'connected' && !frames.paused && frames.hasPicture &&
+      frames.quietMs() < 2000;
+    if (!live) {
+      link.reset();
+      return;
+    }
+    const counters = frames.counters();
+    link.add(mono(), counters.drawn, counters.gaps + counters.skippedLocally, cameraFps);
+  }
+
+  function renderNotice() {
+    const connected = connection.state === 'connected';
+    notice.render(noticeFor({
+      connected,
+      live: connected && !frames.paused && frames.hasPicture,
+      link: link.state,
+      codec: codecs.current,
+      h264Offered: codecs.offered,
+      h264Why: codecs.why,
+      secure: codecs.secure,
+      bitsPerSecond: bitrate.bitsPerSecond(mono()),
+    }));
   }
 
   function renderStatus() {
@@ -220,6 +299,8 @@ function startViewer() {
     if (latencyMs !== null) latestLatencyMs = latencyMs;
     renderStats({
       connected: connection.state === 'connected',
+      streaming: connection.state === 'connected' && frames.hasPicture &&
+        (frames.paused || frames.quietMs() < 3000) && status.camera.state !== 'error',
       paused: frames.paused,
       hasPicture: frames.hasPicture,
       fps: frames.framesPerSecond(),
@@ -257,6 +338,7 @@ function startViewer() {
       case 'hello': {
         if (msg.server || msg.version) setText(byId('server-info'), formatServerInfo(msg.server, msg.version));
         if (msg.width > 0 && msg.height > 0) frames.presetSize(msg.width, msg.height);
+        cameraFps = Number.isFinite(msg.framerate) && msg.framerate > 0 ? msg.framerate : 0;
         const camera = helloCamera(msg);
         if (camera) setCamera(camera);
         codecs.onHello(msg);
@@ -270,6 +352,7 @@ function startViewer() {
         break;
       case 'recording':
         recording.update(msg);
+        recordings.offered = true;
         break;
       case 'detections':
         detections.receive(msg);
@@ -285,9 +368,11 @@ function startViewer() {
   function tick() {
     connection.checkSilence(frames.paused);
     if (codecs.current === 'h264') h264().check();
+    judgeLink();
     renderFigures();
     renderOverlay();
     renderStatus();
+    renderNotice();
   }
 
   document.addEventListener('visibilitychange', () => {
@@ -296,6 +381,8 @@ function startViewer() {
     if (document.visibilityState === 'visible') connection.retryNow();
   });
   window.addEventListener('online', () => connection.retryNow());
+  // Coming back to the window is a good moment to try again, rather than at the backoff's end.
+  window.addEventListener('focus', () => connection.retryNow());
   window.addEventListener('pageshow', (event) => { if (event.persisted) connection.reopen(); });
   window.addEventListener('pagehide', (event) => { if (event.persisted) connection.suspend(); });
 
@@ -328,6 +415,8 @@ function startViewer() {
           codecShown: codecs.shown,
           codecPreference: codecs.preference,
           codecNote: codecs.note,
+          notice: notice.text,
+          link: link.state,
           codecTitle: codecs.title,
           bitsPerSecond: bitrate.bitsPerSecond(mono()),
           latencyMs: latestLatencyMs,

@@ -52,6 +52,8 @@ export function createRecording(ui, { endpoint, toast, serverNowMs, connected })
     setText(ui.recError, error ? `Recording error: ${error}` : '');
     const control = !!(r && r.control);
     ui.record.hidden = !control;
+    // The bar makes room for one more button.
+    if (ui.record.parentElement) ui.record.parentElement.classList.toggle('with-record', control);
     if (control) {
       setText(ui.recordLabel, active ? 'Stop' : 'Record');
       setAttr(ui.record, 'aria-label', active ? 'Stop recording' : 'Start recording');

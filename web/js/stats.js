@@ -38,9 +38,11 @@ export function createStatsBar(ui) {
     ui.dropped.title = `${f.gaps} skipped by the server to stay live, ` +
       `${f.skippedLocally} skipped by this browser (decoding too slowly, or waiting for a keyframe)`;
 
-    setText(ui.codec, f.connected ? f.codec : DASH);
+    // Nothing streams (no picture yet, the camera failed, pictures stopped): no codec, no rate.
+    const streaming = live && f.streaming !== false;
+    setText(ui.codec, f.connected && f.streaming !== false ? f.codec : DASH);
     ui.codec.title = f.codecTitle;
-    setText(ui.bitrate, live ? formatBitrate(f.bitsPerSecond) : DASH);
+    setText(ui.bitrate, streaming ? formatBitrate(f.bitsPerSecond) : DASH);
 
     const d = f.detections;
     ui.objectsFigure.hidden = !d.seen;

@@ -1,10 +1,12 @@
 // wsjpeg viewer: the status line (dot, text, camera state, page title), the overlay over the
 // picture, and what screen readers are told. The decisions are pure functions of a view:
 //   { connection, everConnected, healthy, reason, retrying, retryInMs,
-//     camera: { state, message }, userPaused, paused, hasPicture, quietMs, switchingTo }
-// (switchingTo: the name of the codec the page is reconnecting for, '' when it is not).
+//     camera: { state, message }, userPaused, paused, hasPicture, quietMs, switchingTo, link }
+// (switchingTo: the name of the codec the page is reconnecting for, '' when it is not; link:
+// linkhealth.js's judgement, { slow, shownFps, sourceFps } or null).
 
 import { setAttr, setText } from './dom.js';
+import { formatSlow } from './linkhealth.js';
 
 const STALL_AFTER_MS = 3000;      // connected but no picture for this long: say so
 
@@ -20,14 +22,20 @@ export function pictureStale(v) {
   return v.connection === 'connected' && v.hasPicture && !v.paused && v.quietMs > STALL_AFTER_MS;
 }
 
+/** Pictures arrive, but the link loses many of them: the stream is slower than the camera. */
+export function streamSlow(v) {
+  return v.connection === 'connected' && !v.paused && v.hasPicture && !!v.link && v.link.slow;
+}
+
 /**
  * The dot says what the picture says: red ('bad') when the camera failed or the link is gone,
- * yellow ('wait') while waiting for pictures, green ('good') only while they arrive.
+ * yellow ('wait') while waiting for pictures or while many are lost on the way, green ('good')
+ * only while they all arrive.
  */
 export function health(v) {
   if (v.connection === 'connecting') return 'wait';
   if (v.connection !== 'connected' || v.camera.state === 'error') return 'bad';
-  if (v.camera.state === 'starting' || pictureStale(v)) return 'wait';
+  if (v.camera.state === 'starting' || pictureStale(v) || streamSlow(v)) return 'wait';
   return 'good';
 }
 
@@ -45,26 +53,34 @@ export function statusLine(v) {
   }
   const camera = !connected ? ''
     : v.camera.state === 'streaming' && pictureStale(v) ? 'No new picture'
+    : v.camera.state === 'streaming' && streamSlow(v) ? `Slow stream: ${formatSlow(v.link)}`
     : (CAMERA_TEXT[v.camera.state] || '');
   const title = connected
-    ? (v.camera.state === 'error' ? 'Camera error' : v.userPaused ? 'Paused' : 'Live')
+    ? (v.camera.state === 'error' ? 'Camera error' : v.userPaused ? 'Paused' : streamSlow(v) ? 'Slow' : 'Live')
     : v.connection === 'connecting' ? 'Connecting' : 'Disconnected';
   return {
     text,
     camera,
-    cameraTitle: connected && v.camera.message ? v.camera.message : '',
+    cameraTitle: connected && v.camera.message ? v.camera.message
+      : streamSlow(v) ? 'The link is slower than the stream: pictures are skipped to stay live' : '',
     title: title + ' · wsjpeg',
   };
 }
 
-/** The sentence over the picture ('' while all is well) and whether the spinner turns. */
+/**
+ * The sentence over the picture ('' while all is well), whether the spinner turns (not while
+ * waiting out a failure: nothing is in progress then) and whether "Retry now" is offered.
+ */
 export function overlayMessage(v) {
   let text = '';
   let spin = true;
+  let retry = false;
   if (v.connection === 'disconnected') {
     const secs = Math.max(0, Math.ceil(v.retryInMs / 1000));
     text = (v.reason || 'Disconnected') +
-      (v.retrying ? (secs > 0 ? ` — reconnecting in ${secs} s` : ' — reconnecting…') : '');
+      (v.retrying ? (secs > 0 ? ` — trying again in ${secs} s` : ' — reconnecting…') : '');
+    spin = v.retrying && secs === 0;
+    retry = true;
   } else if (v.connection === 'connecting') {
     // A codec switch keeps the picture on screen, undimmed, until the new one comes.
     text = v.switchingTo && v.hasPicture ? '' : v.everConnected ? 'Reconnecting…' : 'Connecting…';
@@ -72,7 +88,9 @@ export function overlayMessage(v) {
     text = 'Paused — press P or the Pause button to go live';
     spin = false;
   } else if (v.camera.state === 'error') {
-    text = 'Camera unavailable — retrying…' + (v.camera.message ? ` (${v.camera.message})` : '');
+    const said = v.camera.message ? `: ${v.camera.message}${/[.?!]$/.test(v.camera.message) ? '' : '.'}` : '.';
+    text = `Camera unavailable${said} The device tries again by itself.`;
+    spin = false;
   } else if (!v.hasPicture) {
     text = v.camera.state === 'starting' ? 'Camera starting…' : 'Waiting for the first picture…';
   } else if (pictureStale(v)) {
@@ -80,7 +98,7 @@ export function overlayMessage(v) {
       : v.camera.state === 'idle' ? 'Camera idle — waiting for pictures…'
       : `No new picture for ${Math.round(v.quietMs / 1000)} s…`;
   }
-  return { text, spin };
+  return { text, spin, retry };
 }
 
 /**
@@ -147,9 +165,10 @@ export function createStatusView(ui) {
 
     renderOverlay(view) {
       const v = { ...view, camera };
-      const { text, spin } = overlayMessage(v);
+      const { text, spin, retry } = overlayMessage(v);
       ui.overlay.hidden = text === '';
       ui.spinner.hidden = !spin;
+      ui.retry.hidden = !retry;
       setText(ui.overlayText, text);
       ui.stage.classList.toggle('stale', v.hasPicture && text !== '');
     },

@@ -31,3 +31,10 @@ export function streamUrl(pageHref, token, codec = 'jpeg', container = '') {
 export function pageToken(pageSearch) {
   return new URLSearchParams(pageSearch).get('token');
 }
+
+/** The page's address without its `token` parameter (the rest of the query and the hash kept). */
+export function withoutToken(pageHref) {
+  const url = new URL(pageHref);
+  url.searchParams.delete('token');
+  return url.href;
+}

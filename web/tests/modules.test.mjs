@@ -30,7 +30,11 @@ import {
 import { elapsedSeconds, recordingAnnouncement } from '../js/recording.js';
 import { fpsFromCaptureTimes, fpsFromDrawTimes } from '../js/render.js';
 import { announcement, health, overlayMessage, pictureStale, statusLine } from '../js/status.js';
-import { endpointUrl, pageToken, streamUrl } from '../js/urls.js';
+import { createLinkHealth, judgeLink, slowAdvice } from '../js/linkhealth.js';
+import { TLS_HELP_URL, noticeFor } from '../js/notice.js';
+import { addressList, rtspOf } from '../js/help.js';
+import { formatBytes, recordingRows } from '../js/recordings.js';
+import { endpointUrl, pageToken, streamUrl, withoutToken } from '../js/urls.js';
 
 /** A "WSJ1" message: 24-byte header (or `headerLength` claimed), then `jpeg`. */
 function metaFrame({ sequence, captureUs, jpeg = [0xff, 0xd8, 1, 2, 0xff, 0xd9], headerLength = 24 }) {
@@ -498,7 +502,7 @@ describe('formatting', () => {
     assert.equal(formatFps(0), '—');
     assert.equal(formatResolution(1280, 720), '1280×720');
     assert.equal(formatResolution(0, 0), '—');
-    assert.equal(formatObjects(2, 84.6), '2 · 85 ms');
+    assert.equal(formatObjects(2, 84.6), '2 · found in 85 ms');
     assert.equal(formatObjects(0, null), '0');
     assert.equal(formatObjects(null, 40), '—');
     assert.equal(formatServerInfo('wsjpeg', '0.1.0'), 'v0.1.0');
@@ -526,6 +530,11 @@ describe('status line and overlay', () => {
     assert.equal(health({ ...base, camera: { state: 'error', message: '' } }), 'bad');
     assert.equal(health({ ...base, connection: 'connecting' }), 'wait');
     assert.equal(health({ ...base, connection: 'disconnected' }), 'bad');
+    const slow = { ...base, link: { slow: true, shownFps: 10.2, sourceFps: 30 } };
+    assert.equal(health(slow), 'wait', 'a slow stream is not green');
+    assert.equal(statusLine(slow).camera, 'Slow stream: 10 of 30 fps');
+    assert.equal(statusLine(slow).title, 'Slow · wsjpeg');
+    assert.equal(health({ ...slow, paused: true }), 'good', 'paused: nothing to judge');
   });
 
   it('says what the connection and the camera are doing', () => {
@@ -539,15 +548,18 @@ describe('status line and overlay', () => {
   });
 
   it('explains over the picture, and is empty while all is well', () => {
-    assert.deepEqual(overlayMessage(base), { text: '', spin: true });
-    assert.equal(overlayMessage({ ...base, connection: 'disconnected', reason: 'Connection lost', retrying: true, retryInMs: 2100 }).text,
-      'Connection lost — reconnecting in 3 s');
-    assert.equal(overlayMessage({ ...base, connection: 'disconnected', retrying: true, retryInMs: -5 }).text,
-      'Disconnected — reconnecting…');
+    assert.deepEqual(overlayMessage(base), { text: '', spin: true, retry: false });
+    // Waiting out a failure: a countdown, no spinner (nothing is in progress), "Retry now".
+    assert.deepEqual(overlayMessage({ ...base, connection: 'disconnected', reason: 'Connection lost', retrying: true, retryInMs: 2100 }),
+      { text: 'Connection lost — trying again in 3 s', spin: false, retry: true });
+    assert.deepEqual(overlayMessage({ ...base, connection: 'disconnected', retrying: true, retryInMs: -5 }),
+      { text: 'Disconnected — reconnecting…', spin: true, retry: true });
     assert.deepEqual(overlayMessage({ ...base, userPaused: true, paused: true }),
-      { text: 'Paused — press P or the Pause button to go live', spin: false });
+      { text: 'Paused — press P or the Pause button to go live', spin: false, retry: false });
+    assert.deepEqual(overlayMessage({ ...base, camera: { state: 'error', message: 'No camera at /dev/video9 — is it plugged in?' } }),
+      { text: 'Camera unavailable: No camera at /dev/video9 — is it plugged in? The device tries again by itself.', spin: false, retry: false });
     assert.equal(overlayMessage({ ...base, camera: { state: 'error', message: 'unplugged' } }).text,
-      'Camera unavailable — retrying… (unplugged)');
+      'Camera unavailable: unplugged. The device tries again by itself.');
     assert.equal(overlayMessage({ ...base, hasPicture: false }).text, 'Waiting for the first picture…');
     assert.equal(overlayMessage({ ...base, quietMs: 4400 }).text, 'No new picture for 4 s…');
     // A codec switch keeps the picture as it is; without one yet, it says what happens.
@@ -641,6 +653,7 @@ describe('URLs and keys', () => {
     assert.equal(key('D'), 'detections');
     assert.equal(key('c'), 'codec');
     assert.equal(key('C'), 'codec');
+    assert.equal(key('?'), 'help');
     assert.equal(key('d', { target: { tagName: 'TEXTAREA' } }), null);
     assert.equal(key('Escape'), 'escape');
     assert.equal(key('x'), null);
@@ -803,5 +816,142 @@ describe('detections', () => {
     assert.ok(Math.abs(large.fontPx / small.fontPx - 1080 / 480) < 0.1, 'font in proportion');
     assert.ok(Math.abs(large.lineWidth / small.lineWidth - 1080 / 480) < 0.3, 'line in proportion');
     assert.deepEqual(boxStyle(480, 640), small, 'portrait the same as landscape');
+  });
+});
+
+describe('link health', () => {
+  const samples = (fps, dropsPerSecond, seconds) => Array.from({ length: seconds * 2 + 1 }, (_, i) => ({
+    atMs: i * 500, drawn: Math.round(i * fps / 2), dropped: Math.round(i * dropsPerSecond / 2),
+  }));
+
+  it('calls a stream slow when a fifth of the camera\'s pictures are lost, not before 3 s', () => {
+    assert.deepEqual(judgeLink(samples(10, 20, 5), 30), { slow: true, shownFps: 10, sourceFps: 30 });
+    assert.equal(judgeLink(samples(29, 1, 5), 30).slow, false, 'a picture lost now and then is no slow link');
+    assert.equal(judgeLink(samples(10, 20, 2), 30), null, 'too early to say');
+    assert.equal(judgeLink(samples(10, 20, 5), 0).sourceFps, 30, 'without the camera rate: shown plus lost');
+  });
+
+  it('stays slow a few seconds after it recovers, and starts over on reset', () => {
+    const link = createLinkHealth();
+    let t = 0;
+    let drawn = 0;
+    let dropped = 0;
+    for (; t <= 5000; t += 500) {
+      drawn += 5;
+      dropped += 10;
+      link.add(t, drawn, dropped, 30);
+    }
+    assert.equal(link.state.slow, true);
+    for (; t <= 8000; t += 500) {
+      drawn += 15;
+      link.add(t, drawn, dropped, 30);
+    }
+    assert.equal(link.state.slow, true, 'held');
+    for (; t <= 16000; t += 500) {
+      drawn += 15;
+      link.add(t, drawn, dropped, 30);
+    }
+    assert.equal(link.state.slow, false);
+    link.reset();
+    assert.equal(link.state, null);
+  });
+
+  it('advises what would help, for what is shown', () => {
+    assert.match(slowAdvice({ codec: 'jpeg', h264Offered: true, h264Why: '' }), /press C/);
+    assert.match(slowAdvice({ codec: 'jpeg', h264Offered: true, h264Why: 'WebCodecs needs a secure page' }), /but WebCodecs needs a secure page/);
+    assert.match(slowAdvice({ codec: 'jpeg', h264Offered: false, h264Why: '' }), /lower resolution or JPEG quality/);
+    assert.match(slowAdvice({ codec: 'h264', h264Offered: true, h264Why: '' }), /lower bitrate/);
+  });
+});
+
+describe('the lasting note', () => {
+  const base = { connected: true, live: true, link: null, codec: 'jpeg', h264Offered: true, h264Why: '', secure: false, bitsPerSecond: 27e6 };
+
+  it('says nothing while all is well', () => {
+    assert.equal(noticeFor(base), null);
+    assert.equal(noticeFor({ ...base, codec: 'h264' }), null);
+    assert.equal(noticeFor({ ...base, connected: false, link: { slow: true, shownFps: 1, sourceFps: 30 } }), null);
+  });
+
+  it('says why JPEG, at what rate, and how to get H.264', () => {
+    const why = 'WebCodecs needs a secure page (https, or localhost) and this browser has no Media Source Extensions';
+    assert.deepEqual(noticeFor({ ...base, h264Why: why }), {
+      text: `Showing JPEG, 27 Mbit/s: ${why}. H.264 would need about a tenth of the bytes: open the https address to enable it.`,
+      help: TLS_HELP_URL,
+    });
+    assert.deepEqual(noticeFor({ ...base, secure: true, h264Why: 'H.264 failed in this browser (decode error)' }),
+      { text: 'Showing JPEG, 27 Mbit/s: H.264 failed in this browser (decode error).', help: '' });
+  });
+
+  it('puts a slow stream first', () => {
+    const n = noticeFor({ ...base, link: { slow: true, shownFps: 10, sourceFps: 30 } });
+    assert.match(n.text, /^Slow stream: 10 of 30 fps arrive\. H\.264 needs about a tenth of the bytes: press C/);
+  });
+});
+
+describe('the addresses for other programs', () => {
+  it('are relative to the page, with its token, HLS with H.264 and RTSP when the device has it', () => {
+    const list = addressList({ pageHref: 'http://cam.local:3003/view/?token=a%20b', token: 'a b', h264Offered: true, rtsp: { port: 8554, path: '/cam0' } });
+    assert.deepEqual(list.map((a) => a.url), [
+      'http://cam.local:3003/view/stream.mjpg?token=a+b',
+      'http://cam.local:3003/view/snapshot.jpg?token=a+b',
+      'ws://cam.local:3003/view/stream?token=a+b',
+      'http://cam.local:3003/view/hls/index.m3u8?token=a+b',
+      'rtsp://wsjpeg:a%20b@cam.local:8554/cam0',
+    ]);
+    const plain = addressList({ pageHref: 'https://[::1]:3003/', token: null, h264Offered: false, rtsp: null });
+    assert.deepEqual(plain.map((a) => a.url), ['https://[::1]:3003/stream.mjpg', 'https://[::1]:3003/snapshot.jpg', 'wss://[::1]:3003/stream']);
+  });
+
+  it('read the RTSP port from /status, or none', () => {
+    assert.deepEqual(rtspOf({ source: { 'rtsp-port': 8554, 'rtsp-path': '/cam1' } }), { port: 8554, path: '/cam1' });
+    assert.equal(rtspOf({ source: { device: '/dev/video0' } }), null);
+    assert.equal(rtspOf(null), null);
+    assert.equal(rtspOf({ source: { 'rtsp-port': 8554, 'rtsp-path': 'cam0' } }), null);
+  });
+});
+
+describe('the token in the address bar', () => {
+  it('goes, and the rest of the address stays', () => {
+    assert.equal(withoutToken('http://cam:3003/?token=s3cret&codec=h264#x'), 'http://cam:3003/?codec=h264#x');
+    assert.equal(withoutToken('http://cam:3003/view/?token=s3cret'), 'http://cam:3003/view/');
+    assert.equal(withoutToken('http://cam:3003/'), 'http://cam:3003/');
+  });
+});
+
+describe('the recordings drawer', () => {
+  const url = (path) => `http://cam/${path}?token=t`;
+  const time = (d) => d.toISOString();
+
+  it('lists time, length and size; MP4 plays, MJPEG downloads; detections when kept', () => {
+    const rows = recordingRows({ recordings: [
+      { name: '2026-11-25T03-12-00Z_cam0.mp4', start: '2026-11-25T03:12:00Z', duration_seconds: 61.6, size: 15_400_000, in_progress: true,
+        detections: '2026-11-25T03-12-00Z_cam0.detections.jsonl' },
+      { name: '2026-11-25T03-11-00Z_cam0.mkv', start: '2026-11-25T03:11:00Z', duration_seconds: 60, size: 812_000, in_progress: false },
+    ] }, url, time);
+    assert.deepEqual(rows[0], {
+      name: '2026-11-25T03-12-00Z_cam0.mp4', when: '2026-11-25T03:12:00.000Z', length: '1:02', size: '15 MB',
+      playable: true, inProgress: true, file: 'http://cam/recordings/2026-11-25T03-12-00Z_cam0.mp4?token=t',
+      detections: 'http://cam/recordings/2026-11-25T03-12-00Z_cam0.detections.jsonl?token=t',
+    });
+    assert.equal(rows[1].playable, false);
+    assert.equal(rows[1].size, '812 KB');
+    assert.equal(rows[1].detections, '');
+  });
+
+  it('takes nonsense without breaking', () => {
+    assert.deepEqual(recordingRows(null, url), []);
+    assert.deepEqual(recordingRows({ recordings: [null, { name: 5 }, {}] }, url), []);
+    const odd = recordingRows({ recordings: [{ name: 'x.mp4', start: 'never', duration_seconds: 'n/a', size: -1 }] }, url, time)[0];
+    assert.equal(odd.when, 'x.mp4');
+    assert.equal(odd.length, '');
+    assert.equal(odd.size, '');
+  });
+
+  it('writes sizes people read', () => {
+    assert.equal(formatBytes(999), '1 KB');
+    assert.equal(formatBytes(2_345_678), '2.3 MB');
+    assert.equal(formatBytes(123_456_789), '123 MB');
+    assert.equal(formatBytes(4_200_000_000), '4.2 GB');
   });
 });

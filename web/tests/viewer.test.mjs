@@ -3,7 +3,8 @@
 // Run through ./run.sh (it builds the plugin and installs what is missing).
 
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -237,14 +238,14 @@ describe('viewer on a live wsjpegsink pipeline', () => {
     assert.equal(await text(page, '#announcer'), 'Connected. Camera live');
     assert.equal(await page.getByRole('img', { name: 'Live camera picture' }).count(), 1);
 
-    // Tab reaches every control, in order.
+    // Tab reaches every control, in order: "?" at the top, then the bar at the bottom.
     await page.locator('body').focus();
     const focused = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       await page.keyboard.press('Tab');
       focused.push(await page.evaluate(() => document.activeElement && document.activeElement.id));
     }
-    assert.deepEqual(focused, ['pause', 'snapshot', 'fullscreen']);
+    assert.deepEqual(focused, ['help-button', 'pause', 'snapshot', 'fullscreen']);
 
     // P pauses (the server is told) and the button offers to resume; P again resumes.
     const playIcon = () => page.locator('#pause .play-icon').isVisible();
@@ -325,7 +326,7 @@ describe('viewer on a live wsjpegsink pipeline', () => {
     assert.equal(await text(page, '#status-text'), 'Disconnected');
     assert.equal(await text(page, '#announcer'), 'Disconnected. Reconnecting automatically.');
     await waitFor('overlay says it will reconnect', async () =>
-      /reconnect/i.test(await text(page, '#overlay-text')) && page.locator('#overlay').isVisible(), { timeout: 3000 });
+      /trying again in \d+ s|reconnecting/i.test(await text(page, '#overlay-text')) && page.locator('#overlay').isVisible(), { timeout: 3000 });
     assert.equal(await text(page, '#fps'), '—');
     assert.equal(await text(page, '#latency'), '—');
     await sleep(400); // let the picture dim
@@ -629,7 +630,9 @@ describe('viewer and recording', () => {
     await waitFor('REC indicator', () => page.locator('#rec').isVisible());
     await waitForPictures(page, 3);
     assert.equal(await page.locator('#record').isHidden(), true);
-    assert.equal(await page.getByRole('button', { name: /recording/i }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /^(start|stop) recording/i }).count(), 0);
+    // The recordings on the device are still there to see.
+    assert.equal(await page.getByRole('button', { name: 'Recordings', exact: true }).isVisible(), true);
     assert.deepEqual(view.errors, []);
   });
 });
@@ -783,7 +786,7 @@ describe('viewer and object detections', () => {
     assert.match(await toggle.getAttribute('title'), /\(D\)/);
     // The detector answers 100 ms after each frame: that is the delay the page shows.
     const figure = await waitFor('objects figure', async () => {
-      const m = /^1 · ([\d.]+) ms$/.exec((await text(page, '#objects')).trim());
+      const m = /^1 · found in ([\d.]+) ms$/.exec((await text(page, '#objects')).trim());
       return m ? Number(m[1]) : null;
     }, { timeout: 3000 });
     assert.ok(figure >= 90 && figure < 1000, `detector delay ${figure} ms, it answers 100 ms after capture`);
@@ -1607,6 +1610,28 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.deepEqual(view.errors, []);
   });
 
+  it('says a stream slower than the camera is slow, and what would help, and turns green again', { timeout: 60000 }, async (t) => {
+    if (skip) return t.skip(skip);
+    link.shape('3mbit');
+    let page;
+    try {
+      view = await openViewer(`${base}?codec=jpeg`, { in: lanBrowser });
+      page = view.page;
+      await waitForPictures(page, 10);
+      await waitFor('the slow stream said', async () => /^Slow stream: \d+ of 30 fps$/.test(await text(page, '#camera')), { timeout: 20000 });
+      assert.equal(await dotColor(page), YELLOW, 'not green while pictures are lost');
+      assert.equal((await text(page, '#status-text')).trim(), 'Connected');
+      const note = await text(page, '#notice-text');
+      assert.match(note, /^Slow stream: \d+ of 30 fps arrive\. H\.264 needs about a tenth of the bytes: press C/);
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-slow-link.png') });
+    } finally {
+      link.shape(null);
+    }
+    await waitFor('green again at full speed', async () => (await dotColor(page)) === GREEN, { timeout: 20000 });
+    assert.equal(await page.locator('#notice').isHidden(), true);
+    assert.deepEqual(view.errors, []);
+  });
+
   it('keeps its latency through a 10 Mbit/s link', { timeout: 40000 }, async (t) => {
     if (skip) return t.skip(skip);
     link.shape('10mbit');
@@ -1773,6 +1798,15 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
     assert.equal(await page.getAttribute('#video-codec', 'title'), why);
     assert.equal(s.codecTitle, why);
     assert.match(await page.getAttribute('#codec', 'title'), /^Codec: Auto — .*Now: Showing JPEG: WebCodecs needs a secure page/);
+    // And in a note that stays, with the rate it costs and the way to H.264.
+    await waitFor('the lasting note', () => page.locator('#notice').isVisible());
+    assert.match(await text(page, '#notice-text'),
+      /^Showing JPEG, [\d.]+ [kM]bit\/s: WebCodecs needs a secure page \(https, or localhost\) and this browser has no Media Source Extensions\. H\.264 would need about a tenth of the bytes: open the https address to enable it\.$/);
+    assert.equal(await page.getAttribute('#notice-help', 'href'), 'https://github.com/wsjpeg/wsjpeg#security-model-and-defaults');
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-jpeg-note.png') });
+    await page.getByRole('button', { name: 'Dismiss this note' }).click();
+    await sleep(1200);
+    assert.equal(await page.locator('#notice').isHidden(), true, 'dismissed, it stays away');
     await assertMoving(page, 'without MSE');
     assert.deepEqual(view.errors, []);
   });
@@ -1847,6 +1881,326 @@ describe('viewer on a LAN address (not a secure context): H.264 through Media So
 });
 
 // ---- Offline-friendly: the page never reaches beyond its own server ------------------------------
+
+describe('viewer with every button, at every size', () => {
+  const TOKEN = 'layout-det3ctor';
+  const SIZES = [
+    { name: 'desktop', viewport: { width: 1280, height: 800 } },
+    { name: 'landscape phone', viewport: { width: 844, height: 390 }, phone: true },
+    { name: 'portrait phone', viewport: { width: 390, height: 844 }, phone: true },
+    { name: 'small phone', viewport: { width: 360, height: 740 }, phone: true },
+  ];
+  let full;
+  let detector;
+  let view;
+  before(async () => {
+    // H.264 offered (Codec button), recording control (Record), detections (Boxes, Objects).
+    full = await startH264Sink({
+      port: await freePort(), width: 1280, height: 720,
+      sinkProps: [`detector-token=${TOKEN}`, 'recording-state=recording,active=false,control=true'],
+    });
+    detector = await startDetector({
+      port: full.port, token: TOKEN,
+      objects: () => [{ label: 'person', score: 0.9, box: [100, 100, 200, 300] }],
+    });
+  }, { timeout: 60000 });
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+  after(async () => {
+    if (detector) await detector.stop();
+    if (full) await full.stop();
+  });
+
+  for (const size of SIZES) {
+    it(`gives the picture the room and keeps every state visible: ${size.name} ${size.viewport.width}×${size.viewport.height}`, { timeout: 30000 }, async () => {
+      view = await openViewer(`http://127.0.0.1:${full.port}/`, {
+        context: size.phone
+          ? { viewport: size.viewport, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+          : { viewport: size.viewport },
+      });
+      const { page } = view;
+      await waitForPictures(page, 10);
+      await waitFor('every button and figure', async () =>
+        await page.locator('#detections').isVisible() && await page.locator('#record').isVisible() &&
+        await page.locator('#codec').isVisible() && await page.locator('#objects-figure').isVisible() &&
+        Number(await text(page, '#fps')) > 0, { timeout: 15000 });
+      const layout = await page.evaluate(() => {
+        const box = (el) => el.getBoundingClientRect().toJSON();
+        const shown = (el) => el.getClientRects().length > 0;
+        return {
+          innerWidth, innerHeight,
+          scrollWidth: document.documentElement.scrollWidth,
+          scrollHeight: document.documentElement.scrollHeight,
+          stage: box(document.getElementById('stage')),
+          header: box(document.querySelector('header')),
+          footer: box(document.querySelector('footer')),
+          buttons: [...document.querySelectorAll('#controls button')].filter(shown).map(box),
+          figures: [...document.querySelectorAll('#stats > div')].filter(shown).map(box),
+          clipped: [...document.querySelectorAll('#stats dd, #status-text, #camera')].filter(shown)
+            .filter((el) => el.scrollWidth > el.clientWidth + 1).map((el) => `${el.id}: ${el.textContent}`),
+          headerRows: new Set([...document.querySelectorAll('header > *')].filter(shown)
+            .map((el) => Math.round(el.getBoundingClientRect().top / 10))).size,
+          codecLabel: shown(document.getElementById('codec-label')) ? document.getElementById('codec-label').textContent : '',
+          codecFigure: shown(document.getElementById('video-codec')) ? document.getElementById('video-codec').textContent : '',
+        };
+      });
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, `viewer-full-${size.viewport.width}x${size.viewport.height}.png`) });
+      const found = await page.evaluate(textLayout);
+      assert.deepEqual(found.overlaps, [], `overlapping text at ${size.name}`);
+      assert.deepEqual(found.outside, [], `text cut off at ${size.name}`);
+      assert.ok(layout.scrollWidth <= layout.innerWidth && layout.scrollHeight <= layout.innerHeight, 'the page scrolls');
+      assert.deepEqual(layout.clipped, [], `text cut short at ${size.name}`);
+      assert.ok(layout.headerRows <= 1 || layout.header.height < 64, `the header takes ${layout.header.height}px`);
+      // No figure runs under a button (buttons show icons, which the text check cannot see).
+      const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+      for (const f of layout.figures) {
+        assert.ok(f.right <= layout.innerWidth, `a figure runs off the screen at ${size.name}`);
+        assert.ok(!layout.buttons.some((b) => meet(f, b)), `a figure runs under a button at ${size.name}`);
+      }
+      // The codec state is never only an icon.
+      assert.match(layout.codecLabel, /^(Auto|JPEG|H\.264)$/, `the Codec button's word at ${size.name}`);
+      assert.match(layout.codecFigure, /^(JPEG|H\.264|H\.264 MSE)$/);
+      const tops = new Set(layout.buttons.map((b) => Math.round(b.top)));
+      if (size.name === 'desktop') {
+        assert.equal(tops.size, 1, 'every button in one row at 1280 px');
+        assert.ok(layout.footer.height < 80, `the bottom bar is one row, not ${layout.footer.height}px`);
+      }
+      if (size.name === 'landscape phone') {
+        // One slim row above and one below: the picture gets the rest (a 16:9 picture 568 px wide at least).
+        assert.equal(tops.size, 1, 'the buttons in one row');
+        assert.ok(layout.stage.height >= 300, `picture area only ${layout.stage.height}px of ${layout.innerHeight}`);
+      }
+      if (size.phone && size.name !== 'landscape phone') {
+        assert.ok(layout.stage.height > 0.55 * layout.innerHeight, `picture area only ${layout.stage.height}px tall`);
+      }
+      for (const b of layout.buttons) assert.ok(b.height >= 36, `a touch target of ${b.height}px`);
+      // The "?" panel fits the screen.
+      await page.getByRole('button', { name: 'Shortcuts and addresses' }).click();
+      const panel = await page.locator('#help').evaluate((el) => el.getBoundingClientRect().toJSON());
+      assert.ok(panel.right <= layout.innerWidth && panel.bottom <= layout.innerHeight, 'the panel fits');
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, `viewer-full-${size.viewport.width}x${size.viewport.height}-help.png`) });
+      await page.keyboard.press('Escape');
+      assert.deepEqual(view.errors, []);
+    });
+  }
+});
+
+describe('viewer: sign-in, the "?" panel, errors in plain words', () => {
+  const TOKEN = 'Sign-1n-T0ken';
+  let locked;
+  let view;
+  afterEach(async () => {
+    if (view) await view.context.close();
+    view = null;
+  });
+  after(async () => {
+    if (locked) await locked.stop();
+  });
+
+  it('asks a browser without the token for it, keeps it as a cookie and not in the address', { timeout: 30000 }, async () => {
+    locked = await startSink({ port: await freePort(), width: 320, height: 240, fps: 15, sinkProps: [`auth-token=${TOKEN}`] });
+    const base = `http://127.0.0.1:${locked.port}/`;
+    view = await openViewer(base);
+    const { page } = view;
+    assert.equal(view.response.status(), 401);
+    assert.equal(await page.title(), 'Sign in · wsjpeg');
+    await page.getByLabel('Token').fill('wrong');
+    await page.getByRole('button', { name: 'Open the camera' }).click();
+    await waitFor('refusal said', async () => /not accepted/.test(await page.locator('body').textContent()));
+    await page.getByLabel('Token').fill(TOKEN);
+    await page.getByRole('button', { name: 'Open the camera' }).click();
+    await waitForPictures(page, 5);
+    assert.equal(page.url(), base, 'the token never stands in the address');
+    const cookies = await view.context.cookies(base);
+    const cookie = cookies.find((c) => c.name === 'wsjpeg_token');
+    assert.ok(cookie && cookie.httpOnly && cookie.sameSite === 'Strict', JSON.stringify(cookies));
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-signed-in.png') });
+    // A reload works on the cookie alone.
+    await page.reload({ waitUntil: 'load' });
+    await waitForPictures(page, 5);
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('takes ?token= out of the address bar and the history once the page has it', { timeout: 30000 }, async () => {
+    const base = `http://127.0.0.1:${locked.port}/`;
+    view = await openViewer(`${base}?token=${TOKEN}&codec=jpeg`);
+    const { page } = view;
+    await waitForPictures(page, 5);
+    assert.equal(page.url(), `${base}?codec=jpeg`);
+    // Replaced, not pushed: one step back is the blank page the browser started with.
+    await page.goBack();
+    assert.equal(page.url(), 'about:blank');
+    await page.goForward({ waitUntil: 'load' });
+    assert.equal(page.url(), `${base}?codec=jpeg`);
+    await waitForPictures(page, 5);
+    assert.deepEqual(view.errors, []);
+  });
+
+  it('lists the shortcuts and the addresses other programs use, each with a copy button', { timeout: 30000 }, async () => {
+    const h264 = await startH264Sink({
+      port: await freePort(), width: 320, height: 240,
+      sinkProps: ['source-info=source,device=(string)test,rtsp-port=(uint)8554,rtsp-path=(string)/cam0'],
+    });
+    try {
+      view = await openViewer(`http://127.0.0.1:${h264.port}/`);
+      const { page } = view;
+      await view.context.grantPermissions(['clipboard-read', 'clipboard-write']);
+      await waitForPictures(page, 5);
+      await page.keyboard.press('?');
+      const dialog = page.getByRole('dialog', { name: 'Shortcuts and addresses' });
+      await waitFor('panel open', () => dialog.isVisible());
+      const panel = await dialog.textContent();
+      for (const key of ['Pause or go live', 'Save a snapshot', 'Full screen', 'Codec: Auto, JPEG, H.264']) {
+        assert.ok(panel.includes(key), `${key} in ${panel}`);
+      }
+      const addresses = await page.locator('#help-addresses input').evaluateAll((fields) => fields.map((f) => f.value));
+      const origin = `127.0.0.1:${h264.port}`;
+      assert.deepEqual(addresses, [
+        `http://${origin}/stream.mjpg`, `http://${origin}/snapshot.jpg`, `ws://${origin}/stream`,
+        `http://${origin}/hls/index.m3u8`, 'rtsp://127.0.0.1:8554/cam0',
+      ]);
+      await page.getByRole('button', { name: 'Copy the RTSP address' }).click();
+      await waitFor('copied', async () => (await page.evaluate(() => navigator.clipboard.readText())) === 'rtsp://127.0.0.1:8554/cam0');
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-help.png') });
+      // While it is open, the other keys do nothing; Escape closes it.
+      const paused = (await stats(page)).paused;
+      await page.keyboard.press('p');
+      assert.equal((await stats(page)).paused, paused);
+      await page.keyboard.press('Escape');
+      await waitFor('panel closed', async () => !(await dialog.isVisible()));
+      assert.deepEqual(view.errors, []);
+    } finally {
+      await h264.stop();
+    }
+  });
+
+  it('waits out a lost server with a countdown and no spinner, and retries at once on "Retry now"', { timeout: 45000 }, async () => {
+    const port = await freePort();
+    let gone = await startSink({ port, width: 320, height: 240, fps: 15 });
+    view = await openViewer(`http://127.0.0.1:${port}/`, { initScripts: [recordSocketOpens] });
+    const { page } = view;
+    await waitForPictures(page, 5);
+    await gone.stop();
+    await waitFor('countdown', async () => /trying again in \d+ s$/.test(await text(page, '#overlay-text')), { timeout: 15000 });
+    assert.equal(await page.locator('#spinner').isHidden(), true, 'no spinner while waiting');
+    assert.equal(await page.getByRole('button', { name: 'Retry now' }).isVisible(), true);
+    assert.equal((await text(page, '#video-codec')).trim(), '—');
+    assert.equal((await text(page, '#bitrate')).trim(), '—');
+    gone = await startSink({ port, width: 320, height: 240, fps: 15 });
+    try {
+      const opens = await page.evaluate(() => window.__socketOpens.length);
+      await page.getByRole('button', { name: 'Retry now' }).click();
+      await waitFor('a new attempt at once', async () => (await page.evaluate(() => window.__socketOpens.length)) > opens, { timeout: 1500 });
+      await waitFor('live again', async () => (await stats(page)).connection === 'connected');
+      await waitFor('overlay gone', () => page.locator('#overlay').isHidden());
+      assert.deepEqual(view.errors, []);
+    } finally {
+      await gone.stop();
+    }
+  });
+
+  it('says a camera failure in the device\'s words, with no spinner and no codec or rate', { timeout: 30000 }, async () => {
+    const scripted = await startProtocolServer({ port: await freePort(), frames: jpegs });
+    try {
+      view = await openViewer(`http://127.0.0.1:${scripted.port}/`);
+      const { page } = view;
+      await waitForPictures(page, 5);
+      await waitFor('a rate', async () => (await text(page, '#bitrate')).trim() !== '—');
+      scripted.broadcast({ type: 'status', camera: 'error', message: 'No camera at /dev/video9 — is it plugged in?' });
+      await waitFor('camera error shown', async () =>
+        (await text(page, '#overlay-text')) === 'Camera unavailable: No camera at /dev/video9 — is it plugged in? The device tries again by itself.');
+      assert.equal(await page.locator('#spinner').isHidden(), true);
+      assert.equal(await dotColor(page), RED);
+      await waitFor('no codec or rate while nothing streams', async () =>
+        (await text(page, '#video-codec')).trim() === '—' && (await text(page, '#bitrate')).trim() === '—');
+      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-camera-error.png') });
+      assert.deepEqual(view.errors, []);
+    } finally {
+      await scripted.stop();
+    }
+  });
+});
+
+describe('viewer and the recordings on the device', () => {
+  let dir;
+  let recSink;
+  let view;
+  // Named by their start, as the launcher names them; a segment's length is its file's last
+  // change less that.
+  const startAt = (ms) => new Date(Math.floor(ms / 1000) * 1000);
+  const stamp = (date) => date.toISOString().replace(/\.000Z$/, 'Z').replace(/:/g, '-');
+  const mp4Start = startAt(Date.now() - 60000);
+  const mkvStart = startAt(Date.now() - 120000);
+  const MP4 = `${stamp(mp4Start)}_cam0.mp4`;
+  const MKV = `${stamp(mkvStart)}_cam0.mkv`;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'wsjpeg-recordings-'));
+    // Recordings as the launcher writes them: H.264 in fragmented MP4 (mp4mux, 1 s fragments)
+    // and MJPEG in Matroska, with a detections file beside the first.
+    const gst = (...args) => {
+      const done = spawnSync('gst-launch-1.0', ['-q', ...args], { stdio: 'pipe' });
+      assert.equal(done.status, 0, `gst-launch ${args.join(' ')}: ${done.stderr}`);
+    };
+    gst('videotestsrc', 'num-buffers=90', 'pattern=smpte', '!', 'video/x-raw,width=320,height=240,framerate=30/1',
+      '!', 'x264enc', 'speed-preset=ultrafast', 'tune=zerolatency', 'key-int-max=30', '!', 'h264parse',
+      '!', 'mp4mux', 'fragment-duration=1000', '!', 'filesink', `location=${path.join(dir, MP4)}`);
+    gst('videotestsrc', 'num-buffers=30', '!', 'video/x-raw,width=320,height=240,framerate=30/1',
+      '!', 'jpegenc', '!', 'matroskamux', '!', 'filesink', `location=${path.join(dir, MKV)}`);
+    writeFileSync(path.join(dir, MP4.replace('.mp4', '.detections.jsonl')), '{"type":"detections","objects":[]}\n');
+    utimesSync(path.join(dir, MP4), new Date(), new Date(mp4Start.getTime() + 3000));
+    utimesSync(path.join(dir, MKV), new Date(), new Date(mkvStart.getTime() + 1000));
+    recSink = await startSink({
+      port: await freePort(), width: 320, height: 240, fps: 15,
+      sinkProps: [`recording-dir=${dir}`, 'recording-state=recording,active=false,control=false'],
+    });
+  }, { timeout: 60000 });
+  after(async () => {
+    if (view) await view.context.close();
+    if (recSink) await recSink.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists them, plays the H.264 one in the page and downloads each with its detections', { timeout: 40000 }, async () => {
+    view = await openViewer(`http://127.0.0.1:${recSink.port}/`);
+    const { page } = view;
+    await waitForPictures(page, 3);
+    const button = page.getByRole('button', { name: 'Recordings' });
+    await waitFor('Recordings button', () => button.isVisible());
+    await button.click();
+    const drawer = page.getByRole('dialog', { name: 'Recordings' });
+    await waitFor('two recordings listed', async () => (await page.locator('#recordings-list li').count()) === 2);
+    const rows = await page.locator('#recordings-list li').allTextContents();
+    assert.match(rows[0], /0:03 · \d+ KB/, `the newest first, with its length and size: ${rows[0]}`);
+    assert.match(rows[1], /MJPEG: download only/);
+    assert.equal(await drawer.getByRole('button', { name: /^Play/ }).count(), 1, 'only the MP4 plays');
+
+    await drawer.getByRole('button', { name: /^Play/ }).click();
+    await waitFor('the recording plays', () => page.evaluate(() => {
+      const video = document.getElementById('recordings-player');
+      return video.readyState >= 2 && video.currentTime > 0.3 && video.videoWidth === 320;
+    }), { timeout: 15000 });
+    await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'viewer-recordings.png') });
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      drawer.getByRole('link', { name: /^Download the recording/ }).first().click(),
+    ]);
+    assert.equal(download.suggestedFilename(), MP4);
+    const saved = await download.path();
+    assert.deepEqual(await readFile(saved), await readFile(path.join(dir, MP4)));
+    const [detections] = await Promise.all([
+      page.waitForEvent('download'),
+      drawer.getByRole('link', { name: /^Download the detections/ }).click(),
+    ]);
+    assert.match(await readFile(await detections.path(), 'utf8'), /"detections"/);
+    await page.keyboard.press('Escape');
+    await waitFor('drawer closed and the player stopped', () => page.evaluate(() =>
+      !document.getElementById('recordings').open && document.getElementById('recordings-player').paused));
+    assert.deepEqual(view.errors, []);
+  });
+});
 
 describe('network use', () => {
   it('made no request to any host but the one serving the page', () => {

@@ -29,6 +29,7 @@ mod report;
 mod routes;
 mod server;
 mod settings;
+mod signin;
 mod snapshot;
 mod socket;
 #[cfg(test)]

@@ -207,15 +207,57 @@ async fn speaks_plain_http(stream: &ClientSocket<tokio::net::TcpStream>) -> bool
     matches!(stream.peek(&mut first).await, Ok(1) if first[0].is_ascii_uppercase())
 }
 
-/// Tells a browser that typed http:// for an https port what to do instead.
+/// Sends a browser that typed http:// for an https port over to https://, the same host and
+/// path; a request without a usable Host is told what to do in words.
 async fn answer_plain_http(mut stream: ClientSocket<tokio::net::TcpStream>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Read the request first: closing with it unread would reset the connection and could
     // destroy the answer before the client sees it.
     let mut request = vec![0u8; MAX_REQUEST_HEAD];
-    let _ = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut request)).await;
-    let _ = stream.write_all(PLAIN_HTTP_ON_TLS_PORT).await;
+    let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut request)).await;
+    let head = match read {
+        Ok(Ok(n)) => &request[..n],
+        _ => &[],
+    };
+    match https_redirect(head) {
+        Some(answer) => {
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+        None => {
+            let _ = stream.write_all(PLAIN_HTTP_ON_TLS_PORT).await;
+        }
+    }
     let _ = stream.shutdown().await;
+}
+
+/// The redirect to https for a plain HTTP request head, when its Host and target are sound.
+fn https_redirect(head: &[u8]) -> Option<String> {
+    let head = std::str::from_utf8(head).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let (_method, target) = (request_line.next()?, request_line.next()?);
+    let sound_target = target.starts_with('/')
+        && !target.starts_with("//")
+        && target.bytes().all(|b| b.is_ascii_graphic());
+    let host = lines.find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("host")
+            .then(|| value.trim())
+    })?;
+    let sound_host = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    if !sound_target || !sound_host {
+        return None;
+    }
+    Some(format!(
+        "HTTP/1.1 301 Moved Permanently\r\nLocation: https://{host}{target}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    ))
 }
 
 async fn serve_connection<I, S>(
@@ -271,5 +313,42 @@ async fn serve_connection<I, S>(
     };
     if let Err(err) = result {
         log!(events, Debug, "Connection from {} ended: {}", addr, err);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_on_the_tls_port_is_sent_to_https() {
+        let answer = https_redirect(b"GET /?codec=h264 HTTP/1.1\r\nHost: cam.local:3003\r\n\r\n")
+            .expect("a redirect");
+        assert!(answer.starts_with("HTTP/1.1 301 "), "{answer}");
+        assert!(
+            answer.contains("\r\nLocation: https://cam.local:3003/?codec=h264\r\n"),
+            "{answer}"
+        );
+        let v6 = https_redirect(b"GET / HTTP/1.1\r\nhost: [fe80::1]:3003\r\n\r\n").expect("v6");
+        assert!(v6.contains("Location: https://[fe80::1]:3003/\r\n"), "{v6}");
+    }
+
+    #[test]
+    fn a_request_that_cannot_be_sent_on_is_not() {
+        assert_eq!(https_redirect(b"GET / HTTP/1.1\r\n\r\n"), None, "no Host");
+        assert_eq!(
+            https_redirect(b"GET / HTTP/1.1\r\nHost: evil.com/\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            https_redirect(b"GET //evil.com/ HTTP/1.1\r\nHost: cam\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            https_redirect(b"GET http://x/ HTTP/1.1\r\nHost: cam\r\n\r\n"),
+            None
+        );
+        assert_eq!(https_redirect(b"\xff\xfe"), None);
+        assert_eq!(https_redirect(b""), None);
     }
 }

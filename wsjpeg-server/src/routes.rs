@@ -25,10 +25,15 @@ use crate::reply::{respond, service_unavailable, text, with_common_headers};
 use crate::snapshot::Snapshot;
 use crate::viewers::ClientKind;
 use crate::websocket::{self, Codec, Container, ViewerOptions};
-use crate::{files, hls_http, mjpeg, page, recordings, report};
+use crate::{files, hls_http, mjpeg, page, recordings, report, signin};
 
+/// A request without a valid token; `sign_in` when it is a browser opening a page, `refused`
+/// when it gave a token that is not the one.
 #[derive(Debug)]
-struct Unauthorized;
+struct Unauthorized {
+    sign_in: bool,
+    refused: bool,
+}
 impl warp::reject::Reject for Unauthorized {}
 
 fn jpeg_response(frame: &Frame) -> Response {
@@ -67,17 +72,48 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
         .clone()
         .and(query)
         .and(headers)
+        .and(warp::method())
+        .and(warp::path::full())
         .and_then(
-            |ctx: Arc<ServerContext>, query: String, headers: HeaderMap| async move {
+            |ctx: Arc<ServerContext>,
+             query: String,
+             headers: HeaderMap,
+             method: http::Method,
+             path: warp::path::FullPath| async move {
                 let config = ctx.config();
                 if token_accepted(config.auth_token.as_deref(), &query, &headers) {
                     Ok(())
                 } else {
-                    Err(warp::reject::custom(Unauthorized))
+                    Err(warp::reject::custom(Unauthorized {
+                        sign_in: signin::wants_page(&method, path.as_str(), &headers),
+                        refused: query_param(&query, "token").is_some(),
+                    }))
                 }
             },
         )
         .untuple_one();
+
+    // The sign-in page's form: the token as a cookie, then back to the page.
+    let sign_in = warp::path::end()
+        .and(warp::post())
+        .and(with_ctx.clone())
+        .and(headers)
+        .and(peer)
+        .and(warp::body::content_length_limit(signin::MAX_FORM_BYTES))
+        .and(warp::body::bytes())
+        .map(
+            |ctx: Arc<ServerContext>, headers: HeaderMap, peer: Peer, body: Bytes| {
+                let Some(expected) = ctx.config().auth_token else {
+                    return text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+                };
+                let secure = request_scheme(peer.secure, &headers) == "https";
+                let form = signin::form_as_query(&body);
+                match token_cookie(Some(&expected), form, secure) {
+                    Some(cookie) => signin::signed_in(cookie),
+                    None => signin::page(true),
+                }
+            },
+        );
 
     let index = warp::path::end()
         .and(get)
@@ -272,6 +308,8 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
     );
 
     healthz
+        .or(sign_in)
+        .unify()
         .or(guarded)
         .unify()
         .recover(|rejection: Rejection| async move {
@@ -283,7 +321,10 @@ pub fn routes(ctx: Arc<ServerContext>) -> BoxedFilter<(Response,)> {
 }
 
 fn rejection_response(rejection: Rejection) -> Response {
-    if rejection.find::<Unauthorized>().is_some() {
+    if let Some(refusal) = rejection.find::<Unauthorized>() {
+        if refusal.sign_in {
+            return signin::page(refusal.refused);
+        }
         let mut r = text(
             StatusCode::UNAUTHORIZED,
             "Unauthorized: a valid token is required\n",

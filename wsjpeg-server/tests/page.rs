@@ -49,6 +49,16 @@ impl Answer {
 
 /// One request on a fresh connection, read until the server closes it.
 fn request(server: &Server, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
+    request_with_body(server, method, target, headers, b"")
+}
+
+fn request_with_body(
+    server: &Server,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Answer {
     let mut stream = TcpStream::connect(server.local_addr()).expect("the server accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -58,8 +68,12 @@ fn request(server: &Server, method: &str, target: &str, headers: &[(&str, &str)]
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
     // To the end of the answer; a WebSocket's, which stays open, to the end of its head.
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
@@ -243,6 +257,82 @@ fn a_token_page_load_sets_the_cookie_the_pages_files_need() {
         ],
     );
     assert_eq!(upgrade.status, 101);
+}
+
+/// What a browser sends when it opens a page.
+const BROWSER: (&str, &str) = (
+    "Accept",
+    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+);
+const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+#[test]
+fn a_browser_without_the_token_gets_a_sign_in_page_that_sets_the_cookie() {
+    let server = start(Settings {
+        auth_token: Some("s3cret-T0ken".into()),
+        ..Settings::default()
+    });
+    // A browser opening the page: a sign-in page, still 401, with a token field.
+    let sign_in = get(&server, "/", &[BROWSER]);
+    assert_eq!(sign_in.status, 401);
+    assert_eq!(sign_in.header("www-authenticate"), Some("Bearer"));
+    assert!(
+        sign_in
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
+    let html = sign_in.text();
+    assert!(html.contains("<title>Sign in · wsjpeg</title>"), "{html}");
+    assert!(
+        html.contains(r#"<form method="post" action="./">"#),
+        "{html}"
+    );
+    assert!(html.contains(r#"name="token" type="password""#), "{html}");
+    assert!(!html.contains("not accepted"), "{html}");
+    // A wrong token in the address says so.
+    let wrong = get(&server, "/?token=guess", &[BROWSER]);
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text().contains("That token is not accepted"));
+    // Programs keep the plain answer, and so does everything but a page.
+    let program = get(&server, "/", &[]);
+    assert_eq!(program.status, 401);
+    assert_eq!(program.text(), "Unauthorized: a valid token is required\n");
+    assert_eq!(get(&server, "/status", &[BROWSER]).text(), program.text());
+
+    // The form: a wrong token gets the page again, saying so, and no cookie.
+    let refused = request_with_body(&server, "POST", "/", &[FORM], b"token=guess");
+    assert_eq!(refused.status, 401);
+    assert!(refused.text().contains("That token is not accepted"));
+    assert_eq!(refused.header("set-cookie"), None);
+    // The right one: the cookie, and back to the page, which then loads with it alone.
+    let signed_in = request_with_body(&server, "POST", "/", &[FORM], b"token=s3cret-T0ken");
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.header("location"), Some("./"));
+    let cookie = signed_in.header("set-cookie").expect("the token cookie");
+    assert!(cookie.starts_with("wsjpeg_token=s3cret-T0ken;"), "{cookie}");
+    for wanted in ["HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(wanted), "{wanted} in {cookie}");
+    }
+    let pair = cookie.split(';').next().unwrap();
+    let page = get(&server, "/", &[BROWSER, ("Cookie", pair)]);
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<canvas id=\"view\""));
+    // An oversized form is refused, and the server goes on.
+    let huge = vec![b'a'; 8 * 1024];
+    assert_ne!(
+        request_with_body(&server, "POST", "/", &[FORM], &huge).status,
+        303
+    );
+    assert_eq!(get(&server, "/", &[BROWSER, ("Cookie", pair)]).status, 200);
+}
+
+#[test]
+fn without_a_token_there_is_nothing_to_sign_in_to() {
+    let server = start(Settings::default());
+    assert_eq!(get(&server, "/", &[BROWSER]).status, 200);
+    let post = request_with_body(&server, "POST", "/", &[FORM], b"token=x");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("set-cookie"), None);
 }
 
 #[test]

@@ -83,8 +83,18 @@ async fn stalled_and_failed_handshakes_do_not_hold_up_others() {
             .unwrap();
         idle.push(garbage);
     }
-    // A plain-http client on the TLS port is told to use https, in plain text it can read.
-    let plain = http_get_raw(server.port).await;
+    // A browser that typed http:// for the TLS port is sent to https://, same host and path.
+    let plain = http_get_raw(server.port, "Host: cam.local:3443\r\n").await;
+    assert!(
+        plain.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("\r\nLocation: https://cam.local:3443/status\r\n"),
+        "{plain}"
+    );
+    // Without a Host to send it to, it is told what to do, in plain text it can read.
+    let plain = http_get_raw(server.port, "").await;
     assert!(plain.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{plain}");
     assert!(
         plain.ends_with("\r\n\r\nThis port serves HTTPS: use https:// and wss:// URLs.\n"),
@@ -103,11 +113,10 @@ async fn stalled_and_failed_handshakes_do_not_hold_up_others() {
     drop(idle);
 }
 
-async fn http_get_raw(port: u16) -> String {
+async fn http_get_raw(port: u16, host_header: &str) -> String {
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let _ = tcp
-        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await;
+    let request = format!("GET /status HTTP/1.1\r\n{host_header}Connection: close\r\n\r\n");
+    let _ = tcp.write_all(request.as_bytes()).await;
     let mut response = Vec::new();
     let _ = tokio::time::timeout(3 * SECOND, tcp.read_to_end(&mut response)).await;
     String::from_utf8_lossy(&response).into_owned()
