@@ -742,15 +742,7 @@ impl ChildServer {
     fn stop(mut self) {
         // Closing its stdin asks it to exit; SIGKILL if it does not within 3 s.
         drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wsjpeg_bench::util::wait_or_kill(&mut self.child, Duration::from_secs(3));
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::io::AsyncReadExt;
 use crate::load::{self, LoadConfig};
 use crate::procfs::Snapshot;
 use crate::report::Distribution;
-use crate::util::{Target, XorShift, median, unix_us};
+use crate::util::{Target, XorShift, median, unix_us, wait_or_kill};
 use crate::ws;
 
 /// `wsjpeg-launcher` on the test pattern, on loopback, with RTSP; stopped when dropped.
@@ -96,15 +96,7 @@ impl Drop for Launcher {
         // SIGTERM lets it release the camera and close its sockets like a service stop.
         // SAFETY: kill(2) on our own child's PID has no memory-safety concerns.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        wait_or_kill(&mut self.child, Duration::from_secs(10));
     }
 }
 

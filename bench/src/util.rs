@@ -1,6 +1,8 @@
 //! Small helpers: clocks, random numbers, percentiles, URLs.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -176,6 +178,19 @@ pub fn raise_fd_limit() -> u64 {
         }
         lim.rlim_cur
     }
+}
+
+/// Waits up to `grace` for a child that was asked to exit, then kills it; reaped either way.
+pub fn wait_or_kill(child: &mut Child, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 #[cfg(test)]

@@ -232,20 +232,8 @@ async fn ffmpeg_gstreamer_and_vlc_play_the_playlist() {
     }
 
     if require_player("HLS player tests", "cvlc", "vlc-bin vlc-plugin-base") {
-        let log = run_player(
-            "cvlc",
-            &[
-                "-vv",
-                "--play-and-exit",
-                "--run-time=3",
-                "--vout=dummy",
-                "--aout=dummy",
-                "--no-dbus",
-                &url,
-            ],
-            30 * SECOND,
-        )
-        .expect("VLC plays the playlist");
+        let log =
+            run_player("cvlc", &cvlc_args(&url), 30 * SECOND).expect("VLC plays the playlist");
         assert!(
             log.contains("codec (h264) started"),
             "VLC decodes H.264:\n{log}"

@@ -259,20 +259,7 @@ async fn vlc_plays_the_stream() {
     }
     let running = rtsp_launcher(None);
     let url = url(&running);
-    let log = run_async(
-        "cvlc",
-        &[
-            "-vv",
-            "--play-and-exit",
-            "--run-time=3",
-            "--vout=dummy",
-            "--aout=dummy",
-            "--no-dbus",
-            &url,
-        ],
-        30 * SECOND,
-    )
-    .await;
+    let log = run_async("cvlc", &cvlc_args(&url), 30 * SECOND).await;
     // VLC may exit non-zero at the end of --run-time; what matters is that it decoded.
     let text = log.unwrap_or_else(|e| e);
     assert!(text.contains("codec (h264) started"), "{text}");

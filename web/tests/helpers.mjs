@@ -48,6 +48,12 @@ export function percentile(values, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
+/** The value after `--name` among a script's arguments, or `fallback`. */
+export function cliOption(args, name, fallback) {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
+}
+
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `fn` until it returns a truthy value; throws with `what` after `timeout` ms. */

@@ -22,14 +22,10 @@ import { chromium } from 'playwright-core';
 
 import { HLS_VERSION, hlsStats, routeHlsPage } from './hls-page.mjs';
 import {
-  CHROMIUM, REPO_ROOT, freePort, median, percentile, sleep, startH264Sink, stopAll, waitFor,
+  CHROMIUM, REPO_ROOT, cliOption, freePort, median, percentile, sleep, startH264Sink, stopAll, waitFor,
 } from './helpers.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
+const option = (name, fallback) => cliOption(process.argv.slice(2), name, fallback);
 const ROUNDS = Number(option('rounds', 3));
 const SECONDS = Number(option('seconds', 15));
 // The start (the parts already out loaded in a burst, the seek to hls.js's start position) is

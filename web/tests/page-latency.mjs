@@ -12,14 +12,10 @@
 import { chromium } from 'playwright-core';
 
 import {
-  createLanLink, freePort, median, percentile, sleep, startH264Sink, stopAll, waitFor,
+  cliOption, createLanLink, freePort, median, percentile, sleep, startH264Sink, stopAll, waitFor,
 } from './helpers.mjs';
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 && at + 1 < args.length ? args[at + 1] : fallback;
-};
+const option = (name, fallback) => cliOption(process.argv.slice(2), name, fallback);
 const ROUNDS = Number(option('rounds', 3));
 const SECONDS = Number(option('seconds', 8));
 const RATES = option('rates', 'none,10mbit').split(',');

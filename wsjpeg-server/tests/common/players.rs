@@ -26,6 +26,20 @@ pub fn require_player(group: &str, program: &str, package: &str) -> bool {
     found
 }
 
+/// VLC's arguments to play `url` for 3 s without a window or sound, logging what it decodes
+/// ("codec (h264) started").
+pub fn cvlc_args(url: &str) -> [&str; 7] {
+    [
+        "-vv",
+        "--play-and-exit",
+        "--run-time=3",
+        "--vout=dummy",
+        "--aout=dummy",
+        "--no-dbus",
+        url,
+    ]
+}
+
 /// Runs `program` with `args` to its end (killed after `within`): its stdout and stderr, or
 /// why it failed. VLC refuses to run as root, so as root it runs as `nobody`.
 pub fn run_player(program: &str, args: &[&str], within: Duration) -> Result<String, String> {
